@@ -1,0 +1,32 @@
+# Two commands set vix_ttl up on a fresh machine (see README):
+#   make demo   the main job
+#   make test   lint, types and the whole test suite, with real Redis and memcached
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vix-ttl demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	bash .ci/with-services $(BIN)/python -m pytest tests benchmarks --benchmark-disable
+
+bench: $(STAMP)
+	bash .ci/with-services $(BIN)/python -m pytest benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis

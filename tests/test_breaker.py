@@ -1,0 +1,298 @@
+"""The breaker as users drive it: statuses in, modes, decisions, events and metrics out."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from vix_ttl import (
+    Mode,
+    Thresholds,
+    Transition,
+    TTLPolicy,
+    VIXCircuitBreaker,
+    VixStatus,
+    get_breaker,
+)
+from vix_ttl.testing import FakeClock
+
+N, HV, CO = Mode.NORMAL, Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN
+
+
+def feed(breaker: VIXCircuitBreaker, panics: int, normals: int) -> Mode:
+    mode = breaker.mode
+    for _ in range(normals):
+        mode = breaker.record("normal")
+    for _ in range(panics):
+        mode = breaker.record(VixStatus.PANIC)
+    return mode
+
+
+def test_fresh_breaker_ignores_an_isolated_panic(vix_breaker: VIXCircuitBreaker) -> None:
+    assert vix_breaker.record("panic") is N
+    assert vix_breaker.panic_ratio == 1.0
+    assert vix_breaker.samples == 1
+
+
+def test_min_samples_holds_the_mode_until_the_window_has_enough(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(min_samples=20, clock=vix_clock)
+    for _ in range(19):
+        assert breaker.record("panic") is N
+    assert breaker.record("panic") is CO  # 20th sample: 100 % panic, one settle
+
+
+def test_record_panic_status_is_record(vix_breaker: VIXCircuitBreaker) -> None:
+    assert vix_breaker.record_panic_status("warning") is N
+    assert vix_breaker.samples == 1
+
+
+def test_rising_panic_publishes_each_hop_once_logged_at_the_level_of_the_mode_entered(
+    vix_clock: FakeClock,
+) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    events: list[Transition] = []
+    breaker.subscribe(events.append)
+    feed(breaker, panics=2, normals=8)  # 20 %
+    assert breaker.mode is N
+    # 20 % -> 90 % one sample at a time: 70 more panics => 72/80 = 90 %.
+    with capture_logs() as logs:
+        feed(breaker, panics=70, normals=0)
+    assert [(e.old, e.new, e.trigger) for e in events] == [
+        (N, HV, "sustained_panic"),
+        (HV, CO, "sustained_panic"),
+    ]
+    assert events[0].panic_ratio >= 0.5 and events[1].panic_ratio >= 0.8
+    assert [(log["log_level"], log["new_mode"]) for log in logs] == [
+        ("warning", "high_volatility"),
+        ("critical", "circuit_open"),
+    ]
+
+
+def test_a_single_evaluation_settles_across_two_modes(vix_clock: FakeClock) -> None:
+    # 9 panics recorded while min_samples holds the mode, then the 10th: 100 % at once.
+    breaker = VIXCircuitBreaker(min_samples=10, clock=vix_clock)
+    events: list[Transition] = []
+    breaker.subscribe(events.append)
+    feed(breaker, panics=10, normals=0)
+    assert [(e.old, e.new) for e in events] == [(N, HV), (HV, CO)]
+    assert events[0].at == events[1].at
+
+
+def test_collapse_back_down_when_the_window_drains(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(window_seconds=60, min_samples=5, clock=vix_clock)
+    events: list[Transition] = []
+    breaker.subscribe(events.append)
+    feed(breaker, panics=10, normals=0)
+    assert breaker.mode is CO
+    vix_clock.advance(59.9)
+    assert breaker.mode is CO
+    vix_clock.advance(0.1)  # the panic bucket leaves the window: empty counts as ratio 0
+    with capture_logs() as logs:
+        assert breaker.mode is N
+    assert [(e.old, e.new, e.trigger) for e in events[-2:]] == [(CO, HV, "recovery"), (HV, N, "recovery")]
+    assert logs == [
+        {
+            "event": "breaker_mode_changed",
+            "log_level": "warning",
+            "breaker": "default",
+            "old_mode": "circuit_open",
+            "new_mode": "high_volatility",
+            "panic_ratio_pct": 0.0,
+            "trigger": "recovery",
+        },
+        {
+            "event": "breaker_mode_changed",
+            "log_level": "info",
+            "breaker": "default",
+            "old_mode": "high_volatility",
+            "new_mode": "normal",
+            "panic_ratio_pct": 0.0,
+            "trigger": "recovery",
+        },
+    ]
+    assert breaker.samples == 0 and breaker.panic_ratio == 0.0
+
+
+def test_decide_reads_the_window_as_of_now_without_recording(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(window_seconds=60, min_samples=0, clock=vix_clock)
+    feed(breaker, panics=3, normals=1)  # 75 %: HIGH_VOLATILITY
+    decision = breaker.decide("panic", 0)
+    assert (decision.ttl, decision.strategy, decision.mode) == (5, "adaptive", HV)
+    assert breaker.samples == 4
+    vix_clock.advance(60)
+    assert breaker.decide("panic", 0).strategy == "bypass"  # drained: NORMAL again
+    assert breaker.get_adaptive_ttl("warning", 30) == (30, "base")
+
+
+def test_stabilization_seconds_delays_the_step_down(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(window_seconds=60, min_samples=0, stabilization_seconds=30, clock=vix_clock)
+    feed(breaker, panics=1, normals=0)
+    assert breaker.mode is CO
+    vix_clock.advance(60)  # drained: the step-down condition starts holding now
+    assert breaker.mode is CO
+    vix_clock.advance(29)
+    assert breaker.mode is CO
+    vix_clock.advance(1)
+    assert breaker.mode is N
+
+
+def test_listener_that_raises_is_logged_counted_and_harmless(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    seen: list[Mode] = []
+
+    def broken(_: Transition) -> None:
+        raise RuntimeError("listener bug")
+
+    breaker.subscribe(broken)
+    breaker.subscribe(lambda t: seen.append(t.new))
+    with capture_logs() as logs:
+        assert breaker.record("panic") is CO
+    assert seen == [HV, CO]  # the listener after the broken one still runs
+    failures = [log for log in logs if log["event"] == "breaker_listener_failed"]
+    assert len(failures) == 2 and failures[0]["log_level"] == "error"
+    assert breaker.metrics()["listener_errors"] == 2
+
+
+def test_unsubscribe(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    seen: list[Transition] = []
+    unsubscribe = breaker.subscribe(seen.append)
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    breaker.record("panic")
+    assert seen == []
+
+
+def test_listeners_run_outside_the_lock(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    reads: list[Mode] = []
+    breaker.subscribe(lambda t: reads.append(breaker.mode))  # would deadlock under the lock
+    breaker.record("panic")
+    assert reads == [CO, CO]
+
+
+def test_metrics_snapshot(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(name="odds", window_seconds=100, min_samples=0, clock=vix_clock)
+    vix_clock.advance(10)
+    breaker.record("normal")
+    breaker.decide("normal", 60)
+    breaker.record("panic")  # 50 %: HIGH_VOLATILITY at t=10
+    breaker.decide("panic", 0)  # adaptive 5 s
+    vix_clock.advance(5)
+    metrics = breaker.get_metrics()
+    assert metrics == breaker.metrics()
+    assert metrics["breaker"] == "odds"
+    assert metrics["mode"] == "high_volatility"
+    assert (metrics["panic_ratio"], metrics["panic_ratio_pct"], metrics["samples"]) == (0.5, 50.0, 2)
+    assert metrics["window_seconds"] == 100
+    assert metrics["mode_changes_total"] == 1
+    assert metrics["transitions"] == {
+        "normal->high_volatility": 1,
+        "high_volatility->circuit_open": 0,
+        "high_volatility->normal": 0,
+        "circuit_open->high_volatility": 0,
+    }
+    assert metrics["time_in_mode_seconds"] == {"normal": 10.0, "high_volatility": 5.0, "circuit_open": 0.0}
+    assert metrics["decisions"] == {"bypass": 0, "adaptive": 1, "base": 1}
+    assert metrics["adaptive_ttl_applied"] == 1
+
+
+def test_reset_gives_a_fresh_normal_breaker(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    seen: list[Transition] = []
+    breaker.subscribe(seen.append)
+    breaker.record("panic")
+    breaker.reset()
+    metrics = breaker.metrics()
+    assert (breaker.mode, metrics["samples"], metrics["mode_changes_total"]) == (N, 0, 0)
+    assert metrics["decisions"] == {"bypass": 0, "adaptive": 0, "base": 0}
+    breaker.record("panic")
+    assert len(seen) == 4  # listeners stay subscribed
+
+
+def test_custom_thresholds_and_policy(vix_clock: FakeClock) -> None:
+    policy = TTLPolicy({m: {s: 1 for s in VixStatus} for m in Mode})
+    breaker = VIXCircuitBreaker(
+        min_samples=0,
+        clock=vix_clock,
+        policy=policy,
+        thresholds=Thresholds(enter_high_volatility=0.2, exit_high_volatility=0.1),
+    )
+    feed(breaker, panics=1, normals=3)  # 25 %
+    assert breaker.mode is HV
+    assert breaker.decide("panic", 0).ttl == 1  # no bypass in this policy
+
+
+def test_registry_shares_breakers_by_name() -> None:
+    odds = get_breaker("odds", window_seconds=60)
+    assert get_breaker("odds") is odds
+    assert get_breaker("odds", window_seconds=60) is odds
+    assert get_breaker() is get_breaker("default")
+    assert odds.name == "odds"
+    with pytest.raises(ValueError, match="'odds' already exists with other settings for window_seconds"):
+        get_breaker("odds", window_seconds=120)
+
+
+def test_structlog_configuration_is_respected(vix_clock: FakeClock) -> None:
+    # Transitions go through the user's structlog pipeline, not a private logger.
+    breaker = VIXCircuitBreaker(name="cfg", min_samples=0, clock=vix_clock)
+    with capture_logs() as logs:
+        structlog.get_logger("vix_ttl").info("other")
+        breaker.record("panic")
+    assert [log.get("breaker") for log in logs] == [None, "cfg", "cfg"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"window_seconds": 0}, ValueError, "window_seconds"),
+        ({"window_seconds": -60}, ValueError, "window_seconds"),
+        ({"bucket_seconds": 0}, ValueError, "bucket_seconds"),
+        ({"bucket_seconds": 3600}, ValueError, "bucket_seconds .* must not exceed window_seconds"),
+        ({"bucket_seconds": 7}, ValueError, "whole multiple"),
+        ({"min_samples": -1}, ValueError, "min_samples must be >= 0"),
+        ({"min_samples": 2.5}, TypeError, "min_samples must be an int"),
+        ({"stabilization_seconds": -1}, ValueError, "stabilization_seconds"),
+        ({"clock": 123.0}, TypeError, "clock must be a zero-argument callable"),
+        ({"thresholds": {"enter_high_volatility": 0.5}}, TypeError, "thresholds must be a Thresholds"),
+        ({"policy": {}}, TypeError, "policy must be a TTLPolicy"),
+        ({"name": ""}, TypeError, "name must be a non-empty string"),
+    ],
+)
+def test_bad_configuration_is_refused_naming_the_parameter(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        VIXCircuitBreaker(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", ["calm", None, 1])
+def test_bad_status_is_refused_and_not_recorded(vix_breaker: VIXCircuitBreaker, status: object) -> None:
+    with pytest.raises(ValueError, match="invalid VIX status"):
+        vix_breaker.record(status)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="invalid VIX status"):
+        vix_breaker.decide(status, 60)  # type: ignore[arg-type]
+    assert vix_breaker.samples == 0
+
+
+def test_bad_base_ttl_is_refused(vix_breaker: VIXCircuitBreaker) -> None:
+    with pytest.raises(ValueError, match="base_ttl must be a finite number of seconds >= 0"):
+        vix_breaker.decide("normal", -5)
+
+
+def test_a_broken_logging_setup_does_not_fail_the_call(vix_clock: FakeClock) -> None:
+    class ClosedStream:
+        def write(self, _: str) -> None:
+            raise ValueError("I/O operation on closed file.")
+
+        def flush(self) -> None:
+            raise ValueError("I/O operation on closed file.")
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(ClosedStream()))  # type: ignore[arg-type]
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    seen: list[Transition] = []
+    breaker.subscribe(seen.append)
+    assert breaker.record("panic") is CO
+    assert len(seen) == 2  # listeners still hear every hop
+    assert breaker.metrics()["log_errors"] == 2

@@ -1,0 +1,102 @@
+"""Threads and asyncio tasks hammering one breaker: exact totals, each transition once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from vix_ttl import Mode, Transition, VIXCircuitBreaker, VixStatus
+from vix_ttl.testing import FakeClock
+
+THREADS, RECORDS = 8, 50_000
+
+
+def assert_one_chain(events: list[Transition], start: Mode, end: Mode) -> None:
+    """Published hops link up: a hop published twice or lost would break the chain."""
+    mode = start
+    for event in events:
+        assert event.old is mode
+        mode = event.new
+    assert mode is end
+
+
+def test_threads_lose_no_update_and_publish_every_transition_once() -> None:
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(min_samples=0, clock=clock)
+    events: list[Transition] = []
+    breaker.subscribe(events.append)
+    barrier = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        # Half the threads panic, half are calm, in bursts: the ratio swings
+        # across the thresholds many times while the threads interleave.
+        try:
+            barrier.wait()
+            for i in range(RECORDS):
+                panic = (index % 2 == 0) == ((i // 5_000) % 2 == 0)
+                breaker.record(VixStatus.PANIC if panic else VixStatus.NORMAL)
+                if i % 1000 == 0:
+                    breaker.decide("warning", 30)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    metrics = breaker.metrics()
+    assert metrics["samples"] == THREADS * RECORDS
+    assert metrics["panic_samples"] == THREADS * RECORDS // 2
+    assert sum(metrics["decisions"].values()) == THREADS * RECORDS // 1000
+    assert metrics["mode_changes_total"] == len(events) > 0
+    assert_one_chain(events, Mode.NORMAL, breaker.mode)
+
+
+def test_threads_with_a_moving_clock_keep_the_window_consistent() -> None:
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(window_seconds=10, min_samples=0, clock=clock)
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            clock.advance(0.5)
+
+    def worker() -> None:
+        for _ in range(20_000):
+            breaker.record("panic")
+            assert breaker.samples >= 0
+
+    tick = threading.Thread(target=ticker)
+    tick.start()
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    stop.set()
+    tick.join()
+    metrics = breaker.metrics()
+    assert metrics["samples"] == metrics["panic_samples"] <= 4 * 20_000
+    clock.advance(10)
+    assert (breaker.samples, breaker.mode) == (0, Mode.NORMAL)
+
+
+async def test_asyncio_tasks_share_one_breaker() -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=FakeClock())
+    events: list[Transition] = []
+    breaker.subscribe(events.append)
+
+    async def task(panic: bool) -> None:
+        for i in range(2_000):
+            breaker.record("panic" if panic else "normal")
+            if i % 100 == 0:
+                await asyncio.sleep(0)  # yield to the other tasks, no wall-clock wait
+
+    await asyncio.gather(*(task(i % 2 == 0) for i in range(20)))
+    assert breaker.samples == 40_000
+    assert breaker.panic_ratio == 0.5
+    assert_one_chain(events, Mode.NORMAL, breaker.mode)

@@ -1,0 +1,20 @@
+"""Every Python example in the README runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parent.parent / "README.md"
+EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("source", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_readme_example_runs(source: str) -> None:
+    exec(compile(source, str(README), "exec"), {"__name__": "readme_example"})
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(EXAMPLES) >= 3

@@ -1,0 +1,23 @@
+"""vix_ttl: cache TTLs that adapt to how volatile the data is right now."""
+
+from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.mode import Mode, Thresholds, Transition
+from vix_ttl.policy import BASE, BYPASS, Decision, Rule, Strategy, TTLPolicy
+from vix_ttl.registry import get_breaker
+from vix_ttl.status import VixStatus
+
+__all__ = [
+    "BASE",
+    "BYPASS",
+    "Decision",
+    "Mode",
+    "Rule",
+    "Strategy",
+    "TTLPolicy",
+    "Thresholds",
+    "Transition",
+    "VIXCircuitBreaker",
+    "VixStatus",
+    "get_breaker",
+]
+__version__ = "0.1.0"

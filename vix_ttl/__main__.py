@@ -1,0 +1,5 @@
+import sys
+
+from vix_ttl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""The TTL policy: what each (mode, status) pair does to the caller's TTL."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import TypeAlias
+
+from vix_ttl._checks import check_seconds
+from vix_ttl.mode import Mode
+from vix_ttl.status import VixStatus
+
+__all__ = ["BASE", "BYPASS", "Decision", "Rule", "Strategy", "TTLPolicy"]
+
+
+class Rule(Enum):
+    """The two rules that are not a number of seconds."""
+
+    BYPASS = "bypass"
+    """TTL 0: do not read or write the cache."""
+    BASE = "base"
+    """The caller's TTL, unchanged."""
+
+
+_MEMO_SIZE = 1024
+
+BYPASS = Rule.BYPASS
+BASE = Rule.BASE
+
+RuleLike: TypeAlias = Rule | float | str
+"""A policy cell: ``BYPASS``, ``BASE`` (or ``"bypass"`` / ``"base"``), or seconds >= 0."""
+
+
+class Strategy(StrEnum):
+    """What a decision did to the caller's TTL."""
+
+    BYPASS = "bypass"
+    """The TTL is 0: the cache is not used."""
+    ADAPTIVE = "adaptive"
+    """The policy raised the caller's TTL to its floor."""
+    BASE = "base"
+    """The caller's TTL, unchanged."""
+
+    __hash__ = str.__hash__
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The TTL to use for one request, and why."""
+
+    ttl: float
+    strategy: Strategy
+    mode: Mode
+    status: VixStatus
+
+
+def floor_ttl(floor: float | None, base_ttl: float) -> tuple[float, Strategy]:
+    """Apply a compiled rule (``None`` bypasses; a floor of 0 is ``BASE``)."""
+    if floor is None:
+        return 0.0, Strategy.BYPASS
+    ttl = base_ttl if base_ttl >= floor else floor
+    if ttl == 0:
+        return 0.0, Strategy.BYPASS
+    return ttl, Strategy.BASE if ttl == base_ttl else Strategy.ADAPTIVE
+
+
+class TTLPolicy:
+    """Maps (mode, status) to a rule: ``BYPASS``, ``BASE`` or a floor in seconds.
+
+    A number of seconds is a floor: the TTL becomes ``max(base_ttl, n)``, so the
+    policy never lowers the caller's TTL; only ``BYPASS`` does.
+
+    Args:
+        cells: mode -> status -> rule, with modes and statuses as members or
+            their string values. Every one of the nine cells must be given.
+
+    Raises:
+        ValueError: A mode or status is unknown, a cell is missing, or a rule
+            is not ``BYPASS``, ``BASE`` or a finite number >= 0.
+    """
+
+    __slots__ = ("_floors", "_memo", "_rules")
+
+    def __init__(self, cells: Mapping[Mode | str, Mapping[VixStatus | str, RuleLike]]) -> None:
+        if not isinstance(cells, Mapping):
+            raise TypeError(f"TTLPolicy cells must be a mapping mode -> status -> rule, got {cells!r}")
+        rules: dict[Mode, dict[VixStatus, Rule | float]] = {}
+        for mode_key, row in cells.items():
+            mode = Mode.coerce(mode_key)
+            if mode in rules:
+                raise ValueError(f"TTLPolicy: mode {mode.value!r} is given twice")
+            if not isinstance(row, Mapping):
+                raise TypeError(f"TTLPolicy row for {mode.value!r} must be a mapping status -> rule")
+            rules[mode] = {}
+            for status_key, rule in row.items():
+                status = VixStatus.coerce(status_key)
+                if status in rules[mode]:
+                    raise ValueError(f"TTLPolicy: cell ({mode.value}, {status.value}) is given twice")
+                rules[mode][status] = _check_rule(mode, status, rule)
+        missing = [f"({m.value}, {s.value})" for m in Mode for s in VixStatus if s not in rules.get(m, {})]
+        if missing:
+            raise ValueError(f"TTLPolicy is missing cells: {', '.join(missing)}; all nine are required")
+        self._rules = rules
+        # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base).
+        self._floors: dict[Mode, dict[VixStatus, float | None]] = {
+            m: {
+                s: None if r is BYPASS else 0.0 if r is BASE else float(r)  # type: ignore[arg-type]
+                for s, r in row.items()
+            }
+            for m, row in rules.items()
+        }
+        # Decisions are immutable and few (3 modes x 3 statuses x the callers'
+        # TTLs): building one costs more than the rest of a decide().
+        self._memo: dict[tuple[Mode, VixStatus, float], Decision] = {}
+
+    @classmethod
+    def default(cls) -> TTLPolicy:
+        """The default policy.
+
+        ============== ====== ======= ======
+        mode           panic  warning normal
+        ============== ====== ======= ======
+        NORMAL         BYPASS BASE    BASE
+        HIGH_VOLATILITY 5     10      BASE
+        CIRCUIT_OPEN   10     30      60
+        ============== ====== ======= ======
+        """
+        return cls(
+            {
+                Mode.NORMAL: {VixStatus.PANIC: BYPASS, VixStatus.WARNING: BASE, VixStatus.NORMAL: BASE},
+                Mode.HIGH_VOLATILITY: {VixStatus.PANIC: 5, VixStatus.WARNING: 10, VixStatus.NORMAL: BASE},
+                Mode.CIRCUIT_OPEN: {VixStatus.PANIC: 10, VixStatus.WARNING: 30, VixStatus.NORMAL: 60},
+            }
+        )
+
+    def rule(self, mode: Mode | str, status: VixStatus | str) -> Rule | float:
+        """The rule of one cell."""
+        return self._rules[Mode.coerce(mode)][VixStatus.coerce(status)]
+
+    def floors(self, mode: Mode) -> dict[VixStatus, float | None]:
+        """One mode's row compiled for the hot path: ``None`` bypasses, else a floor."""
+        return self._floors[mode]
+
+    def decide(self, mode: Mode | str, status: VixStatus | str, base_ttl: float) -> Decision:
+        """The decision for one request in *mode* with *status* and the caller's *base_ttl*."""
+        base = check_seconds("base_ttl", base_ttl)
+        return self.decision(Mode.coerce(mode), VixStatus.coerce(status), base)
+
+    def decision(self, mode: Mode, status: VixStatus, base_ttl: float) -> Decision:
+        """``decide`` for arguments already checked: members and seconds >= 0."""
+        key = (mode, status, base_ttl)
+        decision = self._memo.get(key)
+        if decision is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # callable TTLs can make many bases; stay bounded
+            ttl, strategy = floor_ttl(self._floors[mode][status], base_ttl)
+            decision = self._memo[key] = Decision(ttl, strategy, mode, status)
+        return decision
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TTLPolicy) and self._rules == other._rules
+
+    def __hash__(self) -> int:
+        return hash(tuple((m, s, r) for m, row in self._rules.items() for s, r in row.items()))
+
+    def __repr__(self) -> str:
+        cells = {
+            m.value: {s.value: r.value if isinstance(r, Rule) else r for s, r in row.items()}
+            for m, row in self._rules.items()
+        }
+        return f"TTLPolicy({cells!r})"
+
+
+def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float:
+    if isinstance(rule, Rule):
+        return rule
+    if isinstance(rule, str) and rule.lower() in ("bypass", "base"):
+        return Rule(rule.lower())
+    if isinstance(rule, int | float) and not isinstance(rule, bool) and math.isfinite(rule) and rule >= 0:
+        return float(rule)
+    raise ValueError(
+        f"TTLPolicy cell ({mode.value}, {status.value}) is {rule!r}: expected BYPASS, BASE "
+        f"or a finite number of seconds >= 0"
+    )

@@ -1,0 +1,50 @@
+"""A process-wide registry of named breakers, like ``logging.getLogger``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from vix_ttl.breaker import VIXCircuitBreaker
+
+__all__ = ["get_breaker", "known_breakers"]
+
+_breakers: dict[str, VIXCircuitBreaker] = {}
+_lock = threading.Lock()
+
+
+def get_breaker(name: str = "default", **config: Any) -> VIXCircuitBreaker:
+    """The breaker registered under *name*, created with *config* on first use.
+
+    Several decorators, serializers and aiocache config dicts share one
+    breaker by naming it. *config* takes the keyword arguments of
+    ``VIXCircuitBreaker``; given again for an existing breaker, it must agree
+    with what that breaker was created with.
+
+    Raises:
+        ValueError: *config* disagrees with the existing breaker's.
+    """
+    with _lock:
+        breaker = _breakers.get(name)
+        if breaker is None:
+            breaker = _breakers[name] = VIXCircuitBreaker(name=name, **config)
+            return breaker
+    clashes = sorted(k for k, v in config.items() if k not in breaker.config or breaker.config[k] != v)
+    if clashes:
+        raise ValueError(
+            f"breaker {name!r} already exists with other settings for {', '.join(clashes)}; "
+            f"get it by name alone, or pick another name"
+        )
+    return breaker
+
+
+def known_breakers() -> dict[str, VIXCircuitBreaker]:
+    """A copy of the registry: name -> breaker."""
+    with _lock:
+        return dict(_breakers)
+
+
+def forget_breakers() -> None:
+    """Empty the registry (for tests: breakers already handed out keep working)."""
+    with _lock:
+        _breakers.clear()
