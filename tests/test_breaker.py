@@ -269,9 +269,9 @@ def test_bad_configuration_is_refused_naming_the_parameter(
 
 @pytest.mark.parametrize("status", ["calm", None, 1])
 def test_bad_status_is_refused_and_not_recorded(vix_breaker: VIXCircuitBreaker, status: object) -> None:
-    with pytest.raises(ValueError, match="invalid VIX status"):
+    with pytest.raises(ValueError, match="invalid VixStatus"):
         vix_breaker.record(status)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="invalid VIX status"):
+    with pytest.raises(ValueError, match="invalid VixStatus"):
         vix_breaker.decide(status, 60)  # type: ignore[arg-type]
     assert vix_breaker.samples == 0
 

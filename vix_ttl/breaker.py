@@ -139,7 +139,9 @@ class VIXCircuitBreaker:
         """``record`` then ``decide`` in one critical section; return the TTL (0 bypasses).
 
         The decorator's per-call step. *status* must be a member and
-        *base_ttl* already checked: this path validates nothing.
+        *base_ttl* already checked: this path validates nothing. Its first
+        steps are ``record``'s, written out again on purpose: a shared helper
+        costs a tenth of ``record`` in call overhead.
         """
         lock = self._lock
         lock.acquire()

@@ -8,38 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
+
+from vix_ttl._enum import ValueEnum
 
 __all__ = ["Mode", "ModeMachine", "Thresholds", "Transition"]
 
 
-class Mode(StrEnum):
+class Mode(ValueEnum):
     """What the breaker does with the cache, from calm to sustained panic."""
 
     NORMAL = "normal"
     HIGH_VOLATILITY = "high_volatility"
     CIRCUIT_OPEN = "circuit_open"
 
-    __hash__ = str.__hash__  # as VixStatus: a member and its value are one key
 
-    @classmethod
-    def coerce(cls, value: Mode | str) -> Mode:
-        """Return the member for *value*: a member, or its value in any case.
-
-        Raises:
-            ValueError: *value* is neither, naming the valid values.
-        """
-        if value.__class__ is cls:
-            return value
-        member = _MODE_BY_VALUE.get(value.lower()) if isinstance(value, str) else None
-        if member is None:
-            valid = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"invalid mode {value!r}: expected one of {valid} (any case)")
-        return member
-
-
-_MODE_BY_VALUE: dict[str, Mode] = {m.value: m for m in Mode}
 _LEVELS: tuple[Mode, ...] = (Mode.NORMAL, Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import TypeAlias
 
 from vix_ttl._checks import check_seconds
+from vix_ttl._enum import ValueEnum
 from vix_ttl.mode import Mode
 from vix_ttl.status import VixStatus
 
@@ -33,7 +34,7 @@ RuleLike: TypeAlias = Rule | float | str
 """A policy cell: ``BYPASS``, ``BASE`` (or ``"bypass"`` / ``"base"``), or seconds >= 0."""
 
 
-class Strategy(StrEnum):
+class Strategy(ValueEnum):
     """What a decision did to the caller's TTL."""
 
     BYPASS = "bypass"
@@ -42,8 +43,6 @@ class Strategy(StrEnum):
     """The policy raised the caller's TTL to its floor."""
     BASE = "base"
     """The caller's TTL, unchanged."""
-
-    __hash__ = str.__hash__
 
 
 @dataclass(frozen=True, slots=True)
