@@ -1,0 +1,431 @@
+"""``@vix_cached``: adaptive TTLs on a function's results.
+
+Per call: work out the status, record it and decide the TTL in one step of the
+breaker; a TTL of 0 bypasses the cache; otherwise serve a stored entry only
+while ``age < min(stored TTL, TTL decided now)``, else compute (shared with
+concurrent callers of the same key) and store with the TTL decided now.
+
+As in cachetools, the options are resolved once, at decoration time: the
+wrapper is one of three call classes (sync + in-process store, async +
+in-process store, async + aiocache), given its key builder, its base-TTL table
+and its in-flight sharing, so the per-call path holds no option branches.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Callable, Hashable, MutableMapping
+from typing import Any, NamedTuple, TypeVar
+
+import cachetools
+import wrapt
+from cachetools.keys import hashkey
+
+from vix_ttl._checks import check_seconds
+from vix_ttl._coalesce import AsyncFlights, NoFlights, NoFlightsAsync, ThreadFlights
+from vix_ttl._faults import FaultLog
+from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.registry import get_breaker
+from vix_ttl.status import VixStatus
+
+__all__ = ["CacheInfo", "Entry", "vix_cached"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+TTLArg = float | Callable[..., float]
+
+_NORMAL, _WARNING, _PANIC = VixStatus.NORMAL, VixStatus.WARNING, VixStatus.PANIC
+
+
+class CacheInfo(NamedTuple):
+    """What happened to each call; every call counts under exactly one field."""
+
+    hits: int
+    """Served from the cache."""
+    misses: int
+    """No entry: computed."""
+    stale: int
+    """An entry too old for the TTL decided now (or the one it was stored with): computed."""
+    bypasses: int
+    """The policy bypassed the cache (TTL 0): computed, nothing read or written."""
+    coalesced: int
+    """Joined another call's computation of the same key."""
+    errors: int
+    """The cache backend failed: computed anyway."""
+
+    @property
+    def calls(self) -> int:
+        """All the calls counted."""
+        return sum(self)
+
+
+class Entry(NamedTuple):
+    """What the in-process stores hold for one key."""
+
+    value: Any
+    stored_at: float
+    ttl: float
+
+
+class _Counts:
+    __slots__ = CacheInfo._fields
+
+    def __init__(self) -> None:
+        for field in CacheInfo._fields:
+            setattr(self, field, 0)
+
+    def snapshot(self) -> CacheInfo:
+        return CacheInfo(*(getattr(self, field) for field in CacheInfo._fields))
+
+
+class _Call:
+    """What every variant shares: from the call's arguments to (TTL, key)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        status: Callable[..., Any],
+        bases: dict[VixStatus, TTLArg],
+        breaker: VIXCircuitBreaker,
+        key_of: Callable[..., Hashable] | None,
+        clock: Callable[[], float],
+        flights: Any,
+    ) -> None:
+        self.name = name
+        self.breaker = breaker
+        self._status = status
+        self._bases = bases
+        self._observe = breaker.observe
+        self._user_key = key_of
+        self._clock = clock
+        self._flights = flights
+        self._counts = _Counts()
+        self._lock = threading.Lock()
+        self._faults = FaultLog(name)
+
+    def _prepare(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[float, Any, VixStatus, float]:
+        """``(ttl, key, status, base_ttl)`` of one call; the status is recorded."""
+        status = self._status(*args, **kwargs)
+        if status.__class__ is not VixStatus:
+            status = self._checked_status(status)
+        base = self._bases[status]
+        if base.__class__ is not float:  # a ttl function
+            base = self._checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+        return self._observe(status, base), self.key(instance, args, kwargs), status, base
+
+    def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The cache key of one call: the instance (for methods) and the arguments."""
+        key: Hashable
+        if self._user_key is None:
+            key = hashkey(*args, **kwargs) if instance is None else hashkey(instance, *args, **kwargs)
+        else:
+            key = self._user_key(*args, **kwargs)
+            key = key if instance is None else (instance, key)
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise TypeError(
+                f"vix_cached({self.name}): the cache key must be hashable ({exc}); "
+                f"pass key= to build one from these arguments"
+            ) from None
+        return key
+
+    def _checked_status(self, status: Any) -> VixStatus:
+        try:
+            return VixStatus.coerce(status)
+        except ValueError as exc:
+            raise ValueError(f"vix_cached({self.name}): the status function returned {exc}") from None
+
+    def _checked_ttl(self, ttl: Any) -> float:
+        try:
+            return check_seconds("ttl", ttl)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"vix_cached({self.name}): the ttl function returned an invalid value: {exc}"
+            ) from None
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self._counts, outcome, getattr(self._counts, outcome) + 1)
+
+    def cache_info(self) -> CacheInfo:
+        with self._lock:
+            return self._counts.snapshot()
+
+    def _reset_counts(self) -> None:
+        with self._lock:
+            self._counts = _Counts()
+
+
+class _MappingCall(_Call):
+    """An in-process store: a cachetools cache or any MutableMapping, behind one lock."""
+
+    def __init__(self, store: MutableMapping[Any, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+
+    def _lookup(self, key: Any, ttl: float) -> tuple[str, Any]:
+        """``("hits", value)`` for a fresh entry, else the outcome of computing it."""
+        now = self._clock()
+        with self._lock:
+            try:
+                entry = self.store[key]
+            except KeyError:
+                return "misses", None
+            except Exception as exc:
+                self._faults.failed("get", exc)
+                return "errors", None
+            if now - entry.stored_at < (entry.ttl if entry.ttl < ttl else ttl):
+                self._counts.hits += 1  # type: ignore[attr-defined]
+                return "hits", entry.value
+            return "stale", None
+
+    def _keep(self, key: Any, value: Any, ttl: float) -> bool:
+        """Store a computed value; False if the store failed."""
+        entry = Entry(value, self._clock(), ttl)
+        with self._lock:
+            try:
+                self.store[key] = entry
+            except Exception as exc:
+                self._faults.failed("set", exc)
+                return False
+        if self._faults.failing:
+            self._faults.recovered()
+        return True
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self.store.clear()
+        self._reset_counts()
+
+    def invalidate(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        key = self.key(instance, args, kwargs)
+        with self._lock:
+            return self.store.pop(key, None) is not None
+
+
+class _SyncCall(_MappingCall):
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        ttl, key, _, _ = self._prepare(instance, args, kwargs)
+        if not ttl:
+            value, joined = self._flights.run(key, lambda: wrapped(*args, **kwargs))
+            self._count("coalesced" if joined else "bypasses")
+            return value
+        outcome, value = self._lookup(key, ttl)
+        if outcome == "hits":
+            return value
+
+        def compute() -> Any:
+            nonlocal outcome
+            result = wrapped(*args, **kwargs)
+            if not self._keep(key, result, ttl):
+                outcome = "errors"
+            return result
+
+        value, joined = self._flights.run(key, compute)
+        self._count("coalesced" if joined else outcome)
+        return value
+
+
+class _AsyncCall(_MappingCall):
+    async def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        ttl, key, _, _ = self._prepare(instance, args, kwargs)
+        if not ttl:
+            value, joined = await self._flights.run(key, lambda: wrapped(*args, **kwargs))
+            self._count("coalesced" if joined else "bypasses")
+            return value
+        outcome, value = self._lookup(key, ttl)
+        if outcome == "hits":
+            return value
+
+        async def compute() -> Any:
+            nonlocal outcome
+            result = await wrapped(*args, **kwargs)
+            if not self._keep(key, result, ttl):
+                outcome = "errors"
+            return result
+
+        value, joined = await self._flights.run(key, compute)
+        self._count("coalesced" if joined else outcome)
+        return value
+
+
+class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
+    """The decorated function: the original, plus the cache's controls."""
+
+    def __init__(self, wrapped: Callable[..., Any], call: _Call) -> None:
+        super().__init__(wrapped, call)  # type: ignore[arg-type]  # subclasses define __call__
+        self._self_call = call  # wrapt keeps `_self_` attributes on the proxy
+
+    @property
+    def _vix(self) -> Any:
+        return self._self_call
+
+    @property
+    def breaker(self) -> VIXCircuitBreaker:
+        """The breaker that decides this function's TTLs."""
+        return self._vix.breaker  # type: ignore[no-any-return]
+
+    def cache_info(self) -> CacheInfo:
+        """Counts per outcome; they add up to the number of calls."""
+        return self._vix.cache_info()  # type: ignore[no-any-return]
+
+    def cache_clear(self) -> Any:
+        """Drop every entry and zero the counts (a coroutine for aiocache stores)."""
+        return self._vix.cache_clear()
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> Any:
+        """Drop the entry for these arguments (a coroutine for aiocache stores)."""
+        return self._vix.invalidate(self._self_instance, args, kwargs)
+
+
+class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
+    """The decorated method, bound: the same controls, keyed with its instance."""
+
+    @property
+    def _vix(self) -> Any:
+        return self._self_parent._self_call
+
+    breaker = _CachedFunction.breaker
+    cache_info = _CachedFunction.cache_info
+    cache_clear = _CachedFunction.cache_clear
+    invalidate = _CachedFunction.invalidate
+
+
+_CachedFunction.__bound_function_wrapper__ = _BoundCachedFunction  # type: ignore[misc]
+
+
+def vix_cached(
+    ttl: TTLArg,
+    *,
+    status: Callable[..., VixStatus | str],
+    warning_ttl: TTLArg | None = None,
+    breaker: VIXCircuitBreaker | str | None = None,
+    cache: Any = None,
+    maxsize: int = 4096,
+    key: Callable[..., Hashable] | None = None,
+    coalesce: bool = True,
+    clock: Callable[[], float] | None = None,
+) -> Callable[[F], F]:
+    """Cache a function's results with TTLs that adapt to the volatility of its data.
+
+    Args:
+        ttl: Base TTL in seconds for NORMAL status, or a callable taking the
+            call's arguments and returning it.
+        status: Callable taking the call's arguments, returning a ``VixStatus``
+            or its name.
+        warning_ttl: Base TTL for WARNING status (default: *ttl*). PANIC's base is 0.
+        breaker: A ``VIXCircuitBreaker``, a registry name, or None for the default one.
+        cache: None (in-memory LRU of *maxsize* entries), a cachetools cache or
+            any MutableMapping, or an aiocache cache instance (async functions only).
+        maxsize: Entries of the default in-memory store.
+        key: Callable taking the call's arguments, returning a hashable key
+            (default: the arguments themselves). Methods add their instance.
+        coalesce: Concurrent calls for one key share one computation.
+        clock: What entry ages are measured with (default: the breaker's clock
+            for in-process stores, ``time.time`` for aiocache).
+
+    The callables get the arguments of the call as the caller passed them:
+    for methods, without ``self`` / ``cls``.
+
+    Raises:
+        TypeError, ValueError: at decoration time, for any argument out of range.
+    """
+    if not callable(status):
+        raise TypeError(f"vix_cached: status must be a callable taking the call's arguments, got {status!r}")
+    bases = _base_ttls(ttl, warning_ttl)
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
+        raise ValueError(f"vix_cached: maxsize must be a positive int, got {maxsize!r}")
+    if key is not None and not callable(key):
+        raise TypeError(f"vix_cached: key must be a callable taking the call's arguments, got {key!r}")
+    if not isinstance(coalesce, bool):
+        raise TypeError(f"vix_cached: coalesce must be True or False, got {coalesce!r}")
+    if clock is not None and not callable(clock):
+        raise TypeError(f"vix_cached: clock must be a zero-argument callable, got {clock!r}")
+    the_breaker = _resolve_breaker(breaker)
+    aiocache = _is_aiocache(cache)
+    if not aiocache and cache is not None and not isinstance(cache, MutableMapping):
+        raise TypeError(
+            f"vix_cached: cache must be None, a cachetools cache / MutableMapping or an aiocache "
+            f"cache instance, got {cache!r}"
+        )
+
+    def decorate(func: F) -> F:
+        target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
+        if not callable(target):
+            raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
+        name = getattr(target, "__qualname__", repr(target))
+        is_async = inspect.iscoroutinefunction(target)
+        common: dict[str, Any] = {
+            "name": name,
+            "status": status,
+            "bases": bases,
+            "breaker": the_breaker,
+            "key_of": key,
+        }
+        call: _Call
+        if aiocache:
+            if not is_async:
+                raise TypeError(
+                    f"vix_cached({name}): an aiocache cache serves async functions only; "
+                    f"use cache=None or a cachetools cache for a sync function"
+                )
+            from vix_ttl.aiocache import AiocacheCall  # noqa: PLC0415 - the optional extra
+
+            call = AiocacheCall(
+                cache,
+                prefix=f"vix_ttl:{target.__module__}.{name}",
+                clock=clock or time.time,
+                flights=AsyncFlights() if coalesce else NoFlightsAsync(),
+                **common,
+            )
+        else:
+            store = cachetools.LRUCache(maxsize) if cache is None else cache
+            call_class = _AsyncCall if is_async else _SyncCall
+            flights = (
+                (AsyncFlights() if is_async else ThreadFlights())
+                if coalesce
+                else (NoFlightsAsync() if is_async else NoFlights())
+            )
+            call = call_class(store, clock=clock or the_breaker.config["clock"], flights=flights, **common)
+        return _CachedFunction(func, call)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _base_ttls(ttl: TTLArg, warning_ttl: TTLArg | None) -> dict[VixStatus, TTLArg]:
+    """The base TTL per status: seconds, or a callable that gives them per call."""
+    normal = ttl if callable(ttl) else check_seconds("ttl", ttl)
+    if warning_ttl is None:
+        warning = normal
+    else:
+        warning = warning_ttl if callable(warning_ttl) else check_seconds("warning_ttl", warning_ttl)
+    return {_NORMAL: normal, _WARNING: warning, _PANIC: 0.0}
+
+
+def _resolve_breaker(breaker: VIXCircuitBreaker | str | None) -> VIXCircuitBreaker:
+    if breaker is None:
+        return get_breaker()
+    if isinstance(breaker, str):
+        return get_breaker(breaker)
+    if isinstance(breaker, VIXCircuitBreaker):
+        return breaker
+    raise TypeError(
+        f"vix_cached: breaker must be a VIXCircuitBreaker, a registry name or None, got {breaker!r}"
+    )
+
+
+def _is_aiocache(cache: Any) -> bool:
+    # aiocache is an optional extra: an object can only be one of its caches
+    # if the module is already loaded, and the core never imports it.
+    module = sys.modules.get("aiocache.base")
+    return module is not None and isinstance(cache, module.BaseCache)
