@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -21,3 +23,41 @@ def _default_structlog() -> Iterator[None]:
     """A test that configures structlog (the CLI does) leaves no trace."""
     yield
     structlog.reset_defaults()
+
+
+# -- real cache servers ---------------------------------------------------------
+# `make test` and .ci/run start Redis and memcached (.ci/services.sh). Run alone,
+# pytest skips the backend tests with the reason; under VIX_TTL_REQUIRE_SERVERS=1
+# (CI) a missing server fails them instead.
+
+REDIS_PORT = int(os.environ.get("REDIS_PORT", "6390"))
+MEMCACHED_PORT = int(os.environ.get("MEMCACHED_PORT", "11290"))
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def require_server(name: str, port: int) -> None:
+    if _listening(port):
+        return
+    message = f"{name} is not listening on 127.0.0.1:{port}; run `make test` (it starts it)"
+    if os.environ.get("VIX_TTL_REQUIRE_SERVERS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_port() -> int:
+    require_server("Redis", REDIS_PORT)
+    return REDIS_PORT
+
+
+@pytest.fixture
+def memcached_port() -> int:
+    require_server("memcached", MEMCACHED_PORT)
+    return MEMCACHED_PORT

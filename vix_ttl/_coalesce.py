@@ -23,11 +23,17 @@ __all__ = ["AsyncFlights", "NoFlights", "NoFlightsAsync", "ThreadFlights"]
 class ThreadFlights:
     """Share computations between threads."""
 
-    __slots__ = ("_flights", "_lock")
+    __slots__ = ("_flights", "_lock", "_waiting")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flights: dict[Hashable, Future[Any]] = {}
+        self._waiting: dict[Hashable, int] = {}
+
+    def waiting(self, key: Hashable) -> int:
+        """How many callers wait on the computation of *key* now."""
+        with self._lock:
+            return self._waiting.get(key, 0)
 
     def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
         with self._lock:
@@ -35,6 +41,9 @@ class ThreadFlights:
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = Future()
+                self._waiting[key] = 0
+            else:
+                self._waiting[key] += 1
         if not leader:
             return flight.result(), True
         try:
@@ -52,6 +61,7 @@ class ThreadFlights:
         # a new computation rather than joining one that has ended.
         with self._lock:
             del self._flights[key]
+            del self._waiting[key]
 
 
 class AsyncFlights:
@@ -61,23 +71,31 @@ class AsyncFlights:
     does not cancel it for the others.
     """
 
-    __slots__ = ("_flights",)
+    __slots__ = ("_flights", "_waiting")
 
     def __init__(self) -> None:
         self._flights: dict[Hashable, asyncio.Task[Any]] = {}
+        self._waiting: dict[Hashable, int] = {}
+
+    def waiting(self, key: Hashable) -> int:
+        """How many callers wait on the computation of *key* now."""
+        return self._waiting.get(key, 0)
 
     async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         flight = self._flights.get(key)
         if flight is not None and flight.get_loop() is asyncio.get_running_loop():
+            self._waiting[key] += 1
             return await asyncio.shield(flight), True
         task: asyncio.Task[Any] = asyncio.ensure_future(compute())
         self._flights[key] = task
+        self._waiting[key] = 0
         task.add_done_callback(lambda done: self._land(key, done))
         return await asyncio.shield(task), False
 
     def _land(self, key: Hashable, task: asyncio.Task[Any]) -> None:
         if self._flights.get(key) is task:
             del self._flights[key]
+            del self._waiting[key]
         if not task.cancelled():
             task.exception()  # retrieved: the callers saw it, asyncio need not warn
 

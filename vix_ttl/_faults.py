@@ -52,12 +52,12 @@ class FaultLog:
                 function=self._function,
                 operation=operation,
                 error=repr(error),
-                errors_in_burst=self._burst,
+                failed_operations=self._burst,
             )
 
     def recovered(self) -> None:
         """Note that the backend answered again; logs the end of a burst."""
         if self.failing:
-            _log.info("cache_backend_recovered", function=self._function, errors_in_burst=self._burst)
+            _log.info("cache_backend_recovered", function=self._function, failed_operations=self._burst)
             self.failing = False
             self._burst = 0

@@ -66,6 +66,13 @@ def backend_ttl(cache: BaseCache, ttl: float) -> float | int:
     return float(ttl)
 
 
+def _expire_seconds(cache: BaseCache, ttl: float) -> float | int:
+    """``backend_ttl`` for ``expire``, which Redis and memcached take in whole seconds."""
+    if isinstance(cache, SimpleMemoryBackend):
+        return float(ttl)
+    return min(math.ceil(ttl), MEMCACHED_MAX_TTL) if isinstance(cache, MemcachedBackend) else math.ceil(ttl)
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -173,6 +180,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
             value is stored. Default: every value is NORMAL.
         ttl: The base TTL when ``set`` is given none (``VixPlugin`` hands
             over the one it is given).
+        clock: Wall-clock seconds for stored-at times (entries cross
+            processes); a ``FakeClock`` in tests.
 
     ``loads`` returns the value while its age is below both its stored TTL
     and the breaker's decision now for its status and base TTL; ``None`` (a
@@ -189,6 +198,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         breaker: VIXCircuitBreaker | str = "default",
         status_of: Callable[[Any], VixStatus | str] | str | None = None,
         ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.inner: BaseSerializer = _build(serializer) if serializer is not None else PickleSerializer()
         if not isinstance(self.inner, BaseSerializer):
@@ -201,6 +211,9 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if self.status_of is not None and not callable(self.status_of):
             raise TypeError(f"VixSerializer: status_of must be callable, got {status_of!r}")
         self.ttl = None if ttl is None else check_seconds("ttl", ttl)
+        if not callable(clock):
+            raise TypeError(f"VixSerializer: clock must be a zero-argument callable, got {clock!r}")
+        self.clock = clock
 
     def dumps(self, value: Any) -> Any:
         status = VixStatus.NORMAL if self.status_of is None else VixStatus.coerce(self.status_of(value))
@@ -215,7 +228,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)
-        return seal(Header(time.time(), ttl, base, status.value), self.inner.dumps(value))
+        return seal(Header(self.clock(), ttl, base, status.value), self.inner.dumps(value))
 
     def loads(self, value: Any) -> Any:
         opened = None if value is None else open_envelope(value)
@@ -223,7 +236,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
             return None
         header, payload = opened
         decision = self.breaker.decide(header.status, header.base_ttl)
-        if time.time() - header.stored_at >= min(header.ttl, decision.ttl):
+        if self.clock() - header.stored_at >= min(header.ttl, decision.ttl):
             return None
         try:
             return self.inner.loads(payload)
@@ -273,7 +286,7 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
             if seconds == 0:
                 await client.delete(key, namespace=namespace)  # a bypass must not linger
             elif seconds != given:
-                await client.expire(key, backend_ttl(client, seconds), namespace=namespace)
+                await client.expire(key, _expire_seconds(client, seconds), namespace=namespace)
 
 
 class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's name

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, MutableMapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
 import cachetools
 import wrapt
@@ -31,9 +31,10 @@ from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
-__all__ = ["CacheInfo", "Entry", "vix_cached"]
+__all__ = ["CacheInfo", "CachedFunction", "Entry", "vix_cached"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 TTLArg = float | Callable[..., float]
 
 _NORMAL, _WARNING, _PANIC = VixStatus.NORMAL, VixStatus.WARNING, VixStatus.PANIC
@@ -67,6 +68,41 @@ class Entry(NamedTuple):
     value: Any
     stored_at: float
     ttl: float
+
+
+class CachedFunction(Protocol[P, R]):
+    """What ``@vix_cached`` returns: the function, plus the cache's controls."""
+
+    __wrapped__: Callable[P, R]
+    __name__: str
+    __qualname__: str
+    __module__: str
+    __doc__: str | None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> CachedFunction[..., R]: ...
+
+    @property
+    def breaker(self) -> VIXCircuitBreaker: ...
+
+    @property
+    def cache(self) -> Any: ...
+
+    def cache_info(self) -> CacheInfo: ...
+
+    def cache_clear(self) -> Any: ...
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _Decorator(Protocol):
+    @overload
+    def __call__(self, func: classmethod[Any, P, R]) -> CachedFunction[P, R]: ...
+    @overload
+    def __call__(self, func: staticmethod[P, R]) -> CachedFunction[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]: ...
 
 
 class _Counts:
@@ -165,16 +201,16 @@ class _Call:
 class _MappingCall(_Call):
     """An in-process store: a cachetools cache or any MutableMapping, behind one lock."""
 
-    def __init__(self, store: MutableMapping[Any, Any], **kwargs: Any) -> None:
+    def __init__(self, cache: MutableMapping[Any, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.store = store
+        self.cache = cache
 
     def _lookup(self, key: Any, ttl: float) -> tuple[str, Any]:
         """``("hits", value)`` for a fresh entry, else the outcome of computing it."""
         now = self._clock()
         with self._lock:
             try:
-                entry = self.store[key]
+                entry = self.cache[key]
             except KeyError:
                 return "misses", None
             except Exception as exc:
@@ -190,7 +226,7 @@ class _MappingCall(_Call):
         entry = Entry(value, self._clock(), ttl)
         with self._lock:
             try:
-                self.store[key] = entry
+                self.cache[key] = entry
             except Exception as exc:
                 self._faults.failed("set", exc)
                 return False
@@ -200,13 +236,13 @@ class _MappingCall(_Call):
 
     def cache_clear(self) -> None:
         with self._lock:
-            self.store.clear()
+            self.cache.clear()
         self._reset_counts()
 
     def invalidate(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         key = self.key(instance, args, kwargs)
         with self._lock:
-            return self.store.pop(key, None) is not None
+            return self.cache.pop(key, None) is not None
 
 
 class _SyncCall(_MappingCall):
@@ -275,6 +311,11 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         """The breaker that decides this function's TTLs."""
         return self._vix.breaker  # type: ignore[no-any-return]
 
+    @property
+    def cache(self) -> Any:
+        """The store: the mapping, or the aiocache cache."""
+        return self._vix.cache
+
     def cache_info(self) -> CacheInfo:
         """Counts per outcome; they add up to the number of calls."""
         return self._vix.cache_info()  # type: ignore[no-any-return]
@@ -285,7 +326,10 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
 
     def invalidate(self, *args: Any, **kwargs: Any) -> Any:
         """Drop the entry for these arguments (a coroutine for aiocache stores)."""
-        return self._vix.invalidate(self._self_instance, args, kwargs)
+        instance = self._self_instance
+        if instance is None:  # as wrapt does for a bound method decorated directly
+            instance = getattr(self.__wrapped__, "__self__", None)
+        return self._vix.invalidate(instance, args, kwargs)
 
 
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -296,6 +340,7 @@ class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg
         return self._self_parent._self_call
 
     breaker = _CachedFunction.breaker
+    cache = _CachedFunction.cache
     cache_info = _CachedFunction.cache_info
     cache_clear = _CachedFunction.cache_clear
     invalidate = _CachedFunction.invalidate
@@ -315,7 +360,7 @@ def vix_cached(
     key: Callable[..., Hashable] | None = None,
     coalesce: bool = True,
     clock: Callable[[], float] | None = None,
-) -> Callable[[F], F]:
+) -> _Decorator:
     """Cache a function's results with TTLs that adapt to the volatility of its data.
 
     Args:
@@ -359,7 +404,7 @@ def vix_cached(
             f"cache instance, got {cache!r}"
         )
 
-    def decorate(func: F) -> F:
+    def decorate(func: Any) -> Any:
         target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
         if not callable(target):
             raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
@@ -397,7 +442,7 @@ def vix_cached(
                 else (NoFlightsAsync() if is_async else NoFlights())
             )
             call = call_class(store, clock=clock or the_breaker.config["clock"], flights=flights, **common)
-        return _CachedFunction(func, call)  # type: ignore[return-value]
+        return _CachedFunction(func, call)
 
     return decorate
 

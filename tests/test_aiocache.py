@@ -1,0 +1,259 @@
+"""vix_ttl.aiocache: the serializer, the plugin, cached, and config dicts, on real servers."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache, caches
+from aiocache.serializers import (
+    JsonSerializer,
+    MsgPackSerializer,
+    NullSerializer,
+    PickleSerializer,
+    StringSerializer,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vix_ttl import Mode, VIXCircuitBreaker, get_breaker
+from vix_ttl.aiocache import MEMCACHED_MAX_TTL, VixPlugin, VixSerializer, backend_ttl, cached
+from vix_ttl.testing import FakeClock
+
+SERIALIZERS: dict[str, tuple[Callable[[], Any], Any]] = {
+    "string": (StringSerializer, "odds 1.85"),
+    "pickle": (PickleSerializer, {"home": 1.85, "away": (2.1, None)}),
+    "json": (JsonSerializer, {"home": 1.85, "away": [2.1, None]}),
+    # encoding=None: with its default utf-8, aiocache's own msgpack serializer
+    # cannot read binary payloads back from Redis or memcached.
+    "msgpack": (lambda: MsgPackSerializer(encoding=None), [1.85, 2.1, None]),
+}
+
+
+def enter(breaker: VIXCircuitBreaker, mode: Mode) -> None:
+    breaker.reset()
+    panics = {Mode.NORMAL: 0, Mode.HIGH_VOLATILITY: 600, Mode.CIRCUIT_OPEN: 1000}[mode]
+    for i in range(1000):
+        breaker.record("panic" if i >= 1000 - panics else "normal")
+
+
+@pytest.fixture(params=["memory", "redis", "memcached"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    """Constructor arguments of one real aiocache backend, emptied first."""
+    kind = request.param
+    if kind == "memory":
+        spec: dict[str, Any] = {"cache": SimpleMemoryCache}
+    elif kind == "redis":
+        spec = {"cache": RedisCache, "endpoint": "127.0.0.1", "port": request.getfixturevalue("redis_port")}
+    else:
+        spec = {
+            "cache": MemcachedCache,
+            "endpoint": "127.0.0.1",
+            "port": request.getfixturevalue("memcached_port"),
+        }
+    probe = spec["cache"](**{k: v for k, v in spec.items() if k != "cache"})
+    await probe.clear()
+    await probe.close()
+    yield spec
+
+
+def build(spec: dict[str, Any], serializer: Any, plugins: list[Any] | None = None) -> Any:
+    options = {k: v for k, v in spec.items() if k != "cache"}
+    return spec["cache"](serializer=serializer, plugins=plugins or [VixPlugin()], **options)
+
+
+@pytest.mark.parametrize("inner", list(SERIALIZERS))
+async def test_every_aiocache_serializer_round_trips_through_every_backend(
+    backend: dict[str, Any], inner: str
+) -> None:
+    serializer_class, value = SERIALIZERS[inner]
+    clock = FakeClock(1_000_000)
+    breaker = VIXCircuitBreaker(clock=clock)
+    serializer = VixSerializer(serializer_class(), breaker=breaker, clock=clock)
+    assert serializer.encoding == serializer_class().encoding
+    cache = build(backend, serializer)
+    await cache.set("match:42", value, ttl=60)
+    assert await cache.get("match:42") == value
+    clock.advance(60)
+    assert await cache.get("match:42") is None  # past its TTL: a miss, even if the backend kept it
+    await cache.close()
+
+
+async def test_loads_follows_the_breakers_decision_now(backend: dict[str, Any]) -> None:
+    clock = FakeClock(1_000_000)
+    breaker = VIXCircuitBreaker(clock=clock, window_seconds=3600)
+    status = {"value": "normal"}
+    serializer = VixSerializer(breaker=breaker, status_of=lambda v: status["value"], clock=clock)
+    cache = build(backend, serializer)
+    enter(breaker, Mode.HIGH_VOLATILITY)
+    status["value"] = "panic"
+    await cache.set("odds", 1.85, ttl=2)  # HV x panic: floored to 5 s
+    clock.advance(4.9)
+    assert await cache.get("odds") == 1.85
+    clock.advance(0.1)
+    assert await cache.get("odds") is None
+    await cache.close()
+
+
+async def test_the_plugin_keeps_entries_in_the_backend_for_their_decided_ttl(redis_port: int) -> None:
+    breaker = VIXCircuitBreaker(window_seconds=3600)
+    serializer = VixSerializer(breaker=breaker, status_of=lambda v: v["status"])
+    cache = RedisCache(endpoint="127.0.0.1", port=redis_port, serializer=serializer, plugins=[VixPlugin()])
+    await cache.clear()
+    enter(breaker, Mode.CIRCUIT_OPEN)
+    await cache.set("calm", {"status": "normal"}, ttl=5)  # CO floors normal at 60 s
+    assert 55_000 < await cache.raw("pttl", "calm") <= 60_000
+    enter(breaker, Mode.NORMAL)
+    await cache.set("hot", {"status": "panic"}, ttl=5)  # NORMAL x panic: bypass
+    assert not await cache.exists("hot")  # a TTL of 0 never stays in a backend
+    await cache.close()
+
+
+async def test_config_dict_by_dotted_path(redis_port: int) -> None:
+    get_breaker("odds", window_seconds=3600)
+    caches.set_config(
+        {
+            "default": {
+                "cache": "aiocache.RedisCache",
+                "endpoint": "127.0.0.1",
+                "port": redis_port,
+                "serializer": {
+                    "class": "vix_ttl.aiocache.VixSerializer",
+                    "breaker": "odds",
+                    "serializer": {"class": "aiocache.serializers.JsonSerializer"},
+                },
+                "plugins": [{"class": "vix_ttl.aiocache.VixPlugin"}],
+            },
+        }
+    )
+    try:
+        cache = caches.get("default")
+        await cache.clear()
+        assert isinstance(cache.serializer, VixSerializer)
+        assert cache.serializer.breaker is get_breaker("odds")
+        await cache.set("k", {"odds": [1.85]}, ttl=30)
+        assert await cache.get("k") == {"odds": [1.85]}
+        assert get_breaker("odds").samples == 1  # the status was recorded at set
+
+        computes: list[int] = []
+
+        @cached(alias="default", ttl=30, status=lambda match: "normal", breaker="odds")
+        async def price(match: int) -> None:
+            computes.append(match)
+            # aiocache's own decorator cannot cache None
+
+        assert await price(1) is None
+        assert await price(1) is None
+        assert computes == [1]
+        assert price.cache_info().hits == 1
+        await cache.close()
+    finally:
+        caches.set_config({"default": {"cache": "aiocache.SimpleMemoryCache"}})
+
+
+async def test_cached_from_arguments_like_aiocache() -> None:
+    computes: list[int] = []
+
+    @cached(
+        ttl=10,
+        cache=SimpleMemoryCache,
+        serializer=NullSerializer(),
+        namespace="odds",
+        status=lambda x: "warning",
+        warning_ttl=20,
+    )
+    async def price(x: int) -> int:
+        computes.append(x)
+        return x
+
+    assert [await price(1), await price(1)] == [1, 1]
+    assert computes == [1]
+    assert isinstance(price.cache, SimpleMemoryCache)
+    assert price.cache.namespace == "odds"
+    assert price.cache_info().hits == 1
+
+
+@pytest.mark.parametrize("option", ["skip_cache_func", "noself"])
+def test_cached_refuses_what_it_does_not_support(option: str) -> None:
+    with pytest.raises(TypeError, match=option):
+        cached(ttl=10, **{option: True})  # type: ignore[arg-type]
+
+
+def test_cached_needs_a_ttl() -> None:
+    with pytest.raises(ValueError, match="needs a ttl"):
+
+        @cached(status=lambda: "normal")
+        async def price() -> int:
+            return 1
+
+
+@given(
+    st.one_of(
+        st.binary(),
+        st.text(),
+        st.none(),
+        st.integers(),
+        st.lists(st.integers()),
+        st.tuples(st.text(), st.floats(), st.floats(), st.floats(), st.text(), st.binary()),
+    )
+)
+def test_loads_of_garbage_is_a_miss_never_an_exception(raw: Any) -> None:
+    serializer = VixSerializer(breaker=VIXCircuitBreaker(clock=FakeClock()))
+    assert serializer.loads(raw) is None
+
+
+@given(
+    st.binary(),
+    st.sampled_from(
+        [
+            "vix_ttl:1|1.0|5.0|10.0|normal\n",  # the one valid, fresh header
+            "vix_ttl:1|nan|1|1|panic\n",
+            "vix_ttl:1|1|-5|0|normal\n",
+            "vix_ttl:2|1|5|0|normal\n",
+        ]
+    ),
+)
+def test_loads_of_a_corrupt_envelope_is_a_miss(payload: bytes, header: str) -> None:
+    serializer = VixSerializer(
+        PickleSerializer(), breaker=VIXCircuitBreaker(clock=FakeClock()), clock=FakeClock(1.0)
+    )
+    try:
+        unpickled = pickle.loads(payload)
+    except Exception:
+        unpickled = None
+    fresh = header.startswith("vix_ttl:1|1.0|")
+    assert serializer.loads(header.encode() + payload) == (unpickled if fresh else None)
+
+
+def test_serializer_needs_a_base_ttl_and_says_how_to_give_one() -> None:
+    serializer = VixSerializer(breaker=VIXCircuitBreaker(clock=FakeClock()))
+    with pytest.raises(ValueError, match="needs a base TTL"):
+        serializer.dumps(1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"serializer": 3}, TypeError, "must be an aiocache serializer"),
+        ({"serializer": "nowhere.Nothing"}, ValueError, "cannot import 'nowhere.Nothing'"),
+        ({"breaker": 3}, TypeError, "breaker must be"),
+        ({"status_of": 3}, TypeError, "status_of must be callable"),
+        ({"ttl": -1}, ValueError, "ttl must be a finite number"),
+        ({"clock": 3}, TypeError, "clock must be"),
+    ],
+)
+def test_serializer_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        VixSerializer(**kwargs)
+
+
+def test_backend_ttl_rules() -> None:
+    memcached = MemcachedCache(port=1)
+    redis = RedisCache(port=1)
+    assert backend_ttl(memcached, 4.2) == 5  # whole seconds, rounded up
+    assert backend_ttl(memcached, 90 * 24 * 3600) == MEMCACHED_MAX_TTL  # else read as a Unix time
+    assert backend_ttl(redis, 0.0001) == 0.001  # a float is PSETEX ms: never 0
+    assert backend_ttl(redis, 5) == 5.0
+    assert backend_ttl(SimpleMemoryCache(), 2.5) == 2.5

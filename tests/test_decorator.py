@@ -1,0 +1,204 @@
+"""@vix_cached as users meet it: introspection, methods, bad input at decoration time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import cachetools
+import pytest
+from aiocache import SimpleMemoryCache
+
+from vix_ttl import VIXCircuitBreaker, get_breaker
+from vix_ttl.decorator import vix_cached
+from vix_ttl.testing import FakeClock
+
+
+def normal(*args: Any, **kwargs: Any) -> str:
+    return "normal"
+
+
+def test_keeps_name_doc_signature_and_wrapped() -> None:
+    def price(match_id: int, market: str = "1x2", *, live: bool = False) -> float:
+        """The price of a market."""
+        return 1.0
+
+    cached = vix_cached(60, status=normal)(price)
+    assert cached.__name__ == "price"
+    assert cached.__qualname__ == price.__qualname__
+    assert cached.__doc__ == "The price of a market."
+    assert inspect.signature(cached) == inspect.signature(price)
+    assert cached.__wrapped__ is price
+    assert not inspect.iscoroutinefunction(cached)
+
+
+def test_async_functions_stay_coroutine_functions() -> None:
+    async def price(x: int) -> int:
+        return x
+
+    cached = vix_cached(60, status=normal)(price)
+    assert inspect.iscoroutinefunction(cached)
+    assert asyncio.run(cached(3)) == 3
+
+
+def test_methods_classmethods_staticmethods_and_their_keys() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class Book:
+        def __init__(self, margin: float) -> None:
+            self.margin = margin
+
+        @vix_cached(60, status=normal)
+        def price(self, odds: float) -> float:
+            calls.append(("price", self.margin))
+            return odds * self.margin
+
+        @vix_cached(60, status=normal)
+        @classmethod
+        def name(cls, suffix: str) -> str:
+            calls.append(("name", suffix))
+            return cls.__name__ + suffix
+
+        @vix_cached(60, status=normal)
+        @staticmethod
+        def double(x: int) -> int:
+            calls.append(("double", x))
+            return 2 * x
+
+    a, b = Book(1.0), Book(2.0)
+    assert [a.price(2.0), a.price(2.0), b.price(2.0)] == [2.0, 2.0, 4.0]  # the instance is in the key
+    assert [Book.name("!"), a.name("!")] == ["Book!", "Book!"]
+    assert [a.double(3), Book.double(3)] == [6, 6]
+    assert calls == [("price", 1.0), ("price", 2.0), ("name", "!"), ("double", 3)]
+    assert a.price.cache_info().hits == 1
+    assert a.price.invalidate(2.0) is True
+    assert b.price.invalidate(2.0) is True
+    assert a.price.invalidate(2.0) is False
+    assert a.price.breaker is get_breaker()
+
+
+def test_status_and_ttl_get_the_call_arguments_without_self() -> None:
+    seen: list[Any] = []
+
+    def ttl(odds: float, *, live: bool = False) -> float:
+        seen.append(("ttl", odds, live))
+        return 30
+
+    def status(odds: float, *, live: bool = False) -> str:
+        seen.append(("status", odds, live))
+        return "normal"
+
+    class Book:
+        @vix_cached(ttl, status=status)
+        def price(self, odds: float, *, live: bool = False) -> float:
+            return odds
+
+    Book().price(1.5, live=True)
+    assert seen == [("status", 1.5, True), ("ttl", 1.5, True)]
+
+
+def test_key_function_and_keyword_arguments() -> None:
+    computes: list[Any] = []
+
+    @vix_cached(60, status=normal, key=lambda match, **_: match)
+    def price(match: int, *, request_id: str) -> int:
+        computes.append(request_id)
+        return match
+
+    price(1, request_id="a")
+    price(1, request_id="b")  # same key: a hit
+    assert computes == ["a"]
+
+
+def test_breaker_by_name_instance_or_default() -> None:
+    odds = get_breaker("odds")
+    assert vix_cached(1, status=normal, breaker="odds")(lambda: 1).breaker is odds
+    own = VIXCircuitBreaker()
+    assert vix_cached(1, status=normal, breaker=own)(lambda: 1).breaker is own
+    assert vix_cached(1, status=normal)(lambda: 1).breaker is get_breaker("default")
+
+
+def test_the_default_store_is_a_bounded_lru() -> None:
+    @vix_cached(60, status=normal, maxsize=3, breaker=VIXCircuitBreaker(clock=FakeClock()))
+    def price(x: int) -> int:
+        return x
+
+    for x in range(10):
+        price(x)
+    assert isinstance(price.cache, cachetools.LRUCache)
+    assert len(price.cache) == 3
+
+
+def test_any_mutable_mapping_is_a_store() -> None:
+    store: dict[Any, Any] = {}
+
+    @vix_cached(60, status=normal, cache=store, breaker=VIXCircuitBreaker(clock=FakeClock()))
+    def price(x: int) -> int:
+        return x
+
+    price(1)
+    assert len(store) == 1
+    assert price.cache is store
+
+
+def test_unhashable_arguments_get_a_clear_error() -> None:
+    @vix_cached(60, status=normal)
+    def price(legs: list[int]) -> int:
+        return sum(legs)
+
+    with pytest.raises(TypeError, match=r"vix_cached\(.*price\): the cache key must be hashable .* key="):
+        price([1, 2])
+
+
+def test_a_bad_status_from_the_status_function_is_a_clear_error() -> None:
+    @vix_cached(60, status=lambda x: "calm")
+    def price(x: int) -> int:
+        return x
+
+    with pytest.raises(ValueError, match=r"the status function returned invalid VixStatus 'calm'"):
+        price(1)
+
+
+def test_a_bad_ttl_from_the_ttl_function_is_a_clear_error() -> None:
+    @vix_cached(lambda x: -1, status=normal)
+    def price(x: int) -> int:
+        return x
+
+    with pytest.raises(ValueError, match=r"the ttl function returned an invalid value: ttl must be"):
+        price(1)
+
+
+def test_aiocache_caches_serve_async_functions_only() -> None:
+    with pytest.raises(TypeError, match="an aiocache cache serves async functions only"):
+
+        @vix_cached(60, status=normal, cache=SimpleMemoryCache())
+        def price(x: int) -> int:
+            return x
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        ((-1,), {"status": normal}, ValueError, "ttl must be a finite number of seconds >= 0"),
+        (("60",), {"status": normal}, TypeError, "ttl must be a number"),
+        ((60,), {"status": "normal"}, TypeError, "status must be a callable"),
+        ((60,), {"status": normal, "warning_ttl": float("inf")}, ValueError, "warning_ttl"),
+        ((60,), {"status": normal, "maxsize": 0}, ValueError, "maxsize must be a positive int"),
+        ((60,), {"status": normal, "key": "match"}, TypeError, "key must be a callable"),
+        ((60,), {"status": normal, "coalesce": "yes"}, TypeError, "coalesce must be True or False"),
+        ((60,), {"status": normal, "clock": 5}, TypeError, "clock must be a zero-argument callable"),
+        ((60,), {"status": normal, "breaker": 5}, TypeError, "breaker must be a VIXCircuitBreaker"),
+        ((60,), {"status": normal, "cache": [1]}, TypeError, "cache must be None, a cachetools cache"),
+    ],
+)
+def test_bad_arguments_fail_at_decoration_time(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        vix_cached(*args, **kwargs)
+
+
+def test_decorating_a_non_callable() -> None:
+    with pytest.raises(TypeError, match="can only decorate a callable"):
+        vix_cached(60, status=normal)(42)  # type: ignore[call-overload]

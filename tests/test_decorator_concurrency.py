@@ -1,0 +1,193 @@
+"""In-flight sharing: N concurrent callers of one key, one computation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vix_ttl import VIXCircuitBreaker
+from vix_ttl.decorator import vix_cached
+from vix_ttl.testing import FakeClock
+
+CALLERS = 50
+
+
+def vix(function: Any) -> Any:
+    """The decorator's call object behind a decorated function: its flights, its keys."""
+    return function._self_call
+
+
+def wait_until(predicate: Callable[[], bool]) -> None:
+    """A rendezvous between threads (not a clock): spin until *predicate* holds."""
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, "threads never met"
+        time.sleep(0.0005)
+
+
+def breaker() -> VIXCircuitBreaker:
+    return VIXCircuitBreaker(clock=FakeClock())
+
+
+@pytest.mark.parametrize("status", ["normal", "panic"])  # panic: coalesced while bypassing too
+def test_threads_on_one_key_share_one_computation(status: str) -> None:
+    release = threading.Event()
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda x: status, breaker=breaker())
+    def price(x: int) -> str:
+        computes.append(x)
+        release.wait(30)
+        return f"price-{x}"
+
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(price(1))) for _ in range(CALLERS)]
+    for thread in threads:
+        thread.start()
+    flights = vix(price)._flights
+    wait_until(lambda: flights.waiting(vix(price).key(None, (1,), {})) == CALLERS - 1)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert computes == [1]
+    assert results == ["price-1"] * CALLERS
+    info = price.cache_info()
+    assert info.coalesced == CALLERS - 1
+    assert info.calls == CALLERS
+
+
+def test_threads_on_different_keys_do_not_block_each_other() -> None:
+    release_one = threading.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    def price(x: int) -> int:
+        if x == 1:
+            release_one.wait(30)
+        return x
+
+    slow = threading.Thread(target=price, args=(1,))
+    slow.start()
+    flights = vix(price)._flights
+    wait_until(lambda: vix(price).key(None, (1,), {}) in flights._flights)
+    assert [price(k) for k in range(2, 10)] == list(range(2, 10))  # while key 1 is computing
+    release_one.set()
+    slow.join()
+
+
+def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
+    release = threading.Event()
+    attempts: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    def price(x: int) -> int:
+        attempts.append(x)
+        release.wait(30)
+        if len(attempts) == 1:
+            raise RuntimeError("feed down")
+        return x
+
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            price(1)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    flights = vix(price)._flights
+    wait_until(lambda: flights.waiting(vix(price).key(None, (1,), {})) == 9)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 10
+    assert price(1) == 1  # not cached: computed again
+    assert attempts == [1, 1]
+
+
+def test_coalesce_off_lets_every_caller_compute() -> None:
+    computes: list[int] = []
+    barrier = threading.Barrier(4)
+
+    @vix_cached(60, status=lambda x: "panic", breaker=breaker(), coalesce=False)
+    def price(x: int) -> int:
+        computes.append(x)
+        barrier.wait(30)  # all four inside at once: none waited on another
+        return x
+
+    threads = [threading.Thread(target=price, args=(1,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert computes == [1] * 4
+    assert price.cache_info().bypasses == 4
+
+
+@pytest.mark.parametrize("status", ["normal", "panic"])
+async def test_tasks_on_one_key_share_one_computation(status: str) -> None:
+    release = asyncio.Event()
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda x: status, breaker=breaker())
+    async def price(x: int) -> str:
+        computes.append(x)
+        await release.wait()
+        return f"price-{x}"
+
+    tasks = [asyncio.ensure_future(price(1)) for _ in range(CALLERS)]
+    key = vix(price).key(None, (1,), {})
+    while vix(price)._flights.waiting(key) < CALLERS - 1:
+        await asyncio.sleep(0)  # let the tasks run up to the flight: a yield, not a wait
+    release.set()
+    assert await asyncio.gather(*tasks) == ["price-1"] * CALLERS
+    assert computes == [1]
+    assert price.cache_info().coalesced == CALLERS - 1
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_computation() -> None:
+    release = asyncio.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> int:
+        await release.wait()
+        return x
+
+    first = asyncio.ensure_future(price(1))
+    second = asyncio.ensure_future(price(1))
+    key = vix(price).key(None, (1,), {})
+    while vix(price)._flights.waiting(key) < 1:
+        await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+def test_many_threads_hammering_hits_and_misses_count_every_call() -> None:
+    clock = FakeClock()
+    statuses = ["normal", "warning", "panic"]
+
+    @vix_cached(30, status=lambda x: statuses[x % 3], breaker=VIXCircuitBreaker(clock=clock))
+    def price(x: int) -> Any:
+        return x
+
+    def worker(offset: int) -> None:
+        for i in range(2000):
+            assert price((i + offset) % 50) == (i + offset) % 50
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert price.cache_info().calls == 8 * 2000
+    assert price.breaker.samples == 8 * 2000

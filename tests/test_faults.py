@@ -1,0 +1,166 @@
+"""Fail open: a cache backend that fails never fails the call."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cachetools
+import pytest
+from aiocache import RedisCache
+from structlog.testing import capture_logs
+
+from tests.conftest import require_server
+from vix_ttl import VIXCircuitBreaker
+from vix_ttl.decorator import vix_cached
+from vix_ttl.testing import FakeClock
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisProcess:
+    """A Redis server of this test's own, to stop and start at will."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:  # a rendezvous with the new process, not a clock
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    if shutil.which("redis-server") is None:
+        require_server("redis-server (the binary)", -1)
+    server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.stop()
+
+
+async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess) -> None:
+    clock = FakeClock()
+    cache = RedisCache(endpoint="127.0.0.1", port=redis_process.port, timeout=2)
+    computes: list[int] = []
+
+    @vix_cached(
+        60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=clock), cache=cache, clock=clock
+    )
+    async def price(x: int) -> int:
+        computes.append(x)
+        return x * 10
+
+    assert await price(1) == 10
+    assert await price(1) == 10
+    assert (len(computes), price.cache_info().hits) == (1, 1)
+
+    redis_process.stop()
+    with capture_logs() as down_logs:
+        for _ in range(20):
+            assert await price(1) == 10  # computed: the call never fails
+    assert len(computes) == 21
+    assert price.cache_info().errors == 20
+    failures = [log for log in down_logs if log["event"].startswith("cache_backend")]
+    assert [log["event"] for log in failures] == ["cache_backend_failed"]  # once per burst
+
+    redis_process.start()
+    with capture_logs() as up_logs:
+        await price(1)  # the empty new server: a miss, stored again
+        await price(1)
+    info = price.cache_info()
+    assert (info.misses, info.hits, info.errors) == (2, 2, 20)
+    assert [log["event"] for log in up_logs] == ["cache_backend_recovered"]
+    assert up_logs[0]["failed_operations"] == 40  # a get and a set per call
+    await cache.close()
+
+
+class BrokenMapping(cachetools.LRUCache[Any, Any]):
+    """A store that fails on demand, like a mapping over a network would."""
+
+    broken = False
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.broken:
+            raise OSError("store unreachable")
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.broken:
+            raise OSError("store unreachable")
+        super().__setitem__(key, value)
+
+
+def test_a_failing_mapping_store_fails_open() -> None:
+    store = BrokenMapping(maxsize=10)
+
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()), cache=store)
+    def price(x: int) -> int:
+        return x
+
+    price(1)
+    store.broken = True
+    with capture_logs() as logs:
+        assert [price(1) for _ in range(5)] == [1] * 5
+    assert price.cache_info() == (0, 1, 0, 0, 0, 5)
+    assert [log["event"] for log in logs] == ["cache_backend_failed"]
+    store.broken = False
+    price(2)
+    assert price(2) == 2
+    assert price.cache_info().hits == 1
+
+
+async def test_a_hung_backend_times_out_into_a_computed_call() -> None:
+    class Hung(RedisCache):  # type: ignore[misc]
+        async def _get(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.Event().wait()
+
+    cache = Hung(endpoint="127.0.0.1", port=1, timeout=0.05)
+
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()), cache=cache)
+    async def price(x: int) -> int:
+        return x
+
+    assert await price(3) == 3
+    assert price.cache_info().errors == 1
