@@ -2,21 +2,28 @@
 
 pytest-benchmark times each benchmark in turn, and on a shared machine the
 speed drifts between one benchmark and the next by more than the effects we
-measure. So every ratio here comes from ``paired_ratio``: the two callables
+measure. So every ratio here comes from ``paired_ratio``: the two operations
 run in alternating blocks, interleaved in time, and the fastest block of each
-is compared, with the cost of the timing loop itself taken out. The
-pytest-benchmark tables stay for the absolute figures of the run.
+is compared, less the cost of the bare loop around them. The pytest-benchmark
+tables stay for the absolute figures of the run (per ``ROUND`` operations).
+
+An operation is given as a *runner*: a callable that performs it n times
+(``calls`` for a sync callable, ``awaits`` for a coroutine function).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
+
+Runner = Callable[[int], object]
+ROUND = 100  # operations per pytest-benchmark round
 
 _lines: list[str] = []
 
@@ -26,43 +33,62 @@ def report(line: str) -> None:
     _lines.append(line)
 
 
-def _fastest_block(call: Callable[[], object], calls: int, best: float) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return min(best, (time.perf_counter() - start) / calls)
+def calls(operation: Callable[[], object]) -> Runner:
+    def run(n: int) -> None:
+        for _ in range(n):
+            operation()
+
+    return run
 
 
-def paired_ratio(
-    subject: Callable[[], object], baseline: Callable[[], object], *, blocks: int = 40, calls: int = 2000
-) -> float:
-    """Time per call of *subject* / time per call of *baseline*, interleaved."""
+def awaits(loop: asyncio.AbstractEventLoop, operation: Callable[[], Awaitable[object]]) -> Runner:
+    async def many(n: int) -> None:
+        for _ in range(n):
+            await operation()
 
-    def nothing() -> None:
+    return lambda n: loop.run_until_complete(many(n))
+
+
+def _empty_loop(n: int) -> None:
+    for _ in range(n):
         pass
 
+
+def _fastest(run: Runner, n: int, best: float) -> float:
+    start = time.perf_counter()
+    run(n)
+    return min(best, (time.perf_counter() - start) / n)
+
+
+def paired_ratio(subject: Runner, baseline: Runner, *, blocks: int = 40, n: int = 2000) -> float:
+    """Time per operation of *subject* / of *baseline*, interleaved in time."""
     best_subject = best_baseline = best_loop = math.inf
     for _ in range(blocks):
-        best_subject = _fastest_block(subject, calls, best_subject)
-        best_baseline = _fastest_block(baseline, calls, best_baseline)
-        best_loop = _fastest_block(nothing, calls, best_loop)
+        best_subject = _fastest(subject, n, best_subject)
+        best_baseline = _fastest(baseline, n, best_baseline)
+        best_loop = _fastest(_empty_loop, n, best_loop)
     return (best_subject - best_loop) / (best_baseline - best_loop)
 
 
 def compare(
-    benchmark: BenchmarkFixture,
-    label: str,
-    subject: Callable[[], object],
-    baseline: Callable[[], object],
-    target: float,
-    **pairing: Any,
-) -> None:
-    """Benchmark *subject*, and report its paired ratio to *baseline* against *target*."""
-    benchmark(subject)
-    if not benchmark.disabled:
-        ratio = paired_ratio(subject, baseline, **pairing)
-        verdict = "ok" if ratio <= target else "OVER TARGET"
-        report(f"{label}: {ratio:.2f}x (target <= {target}x) {verdict}")
+    benchmark: BenchmarkFixture, label: str, subject: Runner, baseline: Runner, target: float, **pairing: Any
+) -> float | None:
+    """Benchmark *subject*; report its paired ratio to *baseline* against *target*."""
+    benchmark(subject, ROUND)
+    if benchmark.disabled:
+        return None
+    ratio = paired_ratio(subject, baseline, **pairing)
+    verdict = "ok" if ratio <= target else "OVER TARGET"
+    report(f"{label}: {ratio:.2f}x (target <= {target}x) {verdict}")
+    return ratio
+
+
+@pytest.fixture
+def loop() -> Any:
+    """An event loop for async runners, closed after the test."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -6,24 +6,15 @@ import tracemalloc
 from collections import deque
 from collections.abc import Callable
 
-import cachetools
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.conftest import compare, paired_ratio, report
+from benchmarks.conftest import ROUND, calls, compare, paired_ratio, report
+from benchmarks.peers import cachetools_hit
 from vix_ttl import VIXCircuitBreaker, VixStatus
 from vix_ttl.testing import FakeClock
 
 PANIC, NORMAL = VixStatus.PANIC, VixStatus.NORMAL
-
-
-def cachetools_hit() -> Callable[[], int]:
-    @cachetools.cached(cachetools.TTLCache(maxsize=1024, ttl=60))
-    def price(match_id: int) -> int:
-        return match_id
-
-    price(7)
-    return lambda: price(7)
 
 
 def naive_deque_sum() -> Callable[[], float]:
@@ -60,39 +51,33 @@ def record_and_decide(window: int) -> Callable[[], None]:
     return step
 
 
+PEERS = {
+    "cachetools TTLCache hit": (cachetools_hit, 0.6),
+    "naive deque+sum at 1,800 samples": (naive_deque_sum, 0.1),
+}
+
+
 @pytest.mark.benchmark(group="record")
-def test_record_vs_cachetools_hit(benchmark: BenchmarkFixture) -> None:
+@pytest.mark.parametrize("peer", list(PEERS))
+def test_record_vs(benchmark: BenchmarkFixture, peer: str) -> None:
+    build, target = PEERS[peer]
     breaker = VIXCircuitBreaker()
-    compare(
-        benchmark, "record / cachetools TTLCache hit", lambda: breaker.record(NORMAL), cachetools_hit(), 0.6
-    )
+    compare(benchmark, f"record / {peer}", calls(lambda: breaker.record(NORMAL)), calls(build()), target)
 
 
 @pytest.mark.benchmark(group="record")
 def test_cachetools_hit(benchmark: BenchmarkFixture) -> None:
-    benchmark(cachetools_hit())
-
-
-@pytest.mark.benchmark(group="record")
-def test_record_vs_naive_deque_sum(benchmark: BenchmarkFixture) -> None:
-    breaker = VIXCircuitBreaker()
-    compare(
-        benchmark,
-        "record / naive deque+sum at 1,800 samples",
-        lambda: breaker.record(NORMAL),
-        naive_deque_sum(),
-        0.1,
-    )
+    benchmark(calls(cachetools_hit()), ROUND)
 
 
 @pytest.mark.benchmark(group="window-size")
 @pytest.mark.parametrize("window", [60, 1800, 86400])
 def test_record_decide(benchmark: BenchmarkFixture, window: int) -> None:
-    benchmark(record_and_decide(window))
+    benchmark(calls(record_and_decide(window)), ROUND)
 
 
 def test_record_decide_is_flat_in_the_window_size() -> None:
-    small, medium, large = (record_and_decide(w) for w in (60, 1800, 86400))
+    small, medium, large = (calls(record_and_decide(w)) for w in (60, 1800, 86400))
     ratios = [paired_ratio(medium, small), paired_ratio(large, small), paired_ratio(large, medium)]
     spread = max(*ratios, 1 / min(ratios))
     verdict = "ok" if spread <= 1.2 else "OVER TARGET"

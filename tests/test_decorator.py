@@ -119,14 +119,14 @@ def test_breaker_by_name_instance_or_default() -> None:
     assert vix_cached(1, status=normal)(lambda: 1).breaker is get_breaker("default")
 
 
-def test_the_default_store_is_a_bounded_lru() -> None:
+def test_the_default_store_is_a_bounded_fifo() -> None:
     @vix_cached(60, status=normal, maxsize=3, breaker=VIXCircuitBreaker(clock=FakeClock()))
     def price(x: int) -> int:
         return x
 
     for x in range(10):
         price(x)
-    assert isinstance(price.cache, cachetools.LRUCache)
+    assert isinstance(price.cache, cachetools.FIFOCache)
     assert len(price.cache) == 3
 
 

@@ -99,6 +99,7 @@ class AiocacheCall(_Call):
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         ttl, key, status, base = self._prepare(instance, args, kwargs)
+        key = self.hashable(key)  # shared computations are found by key
         if not ttl:
             value, joined = await self._flights.run(key, lambda: wrapped(*args, **kwargs))
             self._count("coalesced" if joined else "bypasses")

@@ -11,7 +11,7 @@ import structlog
 
 from vix_ttl._checks import check_seconds
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
-from vix_ttl.policy import Decision, Strategy, TTLPolicy, floor_ttl
+from vix_ttl.policy import Decision, Strategy, TTLPolicy
 from vix_ttl.status import VixStatus
 from vix_ttl.window import RollingWindow
 
@@ -29,6 +29,7 @@ _log = structlog.get_logger("vix_ttl")
 
 # Module constants: reading an Enum member off its class is slow on the hot path.
 _PANIC = VixStatus.PANIC
+_BYPASS, _ADAPTIVE, _BASE = Strategy.BYPASS, Strategy.ADAPTIVE, Strategy.BASE
 _LOG_LEVEL = {Mode.NORMAL: "info", Mode.HIGH_VOLATILITY: "warning", Mode.CIRCUIT_OPEN: "critical"}
 _ADJACENT = [(a, b) for a, b in zip(Mode, list(Mode)[1:], strict=False)]
 _TRANSITION_KEYS = [f"{a.value}->{b.value}" for a, b in _ADJACENT] + [
@@ -106,7 +107,6 @@ class VIXCircuitBreaker:
         self._machine = ModeMachine(thresholds, min_samples, stabilization)
         # Bound once: looking a method up costs more than half of what it does.
         self._add = self._window.add
-        self._update = self._machine.update
         self._lock = threading.Lock()
         self._listeners: tuple[Listener, ...] = ()
         self._reset_state()
@@ -122,11 +122,14 @@ class VIXCircuitBreaker:
         try:
             now = self._clock()
             self._add(now, status is _PANIC)
-            window = self._window
-            hops = self._update(window.panics / window.total, window.total, now)
-            if hops:
-                self._apply(hops)
-            mode = self._machine.mode
+            window, machine = self._window, self._machine
+            ratio = window.panics / window.total
+            hops = None
+            if not machine.low <= ratio < machine.high or machine.pending:  # else the mode holds
+                hops = machine.update(ratio, window.total, now)
+                if hops:
+                    self._apply(hops)
+            mode = machine.mode
         finally:
             lock.release()
         if hops:
@@ -148,11 +151,21 @@ class VIXCircuitBreaker:
         try:
             now = self._clock()
             self._add(now, status is _PANIC)
-            window = self._window
-            hops = self._update(window.panics / window.total, window.total, now)
-            if hops:
-                self._apply(hops)
-            ttl, strategy = floor_ttl(self._floors[status], base_ttl)
+            window, machine = self._window, self._machine
+            ratio = window.panics / window.total
+            hops = None
+            if not machine.low <= ratio < machine.high or machine.pending:  # else the mode holds
+                hops = machine.update(ratio, window.total, now)
+                if hops:
+                    self._apply(hops)
+            # floor_ttl(), written out: a call here costs a tenth of a cache hit.
+            floor = self._floors[status]
+            if floor is None or not (base_ttl or floor):
+                ttl, strategy = 0.0, _BYPASS
+            elif base_ttl >= floor:
+                ttl, strategy = base_ttl, _BASE
+            else:
+                ttl, strategy = floor, _ADAPTIVE
             self._decisions[strategy] += 1
         finally:
             lock.release()

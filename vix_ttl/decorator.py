@@ -105,15 +105,15 @@ class _Decorator(Protocol):
     def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]: ...
 
 
-class _Counts:
-    __slots__ = CacheInfo._fields
+class _Compute(NamedTuple):
+    """Why a call computes (its ``CacheInfo`` field), with the TTL and key to store it under."""
 
-    def __init__(self) -> None:
-        for field in CacheInfo._fields:
-            setattr(self, field, 0)
+    outcome: str
+    ttl: float
+    key: Any
 
-    def snapshot(self) -> CacheInfo:
-        return CacheInfo(*(getattr(self, field) for field in CacheInfo._fields))
+
+_MISS, _STALE, _ERROR, _BYPASS = "misses", "stale", "errors", "bypasses"
 
 
 class _Call:
@@ -124,7 +124,7 @@ class _Call:
         *,
         name: str,
         status: Callable[..., Any],
-        bases: dict[VixStatus, TTLArg],
+        bases: dict[VixStatus, tuple[VixStatus, TTLArg]],
         breaker: VIXCircuitBreaker,
         key_of: Callable[..., Hashable] | None,
         clock: Callable[[], float],
@@ -138,8 +138,8 @@ class _Call:
         self._user_key = key_of
         self._clock = clock
         self._flights = flights
-        self._counts = _Counts()
         self._lock = threading.Lock()
+        self._reset_counts()
         self._faults = FaultLog(name)
 
     def _prepare(
@@ -147,21 +147,29 @@ class _Call:
     ) -> tuple[float, Any, VixStatus, float]:
         """``(ttl, key, status, base_ttl)`` of one call; the status is recorded."""
         status = self._status(*args, **kwargs)
-        if status.__class__ is not VixStatus:
-            status = self._checked_status(status)
-        base = self._bases[status]
+        try:  # a member or its name: one lookup for both (they hash alike)
+            status, base = self._bases[status]
+        except (KeyError, TypeError):
+            status, base = self._bases[self._checked_status(status)]
         if base.__class__ is not float:  # a ttl function
             base = self._checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
-        return self._observe(status, base), self.key(instance, args, kwargs), status, base
+        if self._user_key is None and instance is None and not kwargs:
+            key: Any = args  # as functools.lru_cache: the arguments are the key
+        else:
+            key = self.key(instance, args, kwargs)
+        return self._observe(status, base), key, status, base
 
     def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The cache key of one call: the instance (for methods) and the arguments."""
-        key: Hashable
-        if self._user_key is None:
-            key = hashkey(*args, **kwargs) if instance is None else hashkey(instance, *args, **kwargs)
-        else:
+        if self._user_key is not None:
             key = self._user_key(*args, **kwargs)
-            key = key if instance is None else (instance, key)
+            return key if instance is None else (instance, key)
+        if instance is not None:
+            return hashkey(instance, *args, **kwargs)
+        return hashkey(*args, **kwargs) if kwargs else args
+
+    def hashable(self, key: Any) -> Any:
+        """*key*, or a clear error when it cannot be one."""
         try:
             hash(key)
         except TypeError as exc:
@@ -186,16 +194,17 @@ class _Call:
             ) from None
 
     def _count(self, outcome: str) -> None:
+        """Count one call under *outcome*, a ``CacheInfo`` field."""
         with self._lock:
-            setattr(self._counts, outcome, getattr(self._counts, outcome) + 1)
+            setattr(self, outcome, getattr(self, outcome) + 1)
 
     def cache_info(self) -> CacheInfo:
         with self._lock:
-            return self._counts.snapshot()
+            return CacheInfo(self.hits, self.misses, self.stale, self.bypasses, self.coalesced, self.errors)
 
     def _reset_counts(self) -> None:
         with self._lock:
-            self._counts = _Counts()
+            self.hits = self.misses = self.stale = self.bypasses = self.coalesced = self.errors = 0
 
 
 class _MappingCall(_Call):
@@ -205,21 +214,43 @@ class _MappingCall(_Call):
         super().__init__(**kwargs)
         self.cache = cache
 
-    def _lookup(self, key: Any, ttl: float) -> tuple[str, Any]:
-        """``("hits", value)`` for a fresh entry, else the outcome of computing it."""
+    def _serve(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The hot path, top to bottom: a fresh entry's value (a hit), else the ``_Compute`` to run."""
+        # _prepare(), written out: on a hit, its call and its tuple cost a
+        # tenth of the whole path. The suite runs every store, both stay in step.
+        status = self._status(*args, **kwargs)
+        try:  # a member or its name: one lookup for both (they hash alike)
+            status, base = self._bases[status]
+        except (KeyError, TypeError):
+            status, base = self._bases[self._checked_status(status)]
+        if base.__class__ is not float:  # a ttl function
+            base = self._checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+        if self._user_key is None and instance is None and not kwargs:
+            key: Any = args
+        else:
+            key = self.key(instance, args, kwargs)
+        ttl = self._observe(status, base)
+        if not ttl:
+            return _Compute(_BYPASS, ttl, self.hashable(key))
         now = self._clock()
-        with self._lock:
-            try:
-                entry = self.cache[key]
-            except KeyError:
-                return "misses", None
-            except Exception as exc:
-                self._faults.failed("get", exc)
-                return "errors", None
-            if now - entry.stored_at < (entry.ttl if entry.ttl < ttl else ttl):
-                self._counts.hits += 1  # type: ignore[attr-defined]
-                return "hits", entry.value
-            return "stale", None
+        lock = self._lock
+        lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
+        try:
+            value, stored_at, stored_ttl = self.cache[key]
+            if now - stored_at < (stored_ttl if stored_ttl < ttl else ttl):
+                self.hits += 1
+                return value
+            return _Compute(_STALE, ttl, key)
+        except KeyError:
+            return _Compute(_MISS, ttl, key)
+        except TypeError:
+            self.hashable(key)  # an unhashable key is the caller's error, not the store's
+            raise
+        except Exception as exc:
+            self._faults.failed("get", exc)
+            return _Compute(_ERROR, ttl, key)
+        finally:
+            lock.release()
 
     def _keep(self, key: Any, value: Any, ttl: float) -> bool:
         """Store a computed value; False if the store failed."""
@@ -249,20 +280,16 @@ class _SyncCall(_MappingCall):
     def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        ttl, key, _, _ = self._prepare(instance, args, kwargs)
-        if not ttl:
-            value, joined = self._flights.run(key, lambda: wrapped(*args, **kwargs))
-            self._count("coalesced" if joined else "bypasses")
-            return value
-        outcome, value = self._lookup(key, ttl)
-        if outcome == "hits":
-            return value
+        served = self._serve(instance, args, kwargs)
+        if served.__class__ is not _Compute:
+            return served  # a hit
+        outcome, ttl, key = served
 
         def compute() -> Any:
             nonlocal outcome
             result = wrapped(*args, **kwargs)
-            if not self._keep(key, result, ttl):
-                outcome = "errors"
+            if outcome is not _BYPASS and not self._keep(key, result, ttl):
+                outcome = _ERROR
             return result
 
         value, joined = self._flights.run(key, compute)
@@ -274,20 +301,16 @@ class _AsyncCall(_MappingCall):
     async def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        ttl, key, _, _ = self._prepare(instance, args, kwargs)
-        if not ttl:
-            value, joined = await self._flights.run(key, lambda: wrapped(*args, **kwargs))
-            self._count("coalesced" if joined else "bypasses")
-            return value
-        outcome, value = self._lookup(key, ttl)
-        if outcome == "hits":
-            return value
+        served = self._serve(instance, args, kwargs)
+        if served.__class__ is not _Compute:
+            return served  # a hit
+        outcome, ttl, key = served
 
         async def compute() -> Any:
             nonlocal outcome
             result = await wrapped(*args, **kwargs)
-            if not self._keep(key, result, ttl):
-                outcome = "errors"
+            if outcome is not _BYPASS and not self._keep(key, result, ttl):
+                outcome = _ERROR
             return result
 
         value, joined = await self._flights.run(key, compute)
@@ -301,6 +324,24 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __init__(self, wrapped: Callable[..., Any], call: _Call) -> None:
         super().__init__(wrapped, call)  # type: ignore[arg-type]  # subclasses define __call__
         self._self_call = call  # wrapt keeps `_self_` attributes on the proxy
+
+    @classmethod
+    def for_call(cls, wrapped: Callable[..., Any], call: _Call) -> _CachedFunction:
+        """The wrapper of *wrapped*, with a ``__call__`` bound to it at decoration time.
+
+        The unbound wrapper is only ever called as a plain function (methods
+        are called through ``_BoundCachedFunction``). wrapt's generic call
+        first probes the function for a ``__self__``, raising and swallowing
+        an AttributeError on every call; and reading attributes through the
+        proxy costs more than the store lookup. A subclass whose ``__call__``
+        closes over the call object and the function does neither.
+        """
+
+        def call_through(self: _CachedFunction, *args: Any, **kwargs: Any) -> Any:
+            return call(wrapped, None, args, kwargs)  # type: ignore[operator]
+
+        specialised = type(cls.__name__, (cls,), {"__call__": call_through, "__module__": cls.__module__})
+        return specialised(wrapped, call)  # type: ignore[no-any-return]
 
     @property
     def _vix(self) -> Any:
@@ -326,10 +367,7 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
 
     def invalidate(self, *args: Any, **kwargs: Any) -> Any:
         """Drop the entry for these arguments (a coroutine for aiocache stores)."""
-        instance = self._self_instance
-        if instance is None:  # as wrapt does for a bound method decorated directly
-            instance = getattr(self.__wrapped__, "__self__", None)
-        return self._vix.invalidate(instance, args, kwargs)
+        return self._vix.invalidate(self._self_instance, args, kwargs)
 
 
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -370,7 +408,7 @@ def vix_cached(
             or its name.
         warning_ttl: Base TTL for WARNING status (default: *ttl*). PANIC's base is 0.
         breaker: A ``VIXCircuitBreaker``, a registry name, or None for the default one.
-        cache: None (in-memory LRU of *maxsize* entries), a cachetools cache or
+        cache: None (in-memory FIFO of *maxsize* entries), a cachetools cache or
             any MutableMapping, or an aiocache cache instance (async functions only).
         maxsize: Entries of the default in-memory store.
         key: Callable taking the call's arguments, returning a hashable key
@@ -434,7 +472,9 @@ def vix_cached(
                 **common,
             )
         else:
-            store = cachetools.LRUCache(maxsize) if cache is None else cache
+            # FIFO: with TTLs this short, the oldest entry written is the next
+            # to go stale anyway, and a FIFO hit does not reorder (LRU's does).
+            store = cachetools.FIFOCache(maxsize) if cache is None else cache
             call_class = _AsyncCall if is_async else _SyncCall
             flights = (
                 (AsyncFlights() if is_async else ThreadFlights())
@@ -442,19 +482,19 @@ def vix_cached(
                 else (NoFlightsAsync() if is_async else NoFlights())
             )
             call = call_class(store, clock=clock or the_breaker.config["clock"], flights=flights, **common)
-        return _CachedFunction(func, call)
+        return _CachedFunction.for_call(func, call)
 
     return decorate
 
 
-def _base_ttls(ttl: TTLArg, warning_ttl: TTLArg | None) -> dict[VixStatus, TTLArg]:
-    """The base TTL per status: seconds, or a callable that gives them per call."""
+def _base_ttls(ttl: TTLArg, warning_ttl: TTLArg | None) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:
+    """Status -> (status, base TTL): seconds, or a callable that gives them per call."""
     normal = ttl if callable(ttl) else check_seconds("ttl", ttl)
     if warning_ttl is None:
         warning = normal
     else:
         warning = warning_ttl if callable(warning_ttl) else check_seconds("warning_ttl", warning_ttl)
-    return {_NORMAL: normal, _WARNING: warning, _PANIC: 0.0}
+    return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, 0.0)}
 
 
 def _resolve_breaker(breaker: VIXCircuitBreaker | str | None) -> VIXCircuitBreaker:

@@ -91,18 +91,21 @@ class ModeMachine:
     when it is ``<`` its exit threshold. Stepping up needs at least
     *min_samples* samples; stepping down follows the ratio alone, after the
     lower mode's condition has held for *stabilization_seconds*.
+
+    While ``low <= ratio < high`` and nothing is ``pending``, ``update`` has
+    nothing to do: callers on a hot path test that band before calling it.
     """
 
     __slots__ = (
         "_below_since",
-        "_down",
         "_enter",
         "_exit",
         "_level",
-        "_pending",
-        "_up",
+        "high",
+        "low",
         "min_samples",
         "mode",
+        "pending",
         "stabilization_seconds",
     )
 
@@ -119,16 +122,16 @@ class ModeMachine:
         """Back to NORMAL with no pending step down."""
         self._level = 0
         self.mode = Mode.NORMAL
-        self._up, self._down = self._enter[0], self._exit[0]
+        self.high, self.low = self._enter[0], self._exit[0]
         # When the ratio first went below each level's exit threshold, while a
         # stabilization period runs; all None when nothing is pending.
         self._below_since: list[float | None] = [None, None, None]
-        self._pending = False  # a step down waits on stabilization_seconds
+        self.pending = False  # a step down waits on stabilization_seconds
 
     def update(self, ratio: float, samples: int, now: float) -> list[Transition] | None:
         """Settle the mode for *ratio* at clock time *now*; return the hops, if any."""
-        if self._down <= ratio < self._up and not self._pending:
-            return None  # the overwhelmingly common case: inside the band
+        if self.low <= ratio < self.high and not self.pending:
+            return None
         hops: list[Transition] = []
         level = self._level
         self._track_below(ratio, now)
@@ -142,9 +145,9 @@ class ModeMachine:
             else:
                 break
         self._level = level
-        self._pending = self._below_since[level] is not None
+        self.pending = self._below_since[level] is not None
         self.mode = _LEVELS[level]
-        self._up, self._down = self._enter[level], self._exit[level]
+        self.high, self.low = self._enter[level], self._exit[level]
         return hops or None
 
     def _track_below(self, ratio: float, now: float) -> None:

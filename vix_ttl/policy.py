@@ -58,11 +58,14 @@ class Decision:
 def floor_ttl(floor: float | None, base_ttl: float) -> tuple[float, Strategy]:
     """Apply a compiled rule (``None`` bypasses; a floor of 0 is ``BASE``)."""
     if floor is None:
-        return 0.0, Strategy.BYPASS
-    ttl = base_ttl if base_ttl >= floor else floor
-    if ttl == 0:
-        return 0.0, Strategy.BYPASS
-    return ttl, Strategy.BASE if ttl == base_ttl else Strategy.ADAPTIVE
+        return 0.0, _BYPASS
+    if base_ttl >= floor:
+        return (base_ttl, _BASE) if base_ttl else (0.0, _BYPASS)
+    return floor, _ADAPTIVE
+
+
+# Module constants: reading an Enum member off its class is slow on the hot path.
+_BYPASS, _ADAPTIVE, _BASE = Strategy.BYPASS, Strategy.ADAPTIVE, Strategy.BASE
 
 
 class TTLPolicy:

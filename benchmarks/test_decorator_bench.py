@@ -1,0 +1,98 @@
+"""The hit path of @vix_cached against cachetools and aiocache, measured in one run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+
+import aiocache
+import pytest
+from aiocache import RedisCache, SimpleMemoryCache
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.conftest import awaits, calls, compare
+from benchmarks.peers import cachetools_hit
+from tests.conftest import require_server
+from vix_ttl import VIXCircuitBreaker
+from vix_ttl.decorator import vix_cached
+
+
+def normal(match_id: int) -> str:
+    return "normal"
+
+
+def vix_sync_hit() -> Callable[[], int]:
+    @vix_cached(60, status=normal, breaker=VIXCircuitBreaker())
+    def price(match_id: int) -> int:
+        return match_id
+
+    price(7)
+    return lambda: price(7)
+
+
+def vix_async_hit(loop: asyncio.AbstractEventLoop, cache: object = None) -> Callable[[], Awaitable[int]]:
+    @vix_cached(60, status=normal, breaker=VIXCircuitBreaker(), cache=cache)
+    async def price(match_id: int) -> int:
+        return match_id
+
+    loop.run_until_complete(price(7))
+    return lambda: price(7)
+
+
+@pytest.mark.benchmark(group="hit")
+def test_sync_hit_vs_cachetools(benchmark: BenchmarkFixture) -> None:
+    compare(
+        benchmark,
+        "@vix_cached sync hit / cachetools.cached(TTLCache) hit",
+        calls(vix_sync_hit()),
+        calls(cachetools_hit()),
+        2.0,
+    )
+
+
+@pytest.mark.benchmark(group="hit")
+def test_async_hit_vs_cachetools(benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop) -> None:
+    compare(
+        benchmark,
+        "@vix_cached async hit / cachetools.cached(TTLCache) sync hit",
+        awaits(loop, vix_async_hit(loop)),
+        calls(cachetools_hit()),
+        3.0,
+    )
+
+
+@pytest.mark.benchmark(group="hit")
+def test_async_hit_vs_aiocache_cached(benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop) -> None:
+    @aiocache.cached(ttl=60, cache=SimpleMemoryCache)  # type: ignore[untyped-decorator]
+    async def price(match_id: int) -> int:
+        return match_id
+
+    loop.run_until_complete(price(7))
+    compare(
+        benchmark,
+        "@vix_cached async hit / aiocache.cached hit (SimpleMemoryCache)",
+        awaits(loop, vix_async_hit(loop)),
+        awaits(loop, lambda: price(7)),
+        0.15,
+        n=500,
+    )
+
+
+@pytest.mark.benchmark(group="redis")
+def test_redis_hit_vs_bare_get(benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop) -> None:
+    port = int(os.environ.get("REDIS_PORT", "6390"))
+    require_server("Redis", port)
+    cache = RedisCache(endpoint="127.0.0.1", port=port)
+    loop.run_until_complete(cache.set("bench:bare", "odds 1.85"))
+    vix_hit = vix_async_hit(loop, cache)
+    compare(
+        benchmark,
+        "@vix_cached Redis hit / bare RedisCache.get of the same key",
+        awaits(loop, vix_hit),
+        awaits(loop, lambda: cache.get("bench:bare")),
+        1.2,
+        blocks=10,
+        n=200,
+    )
+    loop.run_until_complete(cache.close())
