@@ -29,3 +29,18 @@ def test_python_dash_m_runs_the_command() -> None:
     )
     assert result.returncode == 0
     assert "demo" in result.stdout
+
+
+def test_the_core_imports_without_the_optional_extras() -> None:
+    # aiocache, redis and prometheus_client are extras: `import vix_ttl` and
+    # @vix_cached on in-process stores must not need them.
+    code = (
+        "import sys\n"
+        "for name in ('aiocache', 'redis', 'prometheus_client'):\n"
+        "    sys.modules[name] = None\n"
+        "import vix_ttl\n"
+        "f = vix_ttl.vix_cached(60, status=lambda x: 'normal')(lambda x: x * 2)\n"
+        "assert f(2) == 4 and f(2) == 4 and f.cache_info().hits == 1\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -1,6 +1,7 @@
 """vix_ttl: cache TTLs that adapt to how volatile the data is right now."""
 
 from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.decorator import CacheInfo, CachedFunction, vix_cached
 from vix_ttl.mode import Mode, Thresholds, Transition
 from vix_ttl.policy import BASE, BYPASS, Decision, Rule, Strategy, TTLPolicy
 from vix_ttl.registry import get_breaker
@@ -9,6 +10,8 @@ from vix_ttl.status import VixStatus
 __all__ = [
     "BASE",
     "BYPASS",
+    "CacheInfo",
+    "CachedFunction",
     "Decision",
     "Mode",
     "Rule",
@@ -19,5 +22,6 @@ __all__ = [
     "VIXCircuitBreaker",
     "VixStatus",
     "get_breaker",
+    "vix_cached",
 ]
 __version__ = "0.1.0"
