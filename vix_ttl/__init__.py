@@ -1,7 +1,7 @@
 """vix_ttl: cache TTLs that adapt to how volatile the data is right now."""
 
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import CacheInfo, CachedFunction, vix_cached
+from vix_ttl.decorator import CachedFunction, CacheInfo, vix_cached
 from vix_ttl.mode import Mode, Thresholds, Transition
 from vix_ttl.policy import BASE, BYPASS, Decision, Rule, Strategy, TTLPolicy
 from vix_ttl.registry import get_breaker
