@@ -61,3 +61,13 @@ def redis_port() -> int:
 def memcached_port() -> int:
     require_server("memcached", MEMCACHED_PORT)
     return MEMCACHED_PORT
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need a server, so `-m "not redis"` selects around them."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "redis_port" in fixtures or "redis_process" in fixtures:
+            item.add_marker(pytest.mark.redis)
+        if "memcached_port" in fixtures:
+            item.add_marker(pytest.mark.memcached)

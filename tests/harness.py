@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import cachetools
+import pytest
 from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache
 
 from vix_ttl import Mode, VIXCircuitBreaker
@@ -13,6 +14,12 @@ from vix_ttl.decorator import CacheInfo, vix_cached
 from vix_ttl.testing import FakeClock
 
 STORES = ["memory-sync", "memory-async", "mapping-sync", "aiocache-memory", "redis", "memcached"]
+
+
+def store_params(names: list[str]) -> list[Any]:
+    """*names* as pytest params, the server-backed ones marked (`-m "not redis"`)."""
+    marks = {"redis": pytest.mark.redis, "memcached": pytest.mark.memcached}
+    return [pytest.param(name, marks=marks[name]) if name in marks else name for name in names]
 
 
 class Harness:

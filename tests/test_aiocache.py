@@ -18,6 +18,7 @@ from aiocache.serializers import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness import store_params
 from vix_ttl import Mode, VIXCircuitBreaker, get_breaker
 from vix_ttl.aiocache import MEMCACHED_MAX_TTL, VixPlugin, VixSerializer, backend_ttl, cached
 from vix_ttl.testing import FakeClock
@@ -39,7 +40,7 @@ def enter(breaker: VIXCircuitBreaker, mode: Mode) -> None:
         breaker.record("panic" if i >= 1000 - panics else "normal")
 
 
-@pytest.fixture(params=["memory", "redis", "memcached"])
+@pytest.fixture(params=store_params(["memory", "redis", "memcached"]))
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
     """Constructor arguments of one real aiocache backend, emptied first."""
     kind = request.param

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.harness import STORES, Harness
+from tests.harness import STORES, Harness, store_params
 from vix_ttl import Mode
 
 HV, CO = Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=store_params(STORES))
 async def h(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     ports = {}
     if request.param == "redis":
