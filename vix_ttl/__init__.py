@@ -2,6 +2,7 @@
 
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import CachedFunction, CacheInfo, vix_cached
+from vix_ttl.detector import VolatilityDetector
 from vix_ttl.mode import Mode, Thresholds, Transition
 from vix_ttl.policy import BASE, BYPASS, Decision, Rule, Strategy, TTLPolicy
 from vix_ttl.registry import get_breaker
@@ -21,6 +22,7 @@ __all__ = [
     "Transition",
     "VIXCircuitBreaker",
     "VixStatus",
+    "VolatilityDetector",
     "get_breaker",
     "vix_cached",
 ]

@@ -1,0 +1,141 @@
+"""The volatility detector: a status for each new observation of a series.
+
+Each series (a match, a market) keeps an exponentially weighted estimate of
+its past moves; a new observation's move is scored against it as a z-score,
+``|z| >= panic_sigma`` is PANIC and ``|z| >= warning_sigma`` WARNING. O(1)
+time and memory per series and update.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+from vix_ttl.status import VixStatus
+
+__all__ = ["VolatilityDetector"]
+
+_NORMAL, _WARNING, _PANIC = VixStatus.NORMAL, VixStatus.WARNING, VixStatus.PANIC
+
+
+@dataclass(slots=True)
+class _Series:
+    last: float
+    moves: int = 0
+    mean: float = 0.0
+    variance: float = 0.0
+    status: VixStatus = _NORMAL
+
+
+class VolatilityDetector:
+    """Classifies each new observation of a series as normal, warning or panic.
+
+    Args:
+        warning_sigma: ``|z|`` at which a move is WARNING.
+        panic_sigma: ``|z|`` at which a move is PANIC (>= *warning_sigma*).
+        halflife: Observations after which a past move weighs half as much.
+        min_history: Moves a series needs before it can leave NORMAL.
+        transform: ``"log"`` scores log-returns (values must be > 0),
+            ``"diff"`` plain differences.
+
+    Raises:
+        ValueError: A parameter is out of range (the message names it).
+    """
+
+    def __init__(
+        self,
+        *,
+        warning_sigma: float = 1.5,
+        panic_sigma: float = 2.0,
+        halflife: float = 100,
+        min_history: int = 20,
+        transform: Literal["log", "diff"] = "log",
+    ) -> None:
+        for name, value in (
+            ("warning_sigma", warning_sigma),
+            ("panic_sigma", panic_sigma),
+            ("halflife", halflife),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"VolatilityDetector: {name} must be a finite number > 0, got {value!r}")
+        if warning_sigma > panic_sigma:
+            raise ValueError(
+                f"VolatilityDetector: warning_sigma ({warning_sigma!r}) must not exceed "
+                f"panic_sigma ({panic_sigma!r})"
+            )
+        if isinstance(min_history, bool) or not isinstance(min_history, int) or min_history < 0:
+            raise ValueError(f"VolatilityDetector: min_history must be an int >= 0, got {min_history!r}")
+        if transform not in ("log", "diff"):
+            raise ValueError(f"VolatilityDetector: transform must be 'log' or 'diff', got {transform!r}")
+        self.warning_sigma = float(warning_sigma)
+        self.panic_sigma = float(panic_sigma)
+        self.halflife = float(halflife)
+        self.min_history = min_history
+        self.transform = transform
+        self._alpha = 1 - 0.5 ** (1 / self.halflife)  # the weight of the newest move
+        self._series: dict[Hashable, _Series] = {}
+        self._lock = threading.Lock()
+
+    def update(self, series: Hashable, value: float) -> VixStatus:
+        """Score *value*'s move from the series' previous value; return its status."""
+        value = self._checked(value)
+        with self._lock:
+            state = self._series.get(series)
+            if state is None:
+                self._series[series] = _Series(value)
+                return _NORMAL
+            move = math.log(value / state.last) if self.transform == "log" else value - state.last
+            state.last = value
+            status = self._classify(state, move) if state.moves >= self.min_history else _NORMAL
+            self._learn(state, move)
+            state.status = status
+            return status
+
+    def status(self, series: Hashable) -> VixStatus:
+        """The status of the series' latest observation (NORMAL for a series never seen)."""
+        state = self._series.get(series)
+        return _NORMAL if state is None else state.status
+
+    def forget(self, series: Hashable) -> None:
+        """Drop a series' history (a match that has ended)."""
+        with self._lock:
+            self._series.pop(series, None)
+
+    def _classify(self, state: _Series, move: float) -> VixStatus:
+        deviation = abs(move - state.mean)
+        spread = math.sqrt(state.variance)
+        if spread == 0:
+            z = 0.0 if deviation == 0 else math.inf  # any move out of a flat history
+        else:
+            z = deviation / spread
+        if z >= self.panic_sigma:
+            return _PANIC
+        return _WARNING if z >= self.warning_sigma else _NORMAL
+
+    def _learn(self, state: _Series, move: float) -> None:
+        # Exponentially weighted mean and variance, updated incrementally
+        # (West 1979); the first move seeds the mean.
+        if state.moves == 0:
+            state.mean = move
+        else:
+            delta = move - state.mean
+            state.mean += self._alpha * delta
+            state.variance = (1 - self._alpha) * (state.variance + self._alpha * delta * delta)
+        state.moves += 1
+
+    def _checked(self, value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"VolatilityDetector.update: value must be a finite number, got {value!r}")
+        if self.transform == "log" and value <= 0:
+            raise ValueError(
+                f"VolatilityDetector.update: value must be > 0 with transform='log', got {value!r} "
+                f"(use transform='diff' for series that can reach 0)"
+            )
+        return float(value)
