@@ -111,10 +111,8 @@ class VolatilityDetector:
     def _classify(self, state: _Series, move: float) -> VixStatus:
         deviation = abs(move - state.mean)
         spread = math.sqrt(state.variance)
-        if spread == 0:
-            z = 0.0 if deviation == 0 else math.inf  # any move out of a flat history
-        else:
-            z = deviation / spread
+        # Out of a flat history (no spread), any move at all is a jump.
+        z = deviation / spread if spread else (math.inf if deviation else 0.0)
         if z >= self.panic_sigma:
             return _PANIC
         return _WARNING if z >= self.warning_sigma else _NORMAL
