@@ -4,9 +4,10 @@ This is the backend protection that works from the first second of a panic,
 before the breaker has seen enough to step up: a thousand callers of the hot
 key during a bypass make one computation, not a thousand.
 
-``run(key, compute)`` returns ``(value, joined)``; *joined* is true for the
-callers that waited on another caller's computation. An exception raised by
-the computation reaches every caller that shared it; nothing is kept of it.
+``run(key, compute)`` returns the computed value (for asyncio, an awaitable
+of it); a caller knows it led the computation when its own *compute* ran. An
+exception raised by the computation reaches every caller that shared it;
+nothing is kept of it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["AsyncFlights", "NoFlights", "NoFlightsAsync", "ThreadFlights"]
+__all__ = ["AsyncFlights", "NoFlights", "ThreadFlights"]
 
 
 class ThreadFlights:
@@ -35,7 +36,7 @@ class ThreadFlights:
         with self._lock:
             return self._waiting.get(key, 0)
 
-    def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -45,7 +46,7 @@ class ThreadFlights:
             else:
                 self._waiting[key] += 1
         if not leader:
-            return flight.result(), True
+            return flight.result()
         try:
             value = compute()
         except BaseException as exc:
@@ -54,7 +55,7 @@ class ThreadFlights:
             raise
         self._land(key)
         flight.set_result(value)
-        return value, False
+        return value
 
     def _land(self, key: Hashable) -> None:
         # Before the result is published: a caller arriving after this starts
@@ -67,52 +68,64 @@ class ThreadFlights:
 class AsyncFlights:
     """Share computations between asyncio tasks of one event loop.
 
-    The computation runs as a task of its own, so a caller that is cancelled
-    does not cancel it for the others.
+    The computation runs as a task of its own and every caller, the first
+    included, waits on a future of its own: a caller that is cancelled
+    cancels only its future, never the computation the others wait for. When
+    the computation ends, one callback hands its outcome to every waiter (a
+    fan-out, where ``asyncio.shield`` per caller would take two loop rounds
+    and four callbacks each: a panic stampede is thousands of callers).
     """
 
-    __slots__ = ("_flights", "_waiting")
+    __slots__ = ("_flights",)
 
     def __init__(self) -> None:
-        self._flights: dict[Hashable, asyncio.Task[Any]] = {}
-        self._waiting: dict[Hashable, int] = {}
+        self._flights: dict[Hashable, _Flight] = {}
 
     def waiting(self, key: Hashable) -> int:
-        """How many callers wait on the computation of *key* now."""
-        return self._waiting.get(key, 0)
-
-    async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+        """How many callers wait on the computation of *key* now, besides the first."""
         flight = self._flights.get(key)
-        if flight is not None and flight.get_loop() is asyncio.get_running_loop():
-            self._waiting[key] += 1
-            return await asyncio.shield(flight), True
-        task: asyncio.Task[Any] = asyncio.ensure_future(compute())
-        self._flights[key] = task
-        self._waiting[key] = 0
-        task.add_done_callback(lambda done: self._land(key, done))
-        return await asyncio.shield(task), False
+        return 0 if flight is None else len(flight.waiters) - 1
 
-    def _land(self, key: Hashable, task: asyncio.Task[Any]) -> None:
-        if self._flights.get(key) is task:
+    async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        flight = self._flights.get(key)
+        if flight is None or flight.loop is not loop:
+            flight = _Flight(loop, asyncio.ensure_future(compute()))
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda task: self._land(key, flight))
+        waiter: asyncio.Future[Any] = loop.create_future()
+        flight.waiters.append(waiter)
+        return await waiter
+
+    def _land(self, key: Hashable, flight: _Flight) -> None:
+        if self._flights.get(key) is flight:
             del self._flights[key]
-            del self._waiting[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: the callers saw it, asyncio need not warn
+        task = flight.task
+        error = None if task.cancelled() else task.exception()  # retrieved: asyncio need not warn
+        for waiter in flight.waiters:
+            if waiter.cancelled():
+                continue
+            if task.cancelled():
+                waiter.cancel()
+            elif error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(task.result())
+
+
+class _Flight:
+    __slots__ = ("loop", "task", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.task = task
+        self.waiters: list[asyncio.Future[Any]] = []
 
 
 class NoFlights:
-    """``coalesce=False`` for sync functions: every caller computes."""
+    """``coalesce=False``: every caller computes (sync, or returns the coroutine to await)."""
 
     __slots__ = ()
 
-    def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        return compute(), False
-
-
-class NoFlightsAsync:
-    """``coalesce=False`` for async functions: every caller computes."""
-
-    __slots__ = ()
-
-    async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
-        return await compute(), False
+    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        return compute()

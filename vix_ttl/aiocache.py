@@ -36,7 +36,7 @@ from aiocache.serializers import BaseSerializer, PickleSerializer
 from vix_ttl._checks import check_seconds
 from vix_ttl._envelope import Header, open_envelope, seal
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import _Call, vix_cached
+from vix_ttl.decorator import _BYPASS, _COALESCED, _ERROR, _HIT, _MISS, _STALE, _Call, vix_cached
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
@@ -100,52 +100,61 @@ class AiocacheCall(_Call):
     ) -> Any:
         ttl, key, status, base = self._prepare(instance, args, kwargs)
         key = self.hashable(key)  # shared computations are found by key
-        if not ttl:
-            value, joined = await self._flights.run(key, lambda: wrapped(*args, **kwargs))
-            self._count("coalesced" if joined else "bypasses")
-            return value
         wire_key = self.wire_key(key)
-        outcome = "misses"
-        try:
-            async with asyncio.timeout(self._timeout):
-                raw = await self.cache.get(wire_key, loads_fn=_identity, timeout=0)
-        except Exception as exc:
-            self._faults.failed("get", exc)
-            outcome = "errors"
-        else:
-            if self._faults.failing:
-                self._faults.recovered()
-            opened = None if raw is None else open_envelope(raw)
-            if opened is not None:
-                header, payload = opened
-                if self._clock() - header.stored_at < min(header.ttl, ttl):
-                    try:
-                        value = self._loads(payload)
-                    except Exception:
-                        pass  # corrupt payload: a miss, recomputed and overwritten
-                    else:
-                        self._count("hits")
-                        return value
-                else:
-                    outcome = "stale"
-
-        async def compute() -> Any:
-            nonlocal outcome
-            result = await wrapped(*args, **kwargs)
-            envelope = seal(Header(self._clock(), ttl, base, status.value), self._dumps(result))
+        outcome = _BYPASS
+        if ttl:
+            outcome = _MISS
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self.cache.set(
-                        wire_key, envelope, ttl=backend_ttl(self.cache, ttl), dumps_fn=_identity, timeout=0
-                    )
+                    raw = await self.cache.get(wire_key, loads_fn=_identity, timeout=0)
             except Exception as exc:
-                self._faults.failed("set", exc)
-                outcome = "errors"
+                self._faults.failed("get", exc)
+                outcome = _ERROR
+            else:
+                if self._faults.failing:
+                    self._faults.recovered()
+                opened = None if raw is None else open_envelope(raw)
+                if opened is not None:
+                    header, payload = opened
+                    if self._clock() - header.stored_at < min(header.ttl, ttl):
+                        try:
+                            value = self._loads(payload)
+                        except Exception:
+                            pass  # corrupt payload: a miss, recomputed and overwritten
+                        else:
+                            self._count(_HIT)
+                            return value
+                    else:
+                        outcome = _STALE
+        counted = _COALESCED  # unless this call's own compute() runs
+
+        async def compute() -> Any:
+            nonlocal counted
+            counted = outcome
+            result = await wrapped(*args, **kwargs)
+            if outcome is not _BYPASS and not await self._write(
+                wire_key, result, Header(self._clock(), ttl, base, status.value)
+            ):
+                counted = _ERROR
             return result
 
-        value, joined = await self._flights.run(key, compute)
-        self._count("coalesced" if joined else outcome)
-        return value
+        try:
+            return await self._flights.run(key, compute)
+        finally:
+            self._count(counted)
+
+    async def _write(self, wire_key: str, value: Any, header: Header) -> bool:
+        """Store *value* in its envelope; False if the backend failed."""
+        try:
+            envelope = seal(header, self._dumps(value))
+            async with asyncio.timeout(self._timeout):
+                await self.cache.set(
+                    wire_key, envelope, ttl=backend_ttl(self.cache, header.ttl), dumps_fn=_identity, timeout=0
+                )
+        except Exception as exc:
+            self._faults.failed("set", exc)
+            return False
+        return True
 
     def wire_key(self, key: Hashable) -> str:
         """The backend key: the function's prefix and the call's key, hashed when long."""

@@ -1,16 +1,285 @@
-"""The ``vix-ttl`` command."""
+"""The ``vix-ttl`` command: ``simulate`` (the main job) and ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import queue
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from multiprocessing import Manager
+from pathlib import Path
+from typing import Any
 
 import structlog
+from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.mode import Transition
+from vix_ttl.mode import Thresholds, Transition
+from vix_ttl.simulate import STRATEGIES, Scenario, StrategyResult, lineup_leak, load_scenario, share, simulate
 from vix_ttl.testing import FakeClock
+
+EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # The command owns its process: logs go to stderr, the report to stdout.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    if args.command == "demo":
+        if args.rate <= 0:
+            parser.error("--rate must be a positive number of requests per second")
+        return demo(args.rate)
+    try:
+        scenario = _scenario(args)
+        strategies = _strategies(args.strategies)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.plot is not None:
+        _check_plotting(parser)
+    results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
+    report = build_report(scenario, results)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    if args.plot is not None:
+        from vix_ttl.plot import plot  # noqa: PLC0415 - matplotlib is an optional extra
+
+        plot(scenario, results, args.plot)
+        print(f"\nplot written to {args.plot}", file=sys.stderr)
+    return EXIT_STALE if report["acceptance"]["staleness_violations"] else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vix-ttl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser(
+        "simulate",
+        help="real vix_ttl code under simulated traffic, three strategies side by side",
+        description="Drive the real @vix_cached and breaker with a simulated workload on a virtual clock "
+        "and compare: bypass (the naive cache), breaker (coalescing off), breaker+coalesce.",
+    )
+    sim.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="replay a CSV or JSON file of timestamped statuses or observed values "
+        "(default: the built-in lineup-leak scenario)",
+    )
+    sim.add_argument("--calm-minutes", type=float, default=30, help="lineup-leak: calm before (default 30)")
+    sim.add_argument("--panic-minutes", type=float, default=45, help="lineup-leak: panic (default 45)")
+    sim.add_argument("--after-minutes", type=float, default=30, help="lineup-leak: calm after (default 30)")
+    sim.add_argument("--rate", type=float, default=1000, help="requests per second (default 1000)")
+    sim.add_argument("--hot-share", type=float, default=0.95, help="share of the hot key (default 0.95)")
+    sim.add_argument("--keys", type=int, default=50, help="other keys sharing the rest (default 50)")
+    sim.add_argument("--latency-ms", type=float, default=50, help="backend computation (default 50)")
+    sim.add_argument("--ttl", type=float, default=60, help="base TTL in seconds (default 60)")
+    sim.add_argument("--window", type=float, default=1800, help="breaker window seconds (default 1800)")
+    sim.add_argument("--bucket", type=float, default=1, help="breaker bucket seconds (default 1)")
+    sim.add_argument("--min-samples", type=int, default=20, help="breaker min_samples (default 20)")
+    sim.add_argument(
+        "--thresholds",
+        default="0.5,0.3,0.8,0.6",
+        metavar="EHV,XHV,ECO,XCO",
+        help="enter/exit high_volatility, enter/exit circuit_open (default 0.5,0.3,0.8,0.6)",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="traffic random seed (default 1)")
+    sim.add_argument(
+        "--step",
+        type=float,
+        default=1 / 32,
+        help="simulation time step, seconds (default 1/32: binary fractions keep time exact)",
+    )
+    sim.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help=f"comma-separated subset of {','.join(STRATEGIES)}"
+    )
+    sim.add_argument(
+        "--workers",
+        type=int,
+        default=len(STRATEGIES),
+        help="processes, one strategy each (default 3; 1 runs them here, in turn)",
+    )
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--plot", type=Path, metavar="PNG", help="also draw the run (needs vix_ttl[plot])")
+    sim.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
+    demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
+    return parser
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    try:
+        enter_hv, exit_hv, enter_co, exit_co = (float(x) for x in args.thresholds.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--thresholds needs four numbers like 0.5,0.3,0.8,0.6, got {args.thresholds!r}"
+        ) from None
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
+    settings: dict[str, Any] = {
+        "rate": args.rate,
+        "hot_share": args.hot_share,
+        "keys": args.keys,
+        "latency": args.latency_ms / 1000,
+        "ttl": args.ttl,
+        "window_seconds": args.window,
+        "bucket_seconds": args.bucket,
+        "min_samples": args.min_samples,
+        "seed": args.seed,
+        "step": args.step,
+        "thresholds": Thresholds(enter_hv, exit_hv, enter_co, exit_co),
+    }
+    if args.scenario is not None:
+        return load_scenario(args.scenario, **settings)
+    for name in ("calm_minutes", "panic_minutes", "after_minutes"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+    return lineup_leak(
+        calm_minutes=args.calm_minutes,
+        panic_minutes=args.panic_minutes,
+        after_minutes=args.after_minutes,
+        **settings,
+    )
+
+
+def _strategies(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown or not chosen:
+        raise ValueError(
+            f"--strategies takes a comma-separated subset of {', '.join(STRATEGIES)}, got {text!r}"
+        )
+    return chosen
+
+
+def _check_plotting(parser: argparse.ArgumentParser) -> None:
+    try:
+        import matplotlib  # noqa: F401, PLC0415
+    except ImportError:
+        parser.error("--plot needs matplotlib: pip install 'vix_ttl[plot]'")
+
+
+def run(
+    scenario: Scenario, strategies: Sequence[str], *, workers: int = 3, progress: bool = False
+) -> dict[str, StrategyResult]:
+    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1."""
+    bar = tqdm(
+        total=round(scenario.duration) * len(strategies),
+        unit="sim-s",
+        disable=not progress,
+        desc="simulating",
+        file=sys.stderr,
+        leave=False,
+    )
+    done: dict[str, float] = dict.fromkeys(strategies, 0.0)
+
+    def advance(strategy: str, seconds: float) -> None:
+        bar.update(round(seconds - done[strategy]))
+        done[strategy] = seconds
+
+    try:
+        if workers == 1:
+            return {s: simulate(scenario, s, lambda t, s=s: advance(s, t)) for s in strategies}  # type: ignore[misc]
+        with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
+            updates = manager.Queue()
+            futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
+            while not all(f.done() for f in futures.values()):
+                with contextlib.suppress(queue.Empty):
+                    advance(*updates.get(timeout=0.2))
+            return {s: f.result() for s, f in futures.items()}
+    finally:
+        bar.close()
+
+
+def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
+    """A worker process: its transitions are in the result, not in the log."""
+    structlog.configure(processors=[_drop])
+    return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
+
+
+def _drop(*_: Any) -> Any:
+    raise structlog.DropEvent
+
+
+def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict[str, Any]:
+    """The report as data: what --json prints."""
+    naive = results.get("bypass")
+    strategies = {}
+    for name, result in results.items():
+        summary = result.summary()
+        if naive is not None:
+            summary["share_of_bypass"] = round(share(result.computes, naive.computes), 4)
+            summary["share_of_bypass_in_panic"] = round(
+                share(result.computes_in_panic, naive.computes_in_panic), 4
+            )
+        strategies[name] = summary
+    timeline_of = next((results[s] for s in ("breaker+coalesce", "breaker") if s in results), naive)
+    return {
+        "scenario": {
+            "name": scenario.name,
+            "duration_seconds": scenario.duration,
+            "panic_seconds": scenario.panic_seconds,
+            "changes": [list(change) for change in scenario.changes],
+            "rate": scenario.rate,
+            "hot_share": scenario.hot_share,
+            "keys": scenario.keys,
+            "latency_seconds": scenario.latency,
+            "ttl": scenario.ttl,
+            "window_seconds": scenario.window_seconds,
+            "min_samples": scenario.min_samples,
+            "thresholds": asdict(scenario.thresholds),
+            "seed": scenario.seed,
+            "step_seconds": scenario.step,
+            "simulated_latency_seconds": scenario.latency_steps * scenario.step,
+        },
+        "strategies": strategies,
+        "timeline": timeline_of.transitions if timeline_of is not None else [],
+        "acceptance": {
+            "staleness_violations": sum(r.staleness_violations for r in results.values()),
+            **{
+                f"{name}_share_of_bypass_in_panic": s["share_of_bypass_in_panic"]
+                for name, s in strategies.items()
+                if "share_of_bypass_in_panic" in s and name != "bypass"
+            },
+        },
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as a table for people."""
+    sc = report["scenario"]
+    phases = ", ".join(f"{status} from {t / 60:g} min" for t, status in sc["changes"])
+    lines = [
+        f"{sc['name']}: {sc['duration_seconds'] / 60:g} min simulated ({phases})",
+        f"{sc['rate']:,.0f} requests/s (hot key {sc['hot_share']:.0%}, {sc['keys']} other keys), "
+        f"backend {sc['latency_seconds'] * 1000:g} ms "
+        f"(simulated as {sc['simulated_latency_seconds'] * 1000:g} ms), "
+        f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, step {sc['step_seconds'] * 1000:g} ms",
+        "",
+        f"{'strategy':<17} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
+        f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6}",
+    ]
+    for name, s in report["strategies"].items():
+        oldest = " / ".join(f"{s['oldest_served_seconds'][k]:.2f} s" for k in ("normal", "warning", "panic"))
+        vs = f"{s['share_of_bypass']:.1%}" if "share_of_bypass" in s else "-"
+        vs_panic = f"{s['share_of_bypass_in_panic']:.1%}" if "share_of_bypass_in_panic" in s else "-"
+        counts = f"{s['computes']:>10,} {s['computes_in_panic']:>10,} {s['peak_computes_per_second']:>7,}"
+        lines.append(
+            f"{name:<17} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
+            f"{s['staleness_violations']:>6}"
+        )
+    lines += ["", "Mode timeline:"]
+    lines += [
+        f"  t={hop['at_seconds'] / 60:7.2f} min  {hop['old']:>15} -> {hop['new']:<15} "
+        f"panic ratio {hop['panic_ratio']:6.1%}  ({hop['trigger']})"
+        for hop in report["timeline"]
+    ] or ["  (no mode change)"]
+    return "\n".join(lines)
 
 
 def demo(rate: int = 10) -> int:
@@ -20,9 +289,8 @@ def demo(rate: int = 10) -> int:
     calm, panic, after = 30 * 60, 45 * 60, 30 * 60
 
     def show(hop: Transition) -> None:
-        minute = hop.at / 60
         print(
-            f"  t={minute:6.1f} min  {hop.old.value:>15} -> {hop.new.value:<15} "
+            f"  t={hop.at / 60:6.1f} min  {hop.old.value:>15} -> {hop.new.value:<15} "
             f"panic ratio {hop.panic_ratio:6.1%}  ({hop.trigger})"
         )
 
@@ -38,8 +306,7 @@ def demo(rate: int = 10) -> int:
     seen: dict[str, str] = {}
     for tick in range((calm + panic + after) * rate):
         clock.set(tick / rate)
-        status = "panic" if calm <= clock() < calm + panic else "normal"
-        breaker.record(status)
+        breaker.record("panic" if calm <= clock() < calm + panic else "normal")
         second = tick // rate
         if tick % rate == 0 and second in checkpoints:
             decision = breaker.decide("panic", 0)
@@ -51,19 +318,6 @@ def demo(rate: int = 10) -> int:
     for moment, line in seen.items():
         print(f"  {moment:>22}: {line}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vix-ttl", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="the breaker through the lineup-leak story")
-    demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
-    args = parser.parse_args(argv)
-    # The command owns its process: logs go to stderr, the report to stdout.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    if args.rate <= 0:
-        parser.error("--rate must be a positive number of requests per second")
-    return demo(args.rate)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import wrapt
 from cachetools.keys import hashkey
 
 from vix_ttl._checks import check_seconds
-from vix_ttl._coalesce import AsyncFlights, NoFlights, NoFlightsAsync, ThreadFlights
+from vix_ttl._coalesce import AsyncFlights, NoFlights, ThreadFlights
 from vix_ttl._faults import FaultLog
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.registry import get_breaker
@@ -113,7 +113,8 @@ class _Compute(NamedTuple):
     key: Any
 
 
-_MISS, _STALE, _ERROR, _BYPASS = "misses", "stale", "errors", "bypasses"
+# The CacheInfo fields, as the outcomes of a call.
+_HIT, _MISS, _STALE, _BYPASS, _COALESCED, _ERROR = CacheInfo._fields
 
 
 class _Call:
@@ -284,17 +285,20 @@ class _SyncCall(_MappingCall):
         if served.__class__ is not _Compute:
             return served  # a hit
         outcome, ttl, key = served
+        counted = _COALESCED  # unless this call's own compute() runs
 
         def compute() -> Any:
-            nonlocal outcome
+            nonlocal counted
+            counted = outcome
             result = wrapped(*args, **kwargs)
             if outcome is not _BYPASS and not self._keep(key, result, ttl):
-                outcome = _ERROR
+                counted = _ERROR
             return result
 
-        value, joined = self._flights.run(key, compute)
-        self._count("coalesced" if joined else outcome)
-        return value
+        try:
+            return self._flights.run(key, compute)
+        finally:
+            self._count(counted)
 
 
 class _AsyncCall(_MappingCall):
@@ -305,17 +309,20 @@ class _AsyncCall(_MappingCall):
         if served.__class__ is not _Compute:
             return served  # a hit
         outcome, ttl, key = served
+        counted = _COALESCED  # unless this call's own compute() runs
 
         async def compute() -> Any:
-            nonlocal outcome
+            nonlocal counted
+            counted = outcome
             result = await wrapped(*args, **kwargs)
             if outcome is not _BYPASS and not self._keep(key, result, ttl):
-                outcome = _ERROR
+                counted = _ERROR
             return result
 
-        value, joined = await self._flights.run(key, compute)
-        self._count("coalesced" if joined else outcome)
-        return value
+        try:
+            return await self._flights.run(key, compute)
+        finally:
+            self._count(counted)
 
 
 class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
@@ -468,7 +475,7 @@ def vix_cached(
                 cache,
                 prefix=f"vix_ttl:{target.__module__}.{name}",
                 clock=clock or time.time,
-                flights=AsyncFlights() if coalesce else NoFlightsAsync(),
+                flights=AsyncFlights() if coalesce else NoFlights(),
                 **common,
             )
         else:
@@ -476,11 +483,7 @@ def vix_cached(
             # to go stale anyway, and a FIFO hit does not reorder (LRU's does).
             store = cachetools.FIFOCache(maxsize) if cache is None else cache
             call_class = _AsyncCall if is_async else _SyncCall
-            flights = (
-                (AsyncFlights() if is_async else ThreadFlights())
-                if coalesce
-                else (NoFlightsAsync() if is_async else NoFlights())
-            )
+            flights = (AsyncFlights() if is_async else ThreadFlights()) if coalesce else NoFlights()
             call = call_class(store, clock=clock or the_breaker.config["clock"], flights=flights, **common)
         return _CachedFunction.for_call(func, call)
 

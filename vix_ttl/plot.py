@@ -1,0 +1,70 @@
+"""``vix-ttl simulate --plot``: one picture of a run (needs the ``plot`` extra, matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files, never a window
+
+import matplotlib.pyplot as plt
+
+from vix_ttl.simulate import Scenario, StrategyResult
+
+__all__ = ["plot"]
+
+_MODE_COLOURS = {"normal": "#ffffff", "high_volatility": "#fde2b5", "circuit_open": "#f8b4b4"}
+_STRATEGY_COLOURS = {"bypass": "#c0392b", "breaker": "#2471a3", "breaker+coalesce": "#1e8449"}
+
+
+def plot(scenario: Scenario, results: dict[str, StrategyResult], path: Path) -> None:
+    """Requests/s, backend computes/s per strategy, panic ratio and mode bands on one time axis."""
+    figure, (load, ratio) = plt.subplots(2, 1, sharex=True, figsize=(11, 7), height_ratios=(3, 2))
+    reference = next((results[s] for s in ("breaker+coalesce", "breaker") if s in results), None)
+    minutes = [second / 60 for second in range(round(scenario.duration))]
+    load.plot(minutes, [scenario.rate] * len(minutes), color="#7f8c8d", linestyle="--", label="requests/s")
+    for name, result in results.items():
+        series = [max(n, 0.5) for n in result.computes_per_second]  # 0 cannot sit on a log axis
+        load.plot(
+            minutes[: len(series)],
+            series,
+            color=_STRATEGY_COLOURS.get(name),
+            linewidth=0.8,
+            label=f"backend computes/s: {name}",
+        )
+    load.set_yscale("log")
+    load.set_ylabel("per second")
+    load.legend(loc="upper left", fontsize="small")
+    load.set_title(f"{scenario.name}: {scenario.rate:,.0f} requests/s, backend {scenario.latency * 1e3:g} ms")
+    if reference is not None:
+        ratio_minutes = minutes[: len(reference.panic_ratio_per_second)]
+        ratio.plot(ratio_minutes, reference.panic_ratio_per_second, color="#000000", label="panic ratio")
+        for axis in (load, ratio):
+            _mode_bands(axis, reference.mode_per_second)
+    thresholds = scenario.thresholds
+    for value, style in (
+        (thresholds.enter_high_volatility, ":"),
+        (thresholds.exit_high_volatility, "-."),
+        (thresholds.enter_circuit_open, ":"),
+        (thresholds.exit_circuit_open, "-."),
+    ):
+        ratio.axhline(value, color="#555555", linestyle=style, linewidth=0.7)
+    ratio.set_ylim(0, 1.02)
+    ratio.set_ylabel("panic ratio")
+    ratio.set_xlabel(
+        "minutes; bands: orange high_volatility, red circuit_open; thresholds: dotted enter, dash-dot exit"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _mode_bands(axis: Any, modes: list[str]) -> None:
+    start = 0
+    for second in range(1, len(modes) + 1):
+        if second == len(modes) or modes[second] != modes[start]:
+            if modes[start] != "normal":
+                axis.axvspan(start / 60, second / 60, color=_MODE_COLOURS[modes[start]], zorder=0)
+            start = second

@@ -1,0 +1,426 @@
+"""The scenario simulator: real vix_ttl code under simulated traffic, on virtual time.
+
+What is simulated: time (an asyncio loop on a virtual clock, advanced in steps
+of ``step`` seconds; the default 1/32 s keeps every time exact in binary
+floating point, so an age equal to a TTL is never mistaken for one below it),
+the traffic (``rate`` requests a second, arriving at each step; a hot key
+takes ``hot_share`` of them, ``keys`` others share the rest) and the backend
+(a computation of ``latency`` seconds, rounded up to whole steps: 50 ms runs
+as 2 steps, 62.5 ms). What is real: everything between a request and the backend — the
+``@vix_cached`` wrapper, its in-process store, in-flight coalescing, the
+breaker, its window, its mode machine and its policy — run call by call, with
+every request one call.
+
+Three strategies see the same traffic:
+
+- ``bypass``: the naive cache — panic always means TTL 0; no breaker, no coalescing;
+- ``breaker``: vix_ttl with coalescing off;
+- ``breaker+coalesce``: vix_ttl as shipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import csv
+import gc
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vix_ttl._virtual_loop import VirtualTimeLoop
+from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.decorator import vix_cached
+from vix_ttl.detector import VolatilityDetector
+from vix_ttl.mode import Mode, Thresholds, Transition
+from vix_ttl.policy import BASE, BYPASS, TTLPolicy
+from vix_ttl.status import VixStatus
+
+__all__ = ["STRATEGIES", "Scenario", "StrategyResult", "lineup_leak", "load_scenario", "simulate"]
+
+STRATEGIES = ("bypass", "breaker", "breaker+coalesce")
+
+_NAIVE_POLICY = TTLPolicy({mode: {"panic": BYPASS, "warning": BASE, "normal": BASE} for mode in Mode})
+"""What a cache without a breaker does: bypass on panic, whatever has been happening."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The traffic and the settings of one simulation.
+
+    ``changes`` is the status timeline: ``(time, status)`` points, each status
+    holding until the next point; the run ends at ``duration``.
+    """
+
+    name: str
+    changes: tuple[tuple[float, str], ...]
+    duration: float
+    rate: float = 1000.0
+    hot_share: float = 0.95
+    keys: int = 50
+    latency: float = 0.05
+    ttl: float = 60.0
+    window_seconds: float = 1800.0
+    bucket_seconds: float = 1.0
+    min_samples: int = 20
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    seed: int = 1
+    step: float = 1 / 32
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("duration", self.duration > 0, "> 0"),
+            ("rate", self.rate > 0, "> 0"),
+            ("hot_share", 0 <= self.hot_share <= 1, "in [0, 1]"),
+            ("keys", self.keys >= 1, ">= 1"),
+            ("latency", self.latency >= 0, ">= 0"),
+            ("ttl", self.ttl > 0, "> 0"),
+            ("step", 0 < self.step <= 1, "in (0, 1] seconds"),
+            ("min_samples", self.min_samples >= 0, ">= 0"),
+        ]
+        for name, ok, allowed in checks:
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not ok
+            ):
+                raise ValueError(f"scenario {name} must be a finite number {allowed}, got {value!r}")
+        if not self.changes or self.changes[0][0] > 0:
+            raise ValueError("scenario changes must start at time 0")
+        for _, status in self.changes:
+            VixStatus.coerce(status)
+
+    @property
+    def latency_steps(self) -> int:
+        """The backend latency in whole steps, rounded up (never shorter than asked)."""
+        return math.ceil(self.latency / self.step - 1e-9) if self.latency else 0
+
+    def status_at(self, t: float) -> str:
+        """The timeline's status at time *t*."""
+        index = bisect.bisect_right(self.changes, (t, "~")) - 1  # "~" sorts after every status
+        return self.changes[index][1]
+
+    @property
+    def panic_seconds(self) -> float:
+        """How long the timeline says panic."""
+        ends = [t for t, _ in self.changes[1:]] + [self.duration]
+        return sum(end - t for (t, s), end in zip(self.changes, ends, strict=True) if s == "panic")
+
+
+def lineup_leak(
+    *, calm_minutes: float = 30, panic_minutes: float = 45, after_minutes: float = 30, **settings: Any
+) -> Scenario:
+    """The built-in scenario: calm, a lineup leak (panic on every request), calm again."""
+    calm, panic = calm_minutes * 60, panic_minutes * 60
+    return Scenario(
+        name="lineup-leak",
+        changes=((0.0, "normal"), (calm, "panic"), (calm + panic, "normal")),
+        duration=calm + panic + after_minutes * 60,
+        **settings,
+    )
+
+
+def load_scenario(path: Path, **settings: Any) -> Scenario:
+    """A scenario replayed from a file of timestamped statuses or observed values.
+
+    CSV with a header, or JSON (a list of objects), with ``t`` (seconds from
+    the start) and either ``status`` or ``value`` (plus an optional ``series``,
+    default one series): observed values go through a ``VolatilityDetector``.
+    The run ends one second after the last row.
+
+    Raises:
+        ValueError: The file cannot be read as such rows; the message says why.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from None
+    try:
+        rows = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"scenario {path.name}: not valid JSON ({exc})") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(
+            f"scenario {path.name}: expected a non-empty list of rows with 't' and 'status' or 'value'"
+        )
+    detector = VolatilityDetector()
+    changes: list[tuple[float, str]] = []
+    for number, row in enumerate(sorted(rows, key=lambda r: _number(r, "t", path)), start=1):
+        t = _number(row, "t", path)
+        if "status" in row and row["status"] not in (None, ""):
+            try:
+                status = VixStatus.coerce(str(row["status"]))
+            except ValueError as exc:
+                raise ValueError(f"scenario {path.name}, row {number}: {exc}") from None
+        elif "value" in row:
+            try:
+                status = detector.update(row.get("series") or "default", _number(row, "value", path))
+            except ValueError as exc:
+                raise ValueError(f"scenario {path.name}, row {number}: {exc}") from None
+        else:
+            raise ValueError(f"scenario {path.name}, row {number}: needs a 'status' or a 'value'")
+        changes.append((t, status.value))
+    start = changes[0][0]
+    changes = [(t - start, s) for t, s in changes]
+    return Scenario(name=path.name, changes=tuple(changes), duration=changes[-1][0] + 1, **settings)
+
+
+def _number(row: dict[str, Any], name: str, path: Path) -> float:
+    try:
+        value = float(row[name])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"scenario {path.name}: every row needs a number '{name}', got {row!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"scenario {path.name}: '{name}' must be finite, got {row!r}")
+    return value
+
+
+@dataclass
+class StrategyResult:
+    """What one strategy did to the backend and what it served."""
+
+    strategy: str
+    requests: int = 0
+    computes: int = 0
+    computes_in_panic: int = 0
+    peak_computes_per_second: int = 0
+    cache_info: dict[str, int] = field(default_factory=dict)
+    oldest_served_seconds: dict[str, float] = field(default_factory=dict)
+    staleness_violations: int = 0
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    computes_per_second: list[int] = field(default_factory=list)
+    panic_ratio_per_second: list[float] = field(default_factory=list)
+    mode_per_second: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The result without its per-second series."""
+        data = asdict(self)
+        for series in ("computes_per_second", "panic_ratio_per_second", "mode_per_second"):
+            data.pop(series)
+        return data
+
+
+class _RecordingBreaker(VIXCircuitBreaker):
+    """The real breaker, remembering the TTL it decided last (the simulation's one request)."""
+
+    last_ttl = 0.0
+
+    def observe(self, status: VixStatus, base_ttl: float) -> float:
+        self.last_ttl = ttl = VIXCircuitBreaker.observe(self, status, base_ttl)
+        return ttl
+
+
+def simulate(
+    scenario: Scenario, strategy: str, progress: Callable[[float], None] | None = None
+) -> StrategyResult:
+    """Run *scenario* through *strategy*; *progress* is told the simulated seconds done."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    loop = VirtualTimeLoop()
+    # Millions of short-lived coroutines and futures, all freed by reference
+    # counting: the cyclic collector would only scan them, for a third of the run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _Run(scenario, strategy, loop, progress).run()
+    finally:
+        loop.close()
+        if collecting:
+            gc.enable()
+
+
+class _Run:
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategy: str,
+        loop: VirtualTimeLoop,
+        progress: Callable[[float], None] | None,
+    ) -> None:
+        self.scenario, self.loop, self.progress = scenario, loop, progress
+        self.result = StrategyResult(strategy)
+        self.breaker = _RecordingBreaker(
+            name=strategy,
+            window_seconds=scenario.window_seconds,
+            bucket_seconds=scenario.bucket_seconds,
+            min_samples=scenario.min_samples,
+            thresholds=scenario.thresholds,
+            policy=_NAIVE_POLICY if strategy == "bypass" else None,
+            clock=loop.time,
+        )
+        self.breaker.subscribe(self._transition)
+        seconds = math.ceil(scenario.duration) + 1
+        self.computes_per_second = [0] * (seconds + math.ceil(scenario.latency) + 1)
+        self.status = "normal"
+        self.tick = 0
+        self.latency_ticks = scenario.latency_steps
+        self.pending: dict[int, asyncio.Future[None]] = {}
+        # Calls this driver runs itself that wait on the backend, resumed at
+        # the step their computation ends (no round trip through the loop).
+        self.last_wait: asyncio.Future[None] | None = None
+        self.resumes: dict[int, list[tuple[Any, float, str]]] = {}
+        self.oldest: dict[str, float] = {}
+        self.price = vix_cached(
+            scenario.ttl,
+            status=lambda key: self.status,
+            breaker=self.breaker,
+            maxsize=max(4096, 2 * scenario.keys),
+            coalesce=strategy == "breaker+coalesce",
+            clock=loop.time,
+        )(self._backend)
+
+    async def _backend(self, key: int) -> float:
+        """The backend: one computation, ``latency`` long; returns when it ended."""
+        self.result.computes += 1
+        if self.status == "panic":
+            self.result.computes_in_panic += 1
+        self.computes_per_second[int(self.loop.time())] += 1
+        if self.latency_ticks:
+            # Every computation started in this step ends in the same later step.
+            end = self.tick + self.latency_ticks
+            done = self.pending.get(end)
+            if done is None:
+                done = self.pending[end] = self.loop.create_future()
+            self.last_wait = done
+            await done
+        return self.loop.time()
+
+    def run(self) -> StrategyResult:
+        scenario, loop = self.scenario, self.loop
+        ticks = math.ceil(scenario.duration / scenario.step)
+        finished = loop.create_future()
+        rng = random.Random(scenario.seed)
+        per_second = round(1 / scenario.step)
+        carry = 0.0
+
+        def tick(index: int) -> None:
+            try:
+                step(index)
+            except BaseException as exc:  # end the run: the loop would only log it
+                finished.set_exception(exc)
+
+        def step(index: int) -> None:
+            nonlocal carry
+            self.tick = index
+            self._end_computations(index)
+            now = index * scenario.step
+            self.status = scenario.status_at(now)
+            if index % per_second == 0:
+                self._sample(now)
+            carry += scenario.rate * scenario.step
+            arrivals = int(carry)
+            carry -= arrivals
+            self._arrive(arrivals, rng)
+            if index + 1 < ticks:
+                loop.call_at((index + 1) * scenario.step, tick, index + 1)
+            else:  # let the last computations land
+                loop.call_at(now + scenario.latency + 2 * scenario.step, self._drain, finished)
+
+        loop.call_at(0.0, tick, 0)
+        loop.run_until_complete(finished)
+        result = self.result
+        result.cache_info = self.price.cache_info()._asdict()
+        result.oldest_served_seconds = {
+            s: round(self.oldest.get(s, 0.0), 6) for s in ("normal", "warning", "panic")
+        }
+        result.computes_per_second = self.computes_per_second[: math.ceil(scenario.duration)]
+        result.peak_computes_per_second = max(result.computes_per_second, default=0)
+        return result
+
+    def _end_computations(self, index: int) -> None:
+        done = self.pending.pop(index, None)
+        if done is not None:
+            done.set_result(None)
+        for call, ttl, status in self.resumes.pop(index, ()):
+            self._resume(call, ttl, status)
+
+    def _drain(self, finished: asyncio.Future[None]) -> None:
+        while self.pending or self.resumes:
+            self._end_computations(min([*self.pending, *self.resumes]))
+        self.loop.call_soon(finished.set_result, None)
+
+    def _arrive(self, arrivals: int, rng: random.Random) -> None:
+        """Issue this step's requests: each a real call, run until it waits on the backend.
+
+        Most calls are hits that finish on their first step: they are handled
+        here, inline, as the hot loop of the whole simulation.
+        """
+        price, breaker, status = self.price, self.breaker, self.status
+        now = self.loop.time()  # every arrival of a step arrives at its start
+        hot, cold, draw = self.scenario.hot_share, self.scenario.keys, rng.random
+        oldest = self.oldest.get(status, -1.0)
+        self.result.requests += arrivals
+        for _ in range(arrivals):
+            r = draw()  # one draw: the hot key below hot_share, a cold key above
+            call = price(0 if r < hot else 1 + int((r - hot) / (1 - hot) * cold))
+            try:
+                waiting = call.send(None)
+            except StopIteration as served:
+                age = now - served.value
+                oldest = max(oldest, age)
+                if age > 0 and age >= breaker.last_ttl:
+                    self.result.staleness_violations += 1
+                continue
+            self._wait(call, waiting, breaker.last_ttl, status)
+        if oldest > self.oldest.get(status, -1.0):
+            self.oldest[status] = oldest
+
+    def _resume(self, call: Any, ttl: float, status: str) -> None:
+        """Run a waiting *call* on; note what it served when it is done."""
+        try:
+            waiting = call.send(None)
+        except StopIteration as served:
+            self._served(served.value, ttl, status)
+            return
+        self._wait(call, waiting, ttl, status)
+
+    def _wait(self, call: Any, waiting: Any, ttl: float, status: str) -> None:
+        # A call yields the future it waits on; taking it, this driver does
+        # what an asyncio Task does: clear its blocking flag (another call may
+        # wait on the same future).
+        waiting._asyncio_future_blocking = False
+        if waiting is self.last_wait:  # the backend: resumed at the step it ends
+            self.resumes.setdefault(self.tick + self.latency_ticks, []).append((call, ttl, status))
+        else:  # a shared computation, or anything else asyncio schedules
+            waiting.add_done_callback(lambda _: self._resume(call, ttl, status))
+
+    def _served(self, produced_at: float, ttl: float, status: str) -> None:
+        age = self.loop.time() - produced_at
+        if age > self.oldest.get(status, -1.0):
+            self.oldest[status] = age
+        if age > 0 and age >= ttl:  # served past the TTL decided for this request
+            self.result.staleness_violations += 1
+
+    def _sample(self, now: float) -> None:
+        result = self.result
+        result.panic_ratio_per_second.append(round(self.breaker.panic_ratio, 4))
+        result.mode_per_second.append(self.breaker.mode.value)
+        if self.progress is not None and int(now) % 60 == 0:
+            self.progress(now)
+
+    def _transition(self, hop: Transition) -> None:
+        self.result.transitions.append(
+            {
+                "at_seconds": round(hop.at, 3),
+                "old": hop.old.value,
+                "new": hop.new.value,
+                "panic_ratio": round(hop.panic_ratio, 4),
+                "trigger": hop.trigger,
+            }
+        )
+
+
+def share(part: int, whole: int) -> float:
+    """*part* / *whole*, 0 when *whole* is 0."""
+    return part / whole if whole else 0.0
+
+
+def run_all(scenario: Scenario, strategies: Sequence[str] = STRATEGIES) -> dict[str, StrategyResult]:
+    """Every strategy, one after the other, in this process."""
+    return {strategy: simulate(scenario, strategy) for strategy in strategies}
