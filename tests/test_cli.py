@@ -1,11 +1,120 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from vix_ttl.cli import main
+
+DATA = Path(__file__).parent / "data"
+SMALL = [
+    "simulate",
+    "--calm-minutes",
+    "1",
+    "--panic-minutes",
+    "3",
+    "--after-minutes",
+    "2",
+    "--rate",
+    "100",
+    "--window",
+    "120",
+    "--workers",
+    "1",
+    "--no-progress",
+]
+
+
+def test_simulate_prints_the_table_and_the_timeline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(SMALL) == 0
+    out = capsys.readouterr().out
+    assert "lineup-leak: 6 min simulated" in out
+    for strategy in ("bypass", "breaker", "breaker+coalesce"):
+        assert f"\n{strategy} " in out
+    assert "normal -> high_volatility" in out
+    assert "Mode timeline:" in out
+
+
+def test_simulate_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SMALL, "--json", "--strategies", "bypass,breaker+coalesce"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"scenario", "strategies", "timeline", "acceptance"}
+    assert set(report["strategies"]) == {"bypass", "breaker+coalesce"}
+    coalesce = report["strategies"]["breaker+coalesce"]
+    assert {
+        "requests",
+        "computes",
+        "computes_in_panic",
+        "peak_computes_per_second",
+        "cache_info",
+        "oldest_served_seconds",
+        "staleness_violations",
+        "transitions",
+        "share_of_bypass",
+        "share_of_bypass_in_panic",
+    } <= set(coalesce)
+    assert report["acceptance"]["staleness_violations"] == 0
+    assert 0 < report["acceptance"]["breaker+coalesce_share_of_bypass_in_panic"] < 0.5
+    assert report["scenario"]["thresholds"]["enter_circuit_open"] == 0.8
+
+
+def test_simulate_in_worker_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [a if a != "1" or i != SMALL.index("--workers") + 1 else "3" for i, a in enumerate(SMALL)]
+    assert main([*args, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["strategies"]) == 3
+
+
+def test_simulate_replays_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "simulate",
+                "--scenario",
+                str(DATA / "replay.csv"),
+                "--rate",
+                "50",
+                "--window",
+                "120",
+                "--workers",
+                "1",
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["scenario"]["name"] == "replay.csv"
+
+
+def test_simulate_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "run.png"
+    assert main([*SMALL, "--plot", str(target)]) == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "-5"], "rate must be a finite number > 0"),
+        (["--strategies", "lru"], "--strategies takes a comma-separated subset"),
+        (["--thresholds", "0.5,0.3"], "--thresholds needs four numbers"),
+        (["--thresholds", "0.5,0.6,0.8,0.6"], "exit_high_volatility .* strictly below"),
+        (["--scenario", "/nowhere.csv"], "cannot read scenario"),
+        (["--workers", "0"], "--workers must be >= 1"),
+        (["--panic-minutes", "-1"], "--panic-minutes must be >= 0"),
+        (["--rate", "many"], "invalid float value"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", *args])
+    assert exit_info.value.code == 2
+    assert message.split(".*", maxsplit=1)[0] in capsys.readouterr().err
 
 
 def test_demo_tells_the_lineup_leak_story(capsys: pytest.CaptureFixture[str]) -> None:
@@ -16,7 +125,7 @@ def test_demo_tells_the_lineup_leak_story(capsys: pytest.CaptureFixture[str]) ->
     assert "after the panic: mode normal, a panic request gets TTL 0 s (bypass)" in out
 
 
-def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--rate", "0"])
     assert exit_info.value.code == 2
@@ -28,7 +137,7 @@ def test_python_dash_m_runs_the_command() -> None:
         [sys.executable, "-m", "vix_ttl", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
-    assert "demo" in result.stdout
+    assert "simulate" in result.stdout
 
 
 def test_the_core_imports_without_the_optional_extras() -> None:
@@ -36,9 +145,9 @@ def test_the_core_imports_without_the_optional_extras() -> None:
     # @vix_cached on in-process stores must not need them.
     code = (
         "import sys\n"
-        "for name in ('aiocache', 'redis', 'prometheus_client'):\n"
+        "for name in ('aiocache', 'redis', 'prometheus_client', 'matplotlib'):\n"
         "    sys.modules[name] = None\n"
-        "import vix_ttl\n"
+        "import vix_ttl, vix_ttl.simulate\n"
         "f = vix_ttl.vix_cached(60, status=lambda x: 'normal')(lambda x: x * 2)\n"
         "assert f(2) == 4 and f(2) == 4 and f.cache_info().hits == 1\n"
     )

@@ -141,6 +141,7 @@ async def test_exceptions_are_not_cached(h: Harness) -> None:
     value = await price(1)
     assert await price(1) == value
     assert h.computes == [1]
+    assert h.info().calls == 3  # the call that raised counts too (as a miss)
 
 
 async def test_invalidate_and_clear(h: Harness) -> None:
