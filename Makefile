@@ -1,5 +1,5 @@
 # Two commands set vix_ttl up on a fresh machine (see README):
-#   make demo   the main job
+#   make demo   the main job: the lineup-leak scenario simulator
 #   make test   lint, types and the whole test suite, with real Redis and memcached
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vix-ttl demo
+	$(BIN)/vix-ttl simulate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
