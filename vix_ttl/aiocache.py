@@ -36,7 +36,7 @@ from aiocache.serializers import BaseSerializer, PickleSerializer
 from vix_ttl._checks import check_seconds
 from vix_ttl._envelope import Header, open_envelope, seal
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import _BYPASS, _COALESCED, _ERROR, _HIT, _MISS, _STALE, _Call, vix_cached
+from vix_ttl.decorator import _BYPASS, _ERROR, _HIT, _MISS, _STALE, _Call, vix_cached
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
@@ -126,22 +126,12 @@ class AiocacheCall(_Call):
                             return value
                     else:
                         outcome = _STALE
-        counted = _COALESCED  # unless this call's own compute() runs
-
-        async def compute() -> Any:
-            nonlocal counted
-            counted = outcome
-            result = await wrapped(*args, **kwargs)
-            if outcome is not _BYPASS and not await self._write(
-                wire_key, result, Header(self._clock(), ttl, base, status.value)
-            ):
-                counted = _ERROR
-            return result
-
-        try:
-            return await self._flights.run(key, compute)
-        finally:
-            self._count(counted)
+        return await self._compute_async(
+            key,
+            outcome,
+            lambda: wrapped(*args, **kwargs),
+            lambda value: self._write(wire_key, value, Header(self._clock(), ttl, base, status.value)),
+        )
 
     async def _write(self, wire_key: str, value: Any, header: Header) -> bool:
         """Store *value* in its envelope; False if the backend failed."""

@@ -17,7 +17,7 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
 import cachetools
@@ -194,6 +194,29 @@ class _Call:
                 f"vix_cached({self.name}): the ttl function returned an invalid value: {exc}"
             ) from None
 
+    async def _compute_async(
+        self,
+        key: Any,
+        outcome: str,
+        produce: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any], Awaitable[bool]],
+    ) -> Any:
+        """Compute (shared with concurrent callers of *key*), store unless bypassing, count the call."""
+        counted = _COALESCED  # unless this call's own compute() runs
+
+        async def compute() -> Any:
+            nonlocal counted
+            counted = outcome
+            result = await produce()
+            if outcome is not _BYPASS and not await keep(result):
+                counted = _ERROR
+            return result
+
+        try:
+            return await self._flights.run(key, compute)
+        finally:
+            self._count(counted)
+
     def _count(self, outcome: str) -> None:
         """Count one call under *outcome*, a ``CacheInfo`` field."""
         with self._lock:
@@ -309,20 +332,11 @@ class _AsyncCall(_MappingCall):
         if served.__class__ is not _Compute:
             return served  # a hit
         outcome, ttl, key = served
-        counted = _COALESCED  # unless this call's own compute() runs
 
-        async def compute() -> Any:
-            nonlocal counted
-            counted = outcome
-            result = await wrapped(*args, **kwargs)
-            if outcome is not _BYPASS and not self._keep(key, result, ttl):
-                counted = _ERROR
-            return result
+        async def keep(value: Any) -> bool:
+            return self._keep(key, value, ttl)
 
-        try:
-            return await self._flights.run(key, compute)
-        finally:
-            self._count(counted)
+        return await self._compute_async(key, outcome, lambda: wrapped(*args, **kwargs), keep)
 
 
 class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
