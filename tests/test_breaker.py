@@ -15,6 +15,7 @@ from vix_ttl import (
     VixStatus,
     get_breaker,
 )
+from vix_ttl.registry import known_breakers
 from vix_ttl.testing import FakeClock
 
 N, HV, CO = Mode.NORMAL, Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN
@@ -230,6 +231,7 @@ def test_registry_shares_breakers_by_name() -> None:
     assert get_breaker("odds", window_seconds=60) is odds
     assert get_breaker() is get_breaker("default")
     assert odds.name == "odds"
+    assert known_breakers() == {"odds": odds, "default": get_breaker()}
     with pytest.raises(ValueError, match="'odds' already exists with other settings for window_seconds"):
         get_breaker("odds", window_seconds=120)
 

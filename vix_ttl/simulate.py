@@ -27,7 +27,7 @@ import gc
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from vix_ttl.mode import Mode, Thresholds, Transition
 from vix_ttl.policy import BASE, BYPASS, TTLPolicy
 from vix_ttl.status import VixStatus
 
-__all__ = ["STRATEGIES", "Scenario", "StrategyResult", "lineup_leak", "load_scenario", "simulate"]
+__all__ = ["STRATEGIES", "Scenario", "StrategyResult", "lineup_leak", "load_scenario", "share", "simulate"]
 
 STRATEGIES = ("bypass", "breaker", "breaker+coalesce")
 
@@ -419,8 +419,3 @@ class _Run:
 def share(part: int, whole: int) -> float:
     """*part* / *whole*, 0 when *whole* is 0."""
     return part / whole if whole else 0.0
-
-
-def run_all(scenario: Scenario, strategies: Sequence[str] = STRATEGIES) -> dict[str, StrategyResult]:
-    """Every strategy, one after the other, in this process."""
-    return {strategy: simulate(scenario, strategy) for strategy in strategies}
