@@ -196,6 +196,11 @@ def test_metrics_snapshot(vix_clock: FakeClock) -> None:
     }
     assert metrics["time_in_mode_seconds"] == {"normal": 10.0, "high_volatility": 5.0, "circuit_open": 0.0}
     assert metrics["decisions"] == {"bypass": 0, "adaptive": 1, "base": 1}
+    assert metrics["decisions_by_status"] == {
+        "normal": {"bypass": 0, "adaptive": 0, "base": 1},
+        "warning": {"bypass": 0, "adaptive": 0, "base": 0},
+        "panic": {"bypass": 0, "adaptive": 1, "base": 0},
+    }
     assert metrics["adaptive_ttl_applied"] == 1
 
 

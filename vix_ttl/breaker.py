@@ -166,7 +166,7 @@ class VIXCircuitBreaker:
                 ttl, strategy = base_ttl, _BASE
             else:
                 ttl, strategy = floor, _ADAPTIVE
-            self._decisions[strategy] += 1
+            self._decisions[status][strategy] += 1
         finally:
             lock.release()
         if hops:
@@ -183,7 +183,7 @@ class VIXCircuitBreaker:
         try:
             hops = self._settle()
             decision = self.policy.decision(self._machine.mode, status, base)
-            self._decisions[decision.strategy] += 1
+            self._decisions[status][decision.strategy] += 1
         finally:
             lock.release()
         if hops:
@@ -250,7 +250,7 @@ class VIXCircuitBreaker:
 
     def _reset_state(self) -> None:
         self._floors = self.policy.floors(Mode.NORMAL)
-        self._decisions = dict.fromkeys(Strategy, 0)
+        self._decisions = {status: dict.fromkeys(Strategy, 0) for status in VixStatus}
         self._transitions = dict.fromkeys(_TRANSITION_KEYS, 0)
         self._time_in_mode = dict.fromkeys(Mode, 0.0)
         self._mode_since = self._clock()
@@ -335,8 +335,11 @@ class VIXCircuitBreaker:
             "mode_changes_total": sum(self._transitions.values()),
             "transitions": dict(self._transitions),
             "time_in_mode_seconds": time_in_mode,
-            "decisions": {s.value: n for s, n in self._decisions.items()},
-            "adaptive_ttl_applied": self._decisions[Strategy.ADAPTIVE],
+            "decisions": {s.value: sum(row[s] for row in self._decisions.values()) for s in Strategy},
+            "decisions_by_status": {
+                status.value: {s.value: n for s, n in row.items()} for status, row in self._decisions.items()
+            },
+            "adaptive_ttl_applied": sum(row[Strategy.ADAPTIVE] for row in self._decisions.values()),
             "listener_errors": self._listener_errors,
             "log_errors": self._log_errors,
         }

@@ -17,6 +17,7 @@ import inspect
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
@@ -117,6 +118,14 @@ class _Compute(NamedTuple):
 _HIT, _MISS, _STALE, _BYPASS, _COALESCED, _ERROR = CacheInfo._fields
 
 
+_calls: weakref.WeakSet[_Call] = weakref.WeakSet()
+
+
+def cached_functions() -> dict[str, _Call]:
+    """Every live ``@vix_cached`` function: ``module.qualname`` -> its controls (for exporters)."""
+    return {call.name: call for call in list(_calls)}
+
+
 class _Call:
     """What every variant shares: from the call's arguments to (TTL, key)."""
 
@@ -141,6 +150,7 @@ class _Call:
         self._flights = flights
         self._lock = threading.Lock()
         self._reset_counts()
+        _calls.add(self)
         self._faults = FaultLog(name)
 
     def _prepare(
@@ -467,7 +477,7 @@ def vix_cached(
         target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
         if not callable(target):
             raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
-        name = getattr(target, "__qualname__", repr(target))
+        name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
         is_async = inspect.iscoroutinefunction(target)
         common: dict[str, Any] = {
             "name": name,
@@ -487,7 +497,7 @@ def vix_cached(
 
             call = AiocacheCall(
                 cache,
-                prefix=f"vix_ttl:{target.__module__}.{name}",
+                prefix=f"vix_ttl:{name}",
                 clock=clock or time.time,
                 flights=AsyncFlights() if coalesce else NoFlights(),
                 **common,
