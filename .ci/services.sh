@@ -1,17 +1,19 @@
-# .ci/services.sh — source it (bash): Redis and memcached on loopback, non-default ports.
+# .ci/services.sh — source it (bash): Redis and memcached on loopback, non-default ports,
+# and Prometheus's binaries for the tests that start their own server.
 # Idempotent: installs the Debian packages when missing, starts a server only when none
 # answers on its port, and stops on exit (EXIT trap) only the servers it started itself.
 # Exports REDIS_PORT, MEMCACHED_PORT and REDIS_URL for the tests.
 REDIS_PORT=${REDIS_PORT:-6390}; MEMCACHED_PORT=${MEMCACHED_PORT:-11290}
 export REDIS_PORT MEMCACHED_PORT REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 SVC_DIR=$(mktemp -d /tmp/vix_ttl_svc.XXXXXX)
-if ! command -v redis-server >/dev/null || ! command -v memcached >/dev/null; then
+# prometheus brings promtool (the alert-rule check) and the server the exporter test scrapes with.
+if ! command -v redis-server >/dev/null || ! command -v memcached >/dev/null || ! command -v promtool >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
-    echo "redis-server and memcached are missing: install Debian's redis-server and memcached (as root)" >&2
+    echo "missing: install Debian's redis-server, memcached and prometheus (as root)" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq redis-server memcached >/dev/null
+  apt-get update -qq && apt-get install -y -qq redis-server memcached prometheus >/dev/null
 fi
 redis_ok() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 mc_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT" && printf 'version\r\n' >&3 \

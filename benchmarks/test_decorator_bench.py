@@ -96,3 +96,37 @@ def test_redis_hit_vs_bare_get(benchmark: BenchmarkFixture, loop: asyncio.Abstra
         n=200,
     )
     loop.run_until_complete(cache.close())
+
+
+def every_thousand(hit: Callable[[], int], action: Callable[[], object]) -> Callable[[], int]:
+    """*hit*, with *action* run once every 1,000 calls."""
+    count = 0
+
+    def call() -> int:
+        nonlocal count
+        count += 1
+        if count % 1000 == 0:
+            action()
+        return hit()
+
+    return call
+
+
+@pytest.mark.benchmark(group="hit")
+def test_sync_hit_with_the_prometheus_collector(benchmark: BenchmarkFixture) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from vix_ttl.prometheus import register
+
+    registry = CollectorRegistry()
+    register(registry)
+    # A scrape every 1,000 hits: far more often than any Prometheus would.
+    scraped = every_thousand(vix_sync_hit(), lambda: generate_latest(registry))
+    plain = every_thousand(vix_sync_hit(), lambda: None)
+    compare(
+        benchmark,
+        "@vix_cached sync hit, collector registered and scraped / no collector",
+        calls(scraped),
+        calls(plain),
+        1.1,
+    )

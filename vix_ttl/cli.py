@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from importlib import resources
 from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rate <= 0:
             parser.error("--rate must be a positive number of requests per second")
         return demo(args.rate)
+    if args.command in _SHIPPED:
+        print(shipped(args.command), end="")
+        return 0
     try:
         scenario = _scenario(args)
         strategies = _strategies(args.strategies)
@@ -107,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--plot", type=Path, metavar="PNG", help="also draw the run (needs vix_ttl[plot])")
     sim.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    commands.add_parser(
+        "dashboard", help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics"
+    )
+    commands.add_parser("alert-rules", help="print the Prometheus alert rules (YAML) for vix_ttl")
     demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
     demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
     return parser
@@ -280,6 +288,14 @@ def render(report: dict[str, Any]) -> str:
         for hop in report["timeline"]
     ] or ["  (no mode change)"]
     return "\n".join(lines)
+
+
+_SHIPPED = {"dashboard": "grafana-dashboard.json", "alert-rules": "alert-rules.yml"}
+
+
+def shipped(command: str) -> str:
+    """The text of a file shipped in ``vix_ttl/observability`` (``dashboard``, ``alert-rules``)."""
+    return resources.files("vix_ttl.observability").joinpath(_SHIPPED[command]).read_text()
 
 
 def demo(rate: int = 10) -> int:
