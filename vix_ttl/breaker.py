@@ -30,6 +30,9 @@ _log = structlog.get_logger("vix_ttl")
 # Module constants: reading an Enum member off its class is slow on the hot path.
 _PANIC = VixStatus.PANIC
 _BYPASS, _ADAPTIVE, _BASE = Strategy.BYPASS, Strategy.ADAPTIVE, Strategy.BASE
+# Where a strategy's count sits in a status row (the floor is at 0).
+_N_BYPASS, _N_ADAPTIVE, _N_BASE = 1, 2, 3
+_COUNT = {_BYPASS: _N_BYPASS, _ADAPTIVE: _N_ADAPTIVE, _BASE: _N_BASE}
 _LOG_LEVEL = {Mode.NORMAL: "info", Mode.HIGH_VOLATILITY: "warning", Mode.CIRCUIT_OPEN: "critical"}
 _ADJACENT = [(a, b) for a, b in zip(Mode, list(Mode)[1:], strict=False)]
 _TRANSITION_KEYS = [f"{a.value}->{b.value}" for a, b in _ADJACENT] + [
@@ -159,14 +162,18 @@ class VIXCircuitBreaker:
                 if hops:
                     self._apply(hops)
             # floor_ttl(), written out: a call here costs a tenth of a cache hit.
-            floor = self._floors[status]
+            # One row per status: the current mode's floor, then its decision counts.
+            row = self._rows[status]
+            floor = row[0]
             if floor is None or not (base_ttl or floor):
-                ttl, strategy = 0.0, _BYPASS
+                ttl = 0.0
+                row[_N_BYPASS] += 1
             elif base_ttl >= floor:
-                ttl, strategy = base_ttl, _BASE
+                ttl = base_ttl
+                row[_N_BASE] += 1
             else:
-                ttl, strategy = floor, _ADAPTIVE
-            self._decisions[status][strategy] += 1
+                ttl = floor
+                row[_N_ADAPTIVE] += 1
         finally:
             lock.release()
         if hops:
@@ -183,7 +190,7 @@ class VIXCircuitBreaker:
         try:
             hops = self._settle()
             decision = self.policy.decision(self._machine.mode, status, base)
-            self._decisions[status][decision.strategy] += 1
+            self._rows[status][_COUNT[decision.strategy]] += 1
         finally:
             lock.release()
         if hops:
@@ -249,8 +256,8 @@ class VIXCircuitBreaker:
     # -- internals --------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        self._floors = self.policy.floors(Mode.NORMAL)
-        self._decisions = {status: dict.fromkeys(Strategy, 0) for status in VixStatus}
+        floors = self.policy.floors(Mode.NORMAL)
+        self._rows: dict[VixStatus, list[Any]] = {status: [floors[status], 0, 0, 0] for status in VixStatus}
         self._transitions = dict.fromkeys(_TRANSITION_KEYS, 0)
         self._time_in_mode = dict.fromkeys(Mode, 0.0)
         self._mode_since = self._clock()
@@ -282,7 +289,8 @@ class VIXCircuitBreaker:
             self._transitions[f"{hop.old.value}->{hop.new.value}"] += 1
         self._time_in_mode[hops[0].old] += last.at - self._mode_since
         self._mode_since = last.at
-        self._floors = self.policy.floors(last.new)
+        for status, floor in self.policy.floors(last.new).items():
+            self._rows[status][0] = floor
 
     def _publish(self, hops: list[Transition]) -> None:
         listeners = self._listeners
@@ -335,11 +343,12 @@ class VIXCircuitBreaker:
             "mode_changes_total": sum(self._transitions.values()),
             "transitions": dict(self._transitions),
             "time_in_mode_seconds": time_in_mode,
-            "decisions": {s.value: sum(row[s] for row in self._decisions.values()) for s in Strategy},
+            "decisions": {s.value: sum(row[_COUNT[s]] for row in self._rows.values()) for s in Strategy},
             "decisions_by_status": {
-                status.value: {s.value: n for s, n in row.items()} for status, row in self._decisions.items()
+                status.value: {s.value: row[_COUNT[s]] for s in Strategy}
+                for status, row in self._rows.items()
             },
-            "adaptive_ttl_applied": sum(row[Strategy.ADAPTIVE] for row in self._decisions.values()),
+            "adaptive_ttl_applied": sum(row[_COUNT[_ADAPTIVE]] for row in self._rows.values()),
             "listener_errors": self._listener_errors,
             "log_errors": self._log_errors,
         }
