@@ -31,9 +31,10 @@ def free_port() -> int:
 class RedisProcess:
     """A Redis server of this test's own, to stop and start at will."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         self.port = free_port()
         self.tmp = tmp
+        self.extra = extra  # more redis-server options, e.g. --requirepass
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -50,6 +51,7 @@ class RedisProcess:
                 "no",
                 "--dir",
                 str(self.tmp),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -69,15 +71,20 @@ class RedisProcess:
         self.process.wait(30)
 
 
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+def own_redis(tmp: Path, *extra: str) -> Iterator[RedisProcess]:
+    """A Redis server of the test's own, stopped after it."""
     if shutil.which("redis-server") is None:
         require_server("redis-server (the binary)", -1)
-    server = RedisProcess(tmp_path)
+    server = RedisProcess(tmp, *extra)
     server.start()
     yield server
     if server.process and server.process.poll() is None:
         server.stop()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    yield from own_redis(tmp_path)
 
 
 async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess) -> None:

@@ -13,7 +13,7 @@ from vix_ttl._checks import check_seconds
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
 from vix_ttl.policy import Decision, Strategy, TTLPolicy
 from vix_ttl.status import VixStatus
-from vix_ttl.window import RollingWindow
+from vix_ttl.window import RollingWindow, Window
 
 __all__ = ["Clock", "Listener", "VIXCircuitBreaker"]
 
@@ -59,6 +59,8 @@ class VIXCircuitBreaker:
         stabilization_seconds: A step down waits until the lower mode's
             condition has held this long; stepping up stays immediate.
         clock: Zero-argument callable returning seconds.
+        window: The window to judge by, for fleet mode (``vix_ttl.fleet.RedisWindow``);
+            default: a ``RollingWindow`` of *window_seconds* and *bucket_seconds*.
 
     Raises:
         ValueError: A size or threshold is out of range (the message names it).
@@ -76,6 +78,7 @@ class VIXCircuitBreaker:
         policy: TTLPolicy | None = None,
         stabilization_seconds: float = 0,
         clock: Clock = time.monotonic,
+        window: Window | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
@@ -106,11 +109,22 @@ class VIXCircuitBreaker:
             "clock": clock,
         }
         self._clock = clock
-        self._window = RollingWindow(window_seconds, bucket_seconds)
+        if window is None:
+            window = RollingWindow(window_seconds, bucket_seconds)
+        elif (window_seconds, bucket_seconds) not in (
+            (1800, 1),
+            (window.window_seconds, window.bucket_seconds),
+        ):
+            raise ValueError(
+                "window_seconds and bucket_seconds belong to the window given: set them there, "
+                "not on the breaker"
+            )
+        self._window: Window = window
         self._machine = ModeMachine(thresholds, min_samples, stabilization)
         # Bound once: looking a method up costs more than half of what it does.
         self._add = self._window.add
-        self._lock = threading.Lock()
+        # A shared window (fleet mode) brings the lock its flusher takes too.
+        self._lock = getattr(window, "lock", None) or threading.Lock()
         self._listeners: tuple[Listener, ...] = ()
         self._reset_state()
 
@@ -349,6 +363,7 @@ class VIXCircuitBreaker:
                 for status, row in self._rows.items()
             },
             "adaptive_ttl_applied": sum(row[_COUNT[_ADAPTIVE]] for row in self._rows.values()),
+            **(self._window.metrics() if hasattr(self._window, "metrics") else {}),
             "listener_errors": self._listener_errors,
             "log_errors": self._log_errors,
         }

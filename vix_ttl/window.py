@@ -17,10 +17,29 @@ atomic step).
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 from vix_ttl._checks import check_seconds
 
-__all__ = ["RollingWindow"]
+__all__ = ["RollingWindow", "Window"]
+
+
+class Window(Protocol):
+    """What the breaker needs of a window: running totals over the last ``window_seconds``."""
+
+    window_seconds: float
+    bucket_seconds: float
+    total: int
+    panics: int
+
+    @property
+    def ratio(self) -> float: ...
+
+    def add(self, now: float, panic: bool) -> None: ...
+
+    def advance(self, now: float) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class RollingWindow:
