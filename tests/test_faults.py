@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -71,20 +72,24 @@ class RedisProcess:
         self.process.wait(30)
 
 
+@contextlib.contextmanager
 def own_redis(tmp: Path, *extra: str) -> Iterator[RedisProcess]:
-    """A Redis server of the test's own, stopped after it."""
+    """A Redis server of the test's own, stopped after it, whatever happens."""
     if shutil.which("redis-server") is None:
         require_server("redis-server (the binary)", -1)
     server = RedisProcess(tmp, *extra)
     server.start()
-    yield server
-    if server.process and server.process.poll() is None:
-        server.stop()
+    try:
+        yield server
+    finally:
+        if server.process and server.process.poll() is None:
+            server.stop()
 
 
 @pytest.fixture
 def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    yield from own_redis(tmp_path)
+    with own_redis(tmp_path) as server:
+        yield server
 
 
 async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess) -> None:

@@ -146,7 +146,7 @@ def test_redis_down_falls_back_to_the_local_window_and_rejoins(redis_process: Re
 
 
 def test_a_password_protected_redis(tmp_path: Path) -> None:
-    for server in own_redis(tmp_path, "--requirepass", "s3cret"):
+    with own_redis(tmp_path, "--requirepass", "s3cret") as server:
         right = fleet_breaker(f"redis://:s3cret@127.0.0.1:{server.port}/0", "secret")
         right.record("panic")
         assert right._window.flush()  # type: ignore[attr-defined]
