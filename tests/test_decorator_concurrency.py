@@ -191,3 +191,27 @@ def test_many_threads_hammering_hits_and_misses_count_every_call() -> None:
         thread.join()
     assert price.cache_info().calls == 8 * 2000
     assert price.breaker.samples == 8 * 2000
+
+
+async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
+    release = asyncio.Event()
+    attempts: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> int:
+        attempts.append(x)
+        await release.wait()
+        if len(attempts) == 1:
+            raise RuntimeError("feed down")
+        return x
+
+    tasks = [asyncio.ensure_future(price(1)) for _ in range(10)]
+    key = vix(price).key(None, (1,), {})
+    while vix(price)._flights.waiting(key) < 9:
+        await asyncio.sleep(0)
+    release.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [RuntimeError] * 10
+    assert await price(1) == 1  # not cached: computed again
+    assert attempts == [1, 1]
+    assert price.cache_info().calls == 11
