@@ -24,37 +24,36 @@ __all__ = ["AsyncFlights", "NoFlights", "ThreadFlights"]
 class ThreadFlights:
     """Share computations between threads."""
 
-    __slots__ = ("_flights", "_lock", "_waiting")
+    __slots__ = ("_flights", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flights: dict[Hashable, Future[Any]] = {}
-        self._waiting: dict[Hashable, int] = {}
+        self._flights: dict[Hashable, _ThreadFlight] = {}
 
     def waiting(self, key: Hashable) -> int:
-        """How many callers wait on the computation of *key* now."""
+        """How many callers wait on the computation of *key* now, besides the first."""
         with self._lock:
-            return self._waiting.get(key, 0)
+            flight = self._flights.get(key)
+            return 0 if flight is None else flight.waiting
 
     def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flights[key] = Future()
-                self._waiting[key] = 0
+                flight = self._flights[key] = _ThreadFlight()
             else:
-                self._waiting[key] += 1
+                flight.waiting += 1
         if not leader:
-            return flight.result()
+            return flight.result.result()
         try:
             value = compute()
         except BaseException as exc:
             self._land(key)
-            flight.set_exception(exc)
+            flight.result.set_exception(exc)
             raise
         self._land(key)
-        flight.set_result(value)
+        flight.result.set_result(value)
         return value
 
     def _land(self, key: Hashable) -> None:
@@ -62,7 +61,14 @@ class ThreadFlights:
         # a new computation rather than joining one that has ended.
         with self._lock:
             del self._flights[key]
-            del self._waiting[key]
+
+
+class _ThreadFlight:
+    __slots__ = ("result", "waiting")
+
+    def __init__(self) -> None:
+        self.result: Future[Any] = Future()
+        self.waiting = 0
 
 
 class AsyncFlights:

@@ -348,13 +348,11 @@ class _Run:
     def _arrive(self, arrivals: int, rng: random.Random) -> None:
         """Issue this step's requests: each a real call, run until it waits on the backend.
 
-        Most calls are hits that finish on their first step: they are handled
-        here, inline, as the hot loop of the whole simulation.
+        Most calls are hits that finish on their first step, without any
+        round trip through the loop.
         """
-        price, breaker, status = self.price, self.breaker, self.status
-        now = self.loop.time()  # every arrival of a step arrives at its start
+        price, breaker, status, served_now = self.price, self.breaker, self.status, self._served
         hot, cold, draw = self.scenario.hot_share, self.scenario.keys, rng.random
-        oldest = self.oldest.get(status, -1.0)
         self.result.requests += arrivals
         for _ in range(arrivals):
             r = draw()  # one draw: the hot key below hot_share, a cold key above
@@ -362,14 +360,9 @@ class _Run:
             try:
                 waiting = call.send(None)
             except StopIteration as served:
-                age = now - served.value
-                oldest = max(oldest, age)
-                if age > 0 and age >= breaker.last_ttl:
-                    self.result.staleness_violations += 1
+                served_now(served.value, breaker.last_ttl, status)
                 continue
             self._wait(call, waiting, breaker.last_ttl, status)
-        if oldest > self.oldest.get(status, -1.0):
-            self.oldest[status] = oldest
 
     def _resume(self, call: Any, ttl: float, status: str) -> None:
         """Run a waiting *call* on; note what it served when it is done."""
