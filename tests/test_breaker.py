@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -262,6 +264,14 @@ def test_structlog_configuration_is_respected(vix_clock: FakeClock) -> None:
         ({"min_samples": 2.5}, TypeError, "min_samples must be an int"),
         ({"stabilization_seconds": -1}, ValueError, "stabilization_seconds"),
         ({"clock": 123.0}, TypeError, "clock must be a zero-argument callable"),
+        ({"clock": lambda: "now"}, TypeError, "clock must return a number of seconds.*'now'"),
+        ({"clock": lambda: math.nan}, ValueError, "clock must return a finite number"),
+        ({"clock": lambda: math.inf}, ValueError, "clock must return a finite number"),
+        ({"clock": lambda x: 0.0}, TypeError, "clock must be callable with no arguments"),
+        ({"bucket_seconds": 1e-12}, ValueError, "bucket_seconds .* too small.* at most 1,000,000"),
+        ({"bucket_seconds": 1e-6}, ValueError, "at most 1,000,000 are allowed"),
+        ({"stabilization_seconds": math.nan}, ValueError, "stabilization_seconds"),
+        ({"stabilization_seconds": "5"}, TypeError, "stabilization_seconds"),
         ({"thresholds": {"enter_high_volatility": 0.5}}, TypeError, "thresholds must be a Thresholds"),
         ({"policy": {}}, TypeError, "policy must be a TTLPolicy"),
         ({"name": ""}, TypeError, "name must be a non-empty string"),
@@ -284,8 +294,23 @@ def test_bad_status_is_refused_and_not_recorded(vix_breaker: VIXCircuitBreaker, 
 
 
 def test_bad_base_ttl_is_refused(vix_breaker: VIXCircuitBreaker) -> None:
-    with pytest.raises(ValueError, match="base_ttl must be a finite number of seconds >= 0"):
+    with pytest.raises(ValueError, match="base_ttl must be >= 0 seconds, or None"):
         vix_breaker.decide("normal", -5)
+    with pytest.raises(ValueError, match="base_ttl must be >= 0"):
+        vix_breaker.decide("normal", math.nan)
+    with pytest.raises(TypeError, match="base_ttl must be a number of seconds or None"):
+        vix_breaker.decide("normal", "60")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("never", [None, math.inf])
+def test_a_base_that_never_expires_is_never_lowered(vix_clock: FakeClock, never: float | None) -> None:
+    breaker = VIXCircuitBreaker(min_samples=0, clock=vix_clock)
+    for _ in range(10):
+        breaker.record("panic")
+    assert breaker.mode is CO
+    decision = breaker.decide("normal", never)  # CIRCUIT_OPEN floors normal at 60 s: inf stays inf
+    assert (decision.ttl, decision.strategy) == (math.inf, "base")
+    assert breaker.decide("panic", 0).ttl == 10
 
 
 def test_a_broken_logging_setup_does_not_fail_the_call(vix_clock: FakeClock) -> None:

@@ -163,6 +163,24 @@ def test_window_settings_belong_to_the_window(url: str) -> None:
         RedisWindow(url, name="")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"flush_seconds": float("nan")}, ValueError, "flush_seconds must be a finite number of seconds > 0"),
+        ({"flush_seconds": 0}, ValueError, "flush_seconds must be a finite number of seconds > 0"),
+        ({"flush_seconds": "x"}, TypeError, "flush_seconds must be a number of seconds, got 'x'"),
+        ({"timeout": -1}, ValueError, "timeout must be a finite number of seconds > 0"),
+        ({"timeout": float("inf")}, ValueError, "timeout must be a finite number"),
+        ({"bucket_seconds": 1e-9}, ValueError, "at most 1,000,000"),
+    ],
+)
+def test_bad_fleet_settings_are_refused_naming_the_parameter(
+    url: str, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        RedisWindow(url, name="x", **kwargs)
+
+
 def dying_member(url: str, name: str) -> None:
     breaker = fleet_breaker(url, name)
     for _ in range(10):

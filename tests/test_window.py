@@ -82,6 +82,8 @@ def test_memory_is_bounded_by_buckets_not_samples() -> None:
         ("60", 1, TypeError, "window_seconds must be a number"),
         (60, None, TypeError, "bucket_seconds must be a number"),
         (True, 1, TypeError, "window_seconds"),
+        (1800, 1e-12, ValueError, "bucket_seconds .* too small"),
+        (86400, 0.01, ValueError, "8.64e\\+06 buckets, at most 1,000,000"),
     ],
 )
 def test_bad_sizes_are_refused_naming_the_parameter(
@@ -89,3 +91,9 @@ def test_bad_sizes_are_refused_naming_the_parameter(
 ) -> None:
     with pytest.raises(error, match=match):
         RollingWindow(window_seconds, bucket_seconds)  # type: ignore[arg-type]
+
+
+def test_the_largest_window_allowed_is_bounded_up_front() -> None:
+    window = RollingWindow(1000, 0.001)  # exactly 1,000,000 buckets: allowed, allocated now
+    window.add(0.0005, True)
+    assert (window.total, window.panics) == (1, 1)

@@ -1,10 +1,17 @@
-"""Argument checks shared by the constructors: one wording for every boundary."""
+"""Argument checks shared by the constructors: one wording for every boundary.
+
+One error type per kind of mistake: ``TypeError`` when a value is not of the
+kind asked for (a string where seconds go, a clock that is not callable or
+does not return a number), ``ValueError`` when it is of the right kind but
+out of range (negative, NaN, infinite where a finite number is needed).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-__all__ = ["check_seconds"]
+__all__ = ["check_clock", "check_seconds", "check_ttl"]
 
 
 def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
@@ -20,3 +27,42 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
     return float(value)
+
+
+def check_ttl(name: str, value: object) -> float:
+    """A TTL as float seconds: ``None`` and ``math.inf`` mean "never expires" (``math.inf``).
+
+    Raises:
+        TypeError: *value* is neither None nor a real number.
+        ValueError: it is NaN or negative.
+    """
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None (never expires), got {value!r}")
+    if not value >= 0:  # NaN fails this too
+        raise ValueError(f"{name} must be >= 0 seconds, or None / math.inf to never expire, got {value!r}")
+    return float(value)
+
+
+def check_clock(name: str, clock: object) -> Callable[[], float]:
+    """*clock*, once it is callable and its first reading is a finite number.
+
+    The first reading happens here, at construction, so a clock that returns a
+    string or NaN fails where it is given, not at the first request.
+
+    Raises:
+        TypeError: *clock* is not callable, or returns something other than a number.
+        ValueError: it returns NaN or an infinity.
+    """
+    if not callable(clock):
+        raise TypeError(f"{name} must be a zero-argument callable returning seconds, got {clock!r}")
+    try:
+        now = clock()
+    except TypeError as exc:
+        raise TypeError(f"{name} must be callable with no arguments: {exc}") from None
+    if isinstance(now, bool) or not isinstance(now, int | float):
+        raise TypeError(f"{name} must return a number of seconds, but {clock!r} returned {now!r}")
+    if not math.isfinite(now):
+        raise ValueError(f"{name} must return a finite number of seconds, but {clock!r} returned {now!r}")
+    return clock

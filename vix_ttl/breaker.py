@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from vix_ttl._checks import check_seconds
+from vix_ttl._checks import check_clock, check_seconds, check_ttl
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
 from vix_ttl.policy import Decision, Strategy, TTLPolicy
 from vix_ttl.status import VixStatus
@@ -93,8 +93,7 @@ class VIXCircuitBreaker:
         if not isinstance(policy, TTLPolicy):
             raise TypeError(f"policy must be a TTLPolicy, got {policy!r}")
         stabilization = check_seconds("stabilization_seconds", stabilization_seconds)
-        if not callable(clock):
-            raise TypeError(f"clock must be a zero-argument callable returning seconds, got {clock!r}")
+        clock = check_clock("clock", clock)
 
         self.name = name
         self.thresholds = thresholds
@@ -194,11 +193,11 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return ttl
 
-    def decide(self, status: VixStatus | str, base_ttl: float) -> Decision:
+    def decide(self, status: VixStatus | str, base_ttl: float | None) -> Decision:
         """The TTL decision for *status* and the caller's *base_ttl*; records nothing."""
         if status.__class__ is not VixStatus:
             status = VixStatus.coerce(status)
-        base = check_seconds("base_ttl", base_ttl)
+        base = check_ttl("base_ttl", base_ttl)
         lock = self._lock
         lock.acquire()
         try:
@@ -211,7 +210,7 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return decision
 
-    def get_adaptive_ttl(self, status: VixStatus | str, base_ttl: float) -> tuple[float, str]:
+    def get_adaptive_ttl(self, status: VixStatus | str, base_ttl: float | None) -> tuple[float, str]:
         """``decide`` as a ``(ttl, strategy)`` tuple; records nothing."""
         decision = self.decide(status, base_ttl)
         return decision.ttl, decision.strategy.value

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 import structlog
 
+from vix_ttl._checks import check_seconds
 from vix_ttl.window import RollingWindow
 
 __all__ = ["RedisWindow"]
@@ -103,9 +104,12 @@ class RedisWindow:
             raise ValueError(f"RedisWindow: name must be a non-empty string, got {name!r}")
         self.name = name
         self.window_seconds, self.bucket_seconds = self.local.window_seconds, self.local.bucket_seconds
-        self.flush_seconds = self.bucket_seconds if flush_seconds is None else float(flush_seconds)
-        if self.flush_seconds <= 0:
-            raise ValueError(f"RedisWindow: flush_seconds must be > 0, got {flush_seconds!r}")
+        self.flush_seconds = (
+            self.bucket_seconds
+            if flush_seconds is None
+            else check_seconds("RedisWindow flush_seconds", flush_seconds, positive=True)
+        )
+        timeout = check_seconds("RedisWindow timeout", timeout, positive=True)
         self.lock = threading.Lock()  # the breaker adopts it: flushes and records never interleave
         self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._script = self._client.register_script(_FLUSH)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeAlias
 
-from vix_ttl._checks import check_seconds
+from vix_ttl._checks import check_ttl
 from vix_ttl._enum import ValueEnum
 from vix_ttl.mode import Mode
 from vix_ttl.status import VixStatus
@@ -145,9 +145,9 @@ class TTLPolicy:
         """One mode's row compiled for the hot path: ``None`` bypasses, else a floor."""
         return self._floors[mode]
 
-    def decide(self, mode: Mode | str, status: VixStatus | str, base_ttl: float) -> Decision:
+    def decide(self, mode: Mode | str, status: VixStatus | str, base_ttl: float | None) -> Decision:
         """The decision for one request in *mode* with *status* and the caller's *base_ttl*."""
-        base = check_seconds("base_ttl", base_ttl)
+        base = check_ttl("base_ttl", base_ttl)
         return self.decision(Mode.coerce(mode), VixStatus.coerce(status), base)
 
     def decision(self, mode: Mode, status: VixStatus, base_ttl: float) -> Decision:

@@ -21,7 +21,10 @@ from typing import Protocol
 
 from vix_ttl._checks import check_seconds
 
-__all__ = ["RollingWindow", "Window"]
+__all__ = ["MAX_BUCKETS", "RollingWindow", "Window"]
+
+MAX_BUCKETS = 1_000_000
+"""The most buckets a window may have: its memory is allocated up front, and bounded."""
 
 
 class Window(Protocol):
@@ -53,7 +56,7 @@ class RollingWindow:
     Raises:
         ValueError: A size is not a finite positive number, the bucket is
             larger than the window, or the window is not a whole number of
-            buckets.
+            buckets, or it would take more than ``MAX_BUCKETS`` buckets.
     """
 
     __slots__ = (
@@ -75,6 +78,11 @@ class RollingWindow:
         if bucket > window:
             raise ValueError(
                 f"bucket_seconds ({bucket_seconds!r}) must not exceed window_seconds ({window_seconds!r})"
+            )
+        if window / bucket > MAX_BUCKETS:
+            raise ValueError(
+                f"bucket_seconds ({bucket_seconds!r}) is too small for window_seconds ({window_seconds!r}): "
+                f"that is {window / bucket:.3g} buckets, at most {MAX_BUCKETS:,} are allowed"
             )
         size = round(window / bucket)
         if abs(size * bucket - window) > 1e-9 * window:
