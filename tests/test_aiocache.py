@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,8 +21,11 @@ from hypothesis import strategies as st
 
 from tests.harness import store_params
 from vix_ttl import Mode, VIXCircuitBreaker, get_breaker
+from vix_ttl._signing import signer_of
 from vix_ttl.aiocache import MEMCACHED_MAX_TTL, VixPlugin, VixSerializer, backend_ttl, cached
 from vix_ttl.testing import FakeClock
+
+SECRET = "test-secret-not-for-production"
 
 SERIALIZERS: dict[str, tuple[Callable[[], Any], Any]] = {
     "string": (StringSerializer, "odds 1.85"),
@@ -72,7 +76,8 @@ async def test_every_aiocache_serializer_round_trips_through_every_backend(
     serializer_class, value = SERIALIZERS[inner]
     clock = FakeClock(1_000_000)
     breaker = VIXCircuitBreaker(clock=clock)
-    serializer = VixSerializer(serializer_class(), breaker=breaker, clock=clock)
+    secret = SECRET if inner == "pickle" else None  # unpickling needs signed entries
+    serializer = VixSerializer(serializer_class(), breaker=breaker, clock=clock, secret=secret)
     assert serializer.encoding == serializer_class().encoding
     cache = build(backend, serializer)
     await cache.set("match:42", value, ttl=60)
@@ -182,12 +187,19 @@ def test_cached_refuses_what_it_does_not_support(option: str) -> None:
         cached(ttl=10, **{option: True})  # type: ignore[arg-type]
 
 
-def test_cached_needs_a_ttl() -> None:
-    with pytest.raises(ValueError, match="needs a ttl"):
+async def test_cached_without_a_ttl_never_expires_as_in_aiocache() -> None:
+    clock = FakeClock(1_000_000)
+    computes: list[int] = []
 
-        @cached(status=lambda: "normal")
-        async def price() -> int:
-            return 1
+    @cached(cache=SimpleMemoryCache, breaker=VIXCircuitBreaker(clock=clock))
+    async def price(x: int) -> int:
+        computes.append(x)
+        return x
+
+    await price(1)
+    clock.advance(10 * 365 * 24 * 3600)
+    assert await price(1) == 1
+    assert computes == [1]
 
 
 @given(
@@ -209,29 +221,76 @@ def test_loads_of_garbage_is_a_miss_never_an_exception(raw: Any) -> None:
     st.binary(),
     st.sampled_from(
         [
-            "vix_ttl:1|1.0|5.0|10.0|normal\n",  # the one valid, fresh header
-            "vix_ttl:1|nan|1|1|panic\n",
-            "vix_ttl:1|1|-5|0|normal\n",
-            "vix_ttl:2|1|5|0|normal\n",
+            "1.0|5.0|10.0|normal\n",  # the one valid, fresh header
+            "nan|1|1|panic\n",
+            "1|-5|0|normal\n",
+            "1|5|0|calm\n",
+            "1|5|0\n",
         ]
     ),
 )
 def test_loads_of_a_corrupt_envelope_is_a_miss(payload: bytes, header: str) -> None:
+    signer = signer_of(SECRET, owner="test")
+    assert signer is not None
     serializer = VixSerializer(
-        PickleSerializer(), breaker=VIXCircuitBreaker(clock=FakeClock()), clock=FakeClock(1.0)
+        PickleSerializer(), breaker=VIXCircuitBreaker(clock=FakeClock()), clock=FakeClock(1.0), secret=SECRET
     )
+    body = header.encode() + payload
+    entry = (
+        b"vix_ttl:2|" + signer.sign(None, body).encode() + b"|" + body
+    )  # signed, so only the header is wrong
     try:
         unpickled = pickle.loads(payload)
     except Exception:
         unpickled = None
-    fresh = header.startswith("vix_ttl:1|1.0|")
-    assert serializer.loads(header.encode() + payload) == (unpickled if fresh else None)
+    fresh = header.startswith("1.0|")
+    assert serializer.loads(entry) == (unpickled if fresh else None)
 
 
-def test_serializer_needs_a_base_ttl_and_says_how_to_give_one() -> None:
-    serializer = VixSerializer(breaker=VIXCircuitBreaker(clock=FakeClock()))
-    with pytest.raises(ValueError, match="needs a base TTL"):
-        serializer.dumps(1)
+async def test_set_without_a_ttl_never_expires_as_in_aiocache(backend: dict[str, Any]) -> None:
+    clock = FakeClock(1_000_000)
+    serializer = VixSerializer(breaker=VIXCircuitBreaker(clock=clock), clock=clock)
+    cache = build(backend, serializer)
+    await cache.set("k", "v")  # no ttl, and the cache has none: never expires
+    clock.advance(10 * 365 * 24 * 3600)
+    assert await cache.get("k") == "v"
+    await cache.set("k2", "v2", ttl=None)  # an explicit None too
+    assert await cache.get("k2") == "v2"
+    await cache.close()
+
+
+async def test_the_serializers_own_ttl_then_the_caches_are_the_base(backend: dict[str, Any]) -> None:
+    clock = FakeClock(1_000_000)
+    breaker = VIXCircuitBreaker(clock=clock)
+    cache = build(backend, VixSerializer(breaker=breaker, clock=clock, ttl=30))
+    cache.ttl = 600
+    await cache.set("k", "v")  # set gives no ttl: the serializer's own, 30 s
+    clock.advance(29)
+    assert await cache.get("k") == "v"
+    clock.advance(1)
+    assert await cache.get("k") is None
+    cache.serializer = VixSerializer(breaker=breaker, clock=clock)
+    await cache.set("k", "v")  # neither set nor serializer: the cache's 600 s
+    clock.advance(599)
+    assert await cache.get("k") == "v"
+    clock.advance(1)
+    assert await cache.get("k") is None
+    await cache.close()
+
+
+async def test_a_panic_value_has_a_base_of_zero_as_in_the_decorator(backend: dict[str, Any]) -> None:
+    clock = FakeClock(1_000_000)
+    breaker = VIXCircuitBreaker(clock=clock, window_seconds=3600)
+    serializer = VixSerializer(breaker=breaker, status_of=lambda v: "panic", clock=clock)
+    cache = build(backend, serializer)
+    enter(breaker, Mode.HIGH_VOLATILITY)
+    await cache.set("odds", 1.85, ttl=300)  # HV x panic: 5 s, not set's 300 s
+    clock.advance(5)
+    assert await cache.get("odds") is None
+    enter(breaker, Mode.NORMAL)
+    await cache.set("odds", 1.85)  # NORMAL x panic: bypassed, whatever the ttl
+    assert await cache.get("odds") is None
+    await cache.close()
 
 
 @pytest.mark.parametrize(
@@ -241,8 +300,16 @@ def test_serializer_needs_a_base_ttl_and_says_how_to_give_one() -> None:
         ({"serializer": "nowhere.Nothing"}, ValueError, "cannot import 'nowhere.Nothing'"),
         ({"breaker": 3}, TypeError, "breaker must be"),
         ({"status_of": 3}, TypeError, "status_of must be callable"),
-        ({"ttl": -1}, ValueError, "ttl must be a finite number"),
+        ({"ttl": -1}, ValueError, "ttl must be >= 0"),
+        ({"ttl": "60"}, TypeError, "ttl must be a number of seconds"),
         ({"clock": 3}, TypeError, "clock must be"),
+        ({"clock": lambda: "now"}, TypeError, "clock must return a number"),
+        ({"clock": lambda: math.nan}, ValueError, "clock must return a finite number"),
+        ({"serializer": PickleSerializer()}, ValueError, "unpickles.*secret="),
+        ({"serializer": "aiocache.serializers.PickleSerializer"}, ValueError, "unpickles.*secret="),
+        ({"secret": "short"}, ValueError, "at least 16 bytes"),
+        ({"secret": []}, TypeError, "secret must be"),
+        ({"secret": 42}, TypeError, "secret must be"),
     ],
 )
 def test_serializer_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
@@ -258,3 +325,5 @@ def test_backend_ttl_rules() -> None:
     assert backend_ttl(redis, 0.0001) == 0.001  # a float is PSETEX ms: never 0
     assert backend_ttl(redis, 5) == 5.0
     assert backend_ttl(SimpleMemoryCache(), 2.5) == 2.5
+    assert backend_ttl(redis, math.inf) is None  # never expires: no expiry at all
+    assert backend_ttl(memcached, math.inf) is None

@@ -78,24 +78,81 @@ def test_methods_classmethods_staticmethods_and_their_keys() -> None:
     assert a.price.breaker is get_breaker()
 
 
-def test_status_and_ttl_get_the_call_arguments_without_self() -> None:
+def test_the_callables_get_exactly_the_functions_arguments_self_and_cls_included() -> None:
     seen: list[Any] = []
 
-    def ttl(odds: float, *, live: bool = False) -> float:
-        seen.append(("ttl", odds, live))
+    def ttl(owner: Any, odds: float, *, live: bool = False) -> float:
+        seen.append(("ttl", owner, odds, live))
         return 30
 
-    def status(odds: float, *, live: bool = False) -> str:
-        seen.append(("status", odds, live))
+    def status(owner: Any, odds: float, *, live: bool = False) -> str:
+        seen.append(("status", owner, odds, live))
+        return "normal"
+
+    def key(owner: Any, odds: float, *, live: bool = False) -> Any:
+        seen.append(("key", owner, odds, live))
+        return (odds, live)
+
+    def plain_status(odds: float) -> str:
+        seen.append(("status", odds))
         return "normal"
 
     class Book:
-        @vix_cached(ttl, status=status)
+        @vix_cached(ttl, status=status, key=key)
         def price(self, odds: float, *, live: bool = False) -> float:
             return odds
 
-    Book().price(1.5, live=True)
-    assert seen == [("status", 1.5, True), ("ttl", 1.5, True)]
+        @vix_cached(ttl, status=status, key=key)
+        @classmethod
+        def fair(cls, odds: float, *, live: bool = False) -> float:
+            return odds
+
+        @vix_cached(30, status=plain_status)
+        @staticmethod
+        def plain(odds: float) -> float:
+            seen.append(("plain", odds))
+            return odds
+
+    book = Book()
+    book.price(1.5, live=True)
+    assert seen == [("status", book, 1.5, True), ("ttl", book, 1.5, True), ("key", book, 1.5, True)]
+    seen.clear()
+    Book.price(book, 1.5, live=True)  # through the class: the same arguments, and a hit
+    assert seen == [("status", book, 1.5, True), ("ttl", book, 1.5, True), ("key", book, 1.5, True)]
+    assert Book.price.cache_info().hits == 1
+    seen.clear()
+    book.fair(2.5)
+    assert seen == [("status", Book, 2.5, False), ("ttl", Book, 2.5, False), ("key", Book, 2.5, False)]
+    seen.clear()
+    book.plain(3.5)
+    assert seen == [("status", 3.5), ("plain", 3.5)]  # no instance: nothing added
+
+
+def test_a_status_method_of_the_instance_works() -> None:
+    class Book:
+        def __init__(self, status: str) -> None:
+            self.current = status
+            self.computes = 0
+
+        @vix_cached(60, status=lambda self, match: self.current)
+        def price(self, match: int) -> int:
+            self.computes += 1
+            return match
+
+    calm, hot = Book("normal"), Book("panic")
+    calm.price(1), calm.price(1), hot.price(1), hot.price(1)
+    assert (calm.computes, hot.computes) == (1, 2)  # panic in calm: bypassed
+    assert Book.price.cache_info().bypasses == 2
+
+
+def test_the_key_is_exactly_what_key_returns_instance_not_added() -> None:
+    class Book:
+        @vix_cached(60, status=lambda self, match: "normal", key=lambda self, match: match)
+        def price(self, match: int) -> int:
+            return id(self)
+
+    a, b = Book(), Book()
+    assert a.price(1) == b.price(1)  # one key for both instances: the caller's choice
 
 
 def test_key_function_and_keyword_arguments() -> None:
@@ -180,10 +237,14 @@ def test_aiocache_caches_serve_async_functions_only() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        ((-1,), {"status": normal}, ValueError, "ttl must be a finite number of seconds >= 0"),
+        ((-1,), {"status": normal}, ValueError, "ttl must be >= 0 seconds"),
         (("60",), {"status": normal}, TypeError, "ttl must be a number"),
         ((60,), {"status": "normal"}, TypeError, "status must be a callable"),
-        ((60,), {"status": normal, "warning_ttl": float("inf")}, ValueError, "warning_ttl"),
+        ((60,), {"status": normal, "warning_ttl": float("nan")}, ValueError, "warning_ttl"),
+        ((60,), {"status": normal, "clock": lambda: "now"}, TypeError, "clock must return a number"),
+        ((60,), {"status": normal, "clock": lambda: float("nan")}, ValueError, "clock must return a finite"),
+        ((60,), {"status": normal, "secret": "short"}, ValueError, "at least 16 bytes"),
+        ((60,), {"status": normal, "namespace": ""}, TypeError, "namespace must be a non-empty string"),
         ((60,), {"status": normal, "maxsize": 0}, ValueError, "maxsize must be a positive int"),
         ((60,), {"status": normal, "key": "match"}, TypeError, "key must be a callable"),
         ((60,), {"status": normal, "coalesce": "yes"}, TypeError, "coalesce must be True or False"),

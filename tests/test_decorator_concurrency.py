@@ -50,7 +50,7 @@ def test_threads_on_one_key_share_one_computation(status: str) -> None:
     for thread in threads:
         thread.start()
     flights = vix(price)._flights
-    wait_until(lambda: flights.waiting(vix(price).key(None, (1,), {})) == CALLERS - 1)
+    wait_until(lambda: flights.waiting(vix(price).key((1,), {})) == CALLERS - 1)
     release.set()
     for thread in threads:
         thread.join()
@@ -73,7 +73,7 @@ def test_threads_on_different_keys_do_not_block_each_other() -> None:
     slow = threading.Thread(target=price, args=(1,))
     slow.start()
     flights = vix(price)._flights
-    wait_until(lambda: vix(price).key(None, (1,), {}) in flights._flights)
+    wait_until(lambda: vix(price).key((1,), {}) in flights._flights)
     assert [price(k) for k in range(2, 10)] == list(range(2, 10))  # while key 1 is computing
     release_one.set()
     slow.join()
@@ -103,7 +103,7 @@ def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
     for thread in threads:
         thread.start()
     flights = vix(price)._flights
-    wait_until(lambda: flights.waiting(vix(price).key(None, (1,), {})) == 9)
+    wait_until(lambda: flights.waiting(vix(price).key((1,), {})) == 9)
     release.set()
     for thread in threads:
         thread.join()
@@ -143,7 +143,7 @@ async def test_tasks_on_one_key_share_one_computation(status: str) -> None:
         return f"price-{x}"
 
     tasks = [asyncio.ensure_future(price(1)) for _ in range(CALLERS)]
-    key = vix(price).key(None, (1,), {})
+    key = vix(price).key((1,), {})
     while vix(price)._flights.waiting(key) < CALLERS - 1:
         await asyncio.sleep(0)  # let the tasks run up to the flight: a yield, not a wait
     release.set()
@@ -162,7 +162,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_computation() -> No
 
     first = asyncio.ensure_future(price(1))
     second = asyncio.ensure_future(price(1))
-    key = vix(price).key(None, (1,), {})
+    key = vix(price).key((1,), {})
     while vix(price)._flights.waiting(key) < 1:
         await asyncio.sleep(0)
     first.cancel()
@@ -206,7 +206,7 @@ async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
         return x
 
     tasks = [asyncio.ensure_future(price(1)) for _ in range(10)]
-    key = vix(price).key(None, (1,), {})
+    key = vix(price).key((1,), {})
     while vix(price)._flights.waiting(key) < 9:
         await asyncio.sleep(0)
     release.set()

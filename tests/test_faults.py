@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -29,47 +30,55 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class RedisProcess:
-    """A Redis server of this test's own, to stop and start at will."""
+def wait_for_port(port: int) -> None:
+    """Until a server just started listens on *port* (a rendezvous with a process, not a clock)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"no server started on port {port}"
+            time.sleep(0.01)
 
-    def __init__(self, tmp: Path, *extra: str) -> None:
+
+class ServerProcess:
+    """A Redis or memcached server of the test's own, to stop, kill and start at will."""
+
+    def __init__(self, tmp: Path, kind: str = "redis", *extra: str) -> None:
         self.port = free_port()
         self.tmp = tmp
-        self.extra = extra  # more redis-server options, e.g. --requirepass
+        self.kind = kind
+        self.extra = extra  # more server options, e.g. --requirepass
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        if self.kind == "memcached":
+            as_root = ["-u", "root"] if os.geteuid() == 0 else []  # memcached refuses root otherwise
+            return ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16", *as_root]
+        return [
+            "redis-server",
+            *("--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"),
+            *("--dir", str(self.tmp), *self.extra),
+        ]
+
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:  # a rendezvous with the new process, not a clock
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.01)
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
 
     def stop(self) -> None:
         assert self.process is not None
         self.process.terminate()
         self.process.wait(30)
+
+    def kill(self) -> None:
+        """SIGKILL: the server says no goodbye to its clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+
+RedisProcess = ServerProcess
 
 
 @contextlib.contextmanager
@@ -77,7 +86,7 @@ def own_redis(tmp: Path, *extra: str) -> Iterator[RedisProcess]:
     """A Redis server of the test's own, stopped after it, whatever happens."""
     if shutil.which("redis-server") is None:
         require_server("redis-server (the binary)", -1)
-    server = RedisProcess(tmp, *extra)
+    server = ServerProcess(tmp, "redis", *extra)
     server.start()
     try:
         yield server
@@ -155,7 +164,7 @@ def test_a_failing_mapping_store_fails_open() -> None:
     store.broken = True
     with capture_logs() as logs:
         assert [price(1) for _ in range(5)] == [1] * 5
-    assert price.cache_info() == (0, 1, 0, 0, 0, 5)
+    assert price.cache_info() == (0, 1, 0, 0, 0, 5, 0)
     assert [log["event"] for log in logs] == ["cache_backend_failed"]
     store.broken = False
     price(2)
@@ -176,3 +185,57 @@ async def test_a_hung_backend_times_out_into_a_computed_call() -> None:
 
     assert await price(3) == 3
     assert price.cache_info().errors == 1
+
+
+class PickyMapping(cachetools.LRUCache[Any, Any]):
+    """A store that refuses some hashable keys with TypeError, as a typed mapping might."""
+
+    # Keys in a mapping of the user's are (namespace, arguments).
+    def __getitem__(self, key: Any) -> Any:
+        if key[1][0] % 3 == 0:
+            raise TypeError(f"this store cannot look up {key!r}")
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key[1][0] % 3 == 1:
+            raise TypeError(f"this store cannot hold {key!r}")
+        super().__setitem__(key, value)
+
+
+def test_a_store_raising_typeerror_for_a_hashable_key_has_failed_not_the_call() -> None:
+    @vix_cached(
+        60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()), cache=PickyMapping(100)
+    )
+    def price(x: int) -> int:
+        return x * 2
+
+    with capture_logs():
+        assert [price(x % 30) for x in range(2000)] == [(x % 30) * 2 for x in range(2000)]
+    info = price.cache_info()
+    assert info.calls == 2000
+    assert info.errors > 0 and info.hits > 0
+
+
+@pytest.mark.parametrize("foreign", [None, "abc", (1, 2.0, 3.0), ("v", 0.0, 1e9), 42])
+def test_a_value_vix_ttl_did_not_write_is_a_miss_and_is_overwritten(foreign: Any) -> None:
+    store: dict[Any, Any] = {}
+
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()), cache=store)
+    def price(x: int) -> str:
+        return f"computed {x}"
+
+    price(1)
+    (key,) = store
+    store[key] = foreign  # the user's own code wrote here
+    assert price(1) == "computed 1"
+    assert price(1) == "computed 1"
+    assert price.cache_info() == (1, 2, 0, 0, 0, 0, 0)
+
+
+def test_an_unhashable_key_is_the_callers_error() -> None:
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()), cache={})
+    def price(x: Any) -> int:
+        return 1
+
+    with pytest.raises(TypeError, match=r"must be hashable.*key="):
+        price([1, 2])

@@ -1,15 +1,20 @@
-"""The envelope around a cached value: when it was stored, for how long, and why.
+"""The envelope around a cached value: when it was stored, for how long, why, and by whom.
 
 An envelope keeps the type of the payload the inner serializer made, so it
 crosses any backend and any aiocache serializer unchanged:
 
-- ``str`` payload (string, JSON serializers) -> ``"vix_ttl:1|<header>\\n<payload>"``
+- ``str`` payload (string, JSON serializers) -> ``"vix_ttl:2|<sig>|<header>\\n<payload>"``
 - ``bytes`` payload (pickle, msgpack) -> the same, encoded
-- anything else (aiocache's ``NullSerializer`` in memory) -> a tuple
+- anything else (aiocache's ``NullSerializer``, in memory only) -> a tuple, never signed
 
 The header holds the wall-clock stored-at time, the decided TTL, the caller's
-base TTL and the status. ``open_envelope`` never raises: a payload that is not
-an envelope of this version, or whose header does not parse, is ``None``.
+base TTL (``inf``: never expires) and the status. ``<sig>`` is the HMAC of the
+wire key and of everything after the signature field (``-`` when unsigned).
+
+``open_envelope`` never raises and never decodes a payload: it returns
+``None`` for anything that is not an envelope of this version, whose header
+does not parse, or whose signature does not verify when a signer is given.
+Version 1 envelopes (0.1.x: unsigned, pickled by default) are not read.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from vix_ttl._signing import Signer
+from vix_ttl.status import VixStatus
+
 __all__ = ["Header", "open_envelope", "seal"]
 
-_MARK = "vix_ttl:1"
+_MARK = "vix_ttl:2|"
 _MARK_BYTES = _MARK.encode()
-_STATUSES = frozenset(("normal", "warning", "panic"))
+_UNSIGNED = "-"
+_STATUSES = frozenset(status.value for status in VixStatus)
 
 
 class Header(NamedTuple):
@@ -31,38 +40,66 @@ class Header(NamedTuple):
     status: str
 
 
-def seal(header: Header, payload: Any) -> Any:
-    """Wrap *payload* (as the inner serializer made it) with *header*."""
-    text = f"{_MARK}|{header.stored_at!r}|{header.ttl!r}|{header.base_ttl!r}|{header.status}\n"
+def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: bytes | None = None) -> Any:
+    """Wrap *payload* (as the inner serializer made it) with *header*, signed if *signer* is given.
+
+    Raises:
+        TypeError: a signer is given but the payload is neither str nor bytes.
+    """
+    head = f"{header.stored_at!r}|{header.ttl!r}|{header.base_ttl!r}|{header.status}\n"
     if isinstance(payload, str):
-        return text + payload
+        text = head + payload
+        signature = _UNSIGNED if signer is None else signer.sign(key, text.encode())
+        return f"{_MARK}{signature}|{text}"
     if isinstance(payload, bytes | bytearray):
-        return text.encode() + bytes(payload)
-    return (_MARK, *header, payload)
+        body = head.encode() + bytes(payload)
+        signature = _UNSIGNED if signer is None else signer.sign(key, body)
+        return f"{_MARK}{signature}|".encode() + body
+    if signer is None:
+        return (_MARK, *header, payload)
+    raise TypeError(
+        f"a signed entry needs a serializer that makes str or bytes, got {type(payload).__name__}"
+    )
 
 
-def open_envelope(raw: Any) -> tuple[Header, Any] | None:
-    """``(header, payload)`` of an envelope, or ``None`` for anything else."""
+def open_envelope(
+    raw: Any, *, signer: Signer | None = None, key: bytes | None = None
+) -> tuple[Header, Any] | None:
+    """``(header, payload)`` of a valid envelope, or ``None`` for anything else.
+
+    With a *signer*, an envelope whose signature does not verify (or that has
+    none) is ``None`` too; its payload is never touched.
+    """
     try:
         if isinstance(raw, str):
-            if raw.startswith(_MARK):
-                head, _, payload = raw.partition("\n")
-                return _header(head.split("|")), payload
-        elif isinstance(raw, bytes | bytearray):
-            if raw.startswith(_MARK_BYTES):
-                head_bytes, _, payload_bytes = bytes(raw).partition(b"\n")
-                return _header(head_bytes.decode("ascii").split("|")), payload_bytes
-        elif isinstance(raw, tuple) and len(raw) == 6:
-            return _header(list(raw[:5])), raw[5]
-    except (TypeError, ValueError, UnicodeDecodeError):
+            if not raw.startswith(_MARK):
+                return None
+            signature, _, body = raw[len(_MARK) :].partition("|")
+            if signer is not None and not signer.verify(key, body.encode(), signature):
+                return None
+            head, _, payload = body.partition("\n")
+            return _header(head.split("|")), payload
+        if isinstance(raw, bytes | bytearray):
+            if not raw.startswith(_MARK_BYTES):
+                return None
+            signature_bytes, _, body_bytes = bytes(raw)[len(_MARK_BYTES) :].partition(b"|")
+            signature = signature_bytes.decode("ascii")
+            if signer is not None and not signer.verify(key, body_bytes, signature):
+                return None
+            head_bytes, _, payload_bytes = body_bytes.partition(b"\n")
+            return _header(head_bytes.decode("ascii").split("|")), payload_bytes
+        if signer is None and isinstance(raw, tuple) and len(raw) == 6 and raw[0] == _MARK:
+            return _header(list(raw[1:5])), raw[5]
+    except (TypeError, ValueError, UnicodeError):
         pass
     return None
 
 
 def _header(fields: list[Any]) -> Header:
-    if len(fields) != 5 or fields[0] != _MARK or fields[4] not in _STATUSES:
+    if len(fields) != 4 or fields[3] not in _STATUSES:
         raise ValueError("not a vix_ttl envelope header")
-    stored_at, ttl, base_ttl = (float(f) for f in fields[1:4])
-    if not all(math.isfinite(x) for x in (stored_at, ttl, base_ttl)) or ttl < 0 or base_ttl < 0:
+    stored_at, ttl, base_ttl = (float(f) for f in fields[:3])
+    # `>= 0` is False for NaN; an infinite TTL means "never expires".
+    if not (math.isfinite(stored_at) and ttl >= 0 and base_ttl >= 0):
         raise ValueError("bad vix_ttl envelope header")
-    return Header(stored_at, ttl, base_ttl, fields[4])
+    return Header(stored_at, ttl, base_ttl, fields[3])

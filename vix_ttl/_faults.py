@@ -1,30 +1,46 @@
-"""Cache backend faults: logged once per burst, not once per call.
+"""Faults logged once per burst, not once per call: a failing backend, rejected entries.
 
 When Redis goes down under 1,000 requests/s, one error line per request would
-bury the log. The first error of a burst is logged with its exception; while
-the backend keeps failing, a reminder with the count goes out at most every
-``remind_seconds``; the first success after a burst logs the recovery and how
-many errors the burst had.
+bury the log; so would a flood of forged entries. The first fault of a burst
+is logged with its exception; while faults go on, a reminder with the count
+goes out at most every ``remind_seconds``; the first success after a burst
+logs the end of it and how many faults the burst had.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import structlog
 
-__all__ = ["FaultLog"]
+__all__ = ["BACKEND", "REJECTED", "Events", "FaultLog"]
 
 _log = structlog.get_logger("vix_ttl")
 
 
+class Events(NamedTuple):
+    """The log events of one kind of fault: its first, its reminders, its end."""
+
+    first: str
+    reminder: str
+    end: str
+
+
+BACKEND = Events("cache_backend_failed", "cache_backend_still_failing", "cache_backend_recovered")
+"""A cache backend raised or timed out: the call computed anyway."""
+REJECTED = Events("cache_entry_rejected", "cache_entries_still_rejected", "cache_entries_valid_again")
+"""An entry of a shared store failed its signature check or could not be decoded."""
+
+
 class FaultLog:
-    """The fault state of one cache backend as seen by one decorated function."""
+    """One kind of fault, as seen by one decorated function (or one serializer)."""
 
-    __slots__ = ("_burst", "_clock", "_function", "_last_logged", "_remind_seconds", "failing")
+    __slots__ = ("_burst", "_clock", "_events", "_function", "_last_logged", "_remind_seconds", "failing")
 
-    def __init__(self, function: str, *, remind_seconds: float = 60.0) -> None:
+    def __init__(self, function: str, *, events: Events = BACKEND, remind_seconds: float = 60.0) -> None:
         self.failing = False  # read on the hot path: one attribute, no call
+        self._events = events
         self._function = function
         self._remind_seconds = remind_seconds
         self._clock = time.monotonic
@@ -32,14 +48,14 @@ class FaultLog:
         self._last_logged = 0.0
 
     def failed(self, operation: str, error: BaseException) -> None:
-        """Note one failed backend operation (the caller computes anyway)."""
+        """Note one fault in *operation* (the caller computes anyway)."""
         now = self._clock()
         self._burst += 1
         if not self.failing:
             self.failing = True
             self._last_logged = now
             _log.error(
-                "cache_backend_failed",
+                self._events.first,
                 function=self._function,
                 operation=operation,
                 error=repr(error),
@@ -48,7 +64,7 @@ class FaultLog:
         elif now - self._last_logged >= self._remind_seconds:
             self._last_logged = now
             _log.error(
-                "cache_backend_still_failing",
+                self._events.reminder,
                 function=self._function,
                 operation=operation,
                 error=repr(error),
@@ -56,8 +72,8 @@ class FaultLog:
             )
 
     def recovered(self) -> None:
-        """Note that the backend answered again; logs the end of a burst."""
+        """Note a success; logs the end of a burst."""
         if self.failing:
-            _log.info("cache_backend_recovered", function=self._function, failed_operations=self._burst)
+            _log.info(self._events.end, function=self._function, failed_operations=self._burst)
             self.failing = False
             self._burst = 0

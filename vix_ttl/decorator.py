@@ -25,9 +25,10 @@ import cachetools
 import wrapt
 from cachetools.keys import hashkey
 
-from vix_ttl._checks import check_seconds
+from vix_ttl._checks import check_clock, check_ttl
 from vix_ttl._coalesce import AsyncFlights, NoFlights, ThreadFlights
 from vix_ttl._faults import FaultLog
+from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
@@ -56,6 +57,8 @@ class CacheInfo(NamedTuple):
     """Joined another call's computation of the same key."""
     errors: int
     """The cache backend failed: computed anyway."""
+    rejected: int
+    """An entry of a shared store failed its signature check or could not be decoded: computed."""
 
     @property
     def calls(self) -> int:
@@ -115,7 +118,7 @@ class _Compute(NamedTuple):
 
 
 # The CacheInfo fields, as the outcomes of a call.
-_HIT, _MISS, _STALE, _BYPASS, _COALESCED, _ERROR = CacheInfo._fields
+_HIT, _MISS, _STALE, _BYPASS, _COALESCED, _ERROR, _REJECTED = CacheInfo._fields
 
 
 _calls: weakref.WeakSet[_Call] = weakref.WeakSet()
@@ -128,6 +131,9 @@ def cached_functions() -> dict[str, _Call]:
 
 class _Call:
     """What every variant shares: from the call's arguments to (TTL, key)."""
+
+    # One count per CacheInfo field, guarded by _lock; the hit path adds to `hits` by name.
+    hits: int
 
     def __init__(
         self,
@@ -146,6 +152,7 @@ class _Call:
         self._bases = bases
         self._observe = breaker.observe
         self._user_key = key_of
+        self._args_are_key = key_of is None  # without kwargs, the arguments are the key as they are
         self._clock = clock
         self._flights = flights
         self._lock = threading.Lock()
@@ -157,6 +164,8 @@ class _Call:
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[float, Any, VixStatus, float]:
         """``(ttl, key, status, base_ttl)`` of one call; the status is recorded."""
+        if instance is not None:  # a method: the callables see self / cls, as the function does
+            args = (instance, *args)
         status = self._status(*args, **kwargs)
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
@@ -164,19 +173,13 @@ class _Call:
             status, base = self._bases[self._checked_status(status)]
         if base.__class__ is not float:  # a ttl function
             base = self._checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
-        if self._user_key is None and instance is None and not kwargs:
-            key: Any = args  # as functools.lru_cache: the arguments are the key
-        else:
-            key = self.key(instance, args, kwargs)
+        key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
         return self._observe(status, base), key, status, base
 
-    def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The cache key of one call: the instance (for methods) and the arguments."""
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The cache key of one call: what ``key=`` returns, else the arguments (``self`` included)."""
         if self._user_key is not None:
-            key = self._user_key(*args, **kwargs)
-            return key if instance is None else (instance, key)
-        if instance is not None:
-            return hashkey(instance, *args, **kwargs)
+            return self._user_key(*args, **kwargs)
         return hashkey(*args, **kwargs) if kwargs else args
 
     def hashable(self, key: Any) -> Any:
@@ -198,7 +201,7 @@ class _Call:
 
     def _checked_ttl(self, ttl: Any) -> float:
         try:
-            return check_seconds("ttl", ttl)
+            return check_ttl("ttl", ttl)
         except (TypeError, ValueError) as exc:
             raise type(exc)(
                 f"vix_cached({self.name}): the ttl function returned an invalid value: {exc}"
@@ -234,24 +237,35 @@ class _Call:
 
     def cache_info(self) -> CacheInfo:
         with self._lock:
-            return CacheInfo(self.hits, self.misses, self.stale, self.bypasses, self.coalesced, self.errors)
+            return CacheInfo(*(getattr(self, field) for field in CacheInfo._fields))
 
     def _reset_counts(self) -> None:
         with self._lock:
-            self.hits = self.misses = self.stale = self.bypasses = self.coalesced = self.errors = 0
+            for field in CacheInfo._fields:
+                setattr(self, field, 0)
 
 
 class _MappingCall(_Call):
     """An in-process store: a cachetools cache or any MutableMapping, behind one lock."""
 
-    def __init__(self, cache: MutableMapping[Any, Any], **kwargs: Any) -> None:
+    def __init__(self, cache: MutableMapping[Any, Any], *, prefix: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
+        self._prefix = prefix
+        self._args_are_key = self._args_are_key and prefix is None
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """As for every store; in a mapping of the user's, which other functions may share,
+        under this function's namespace."""
+        key = super().key(args, kwargs)
+        return key if self._prefix is None else (self._prefix, key)
 
     def _serve(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The hot path, top to bottom: a fresh entry's value (a hit), else the ``_Compute`` to run."""
         # _prepare(), written out: on a hit, its call and its tuple cost a
         # tenth of the whole path. The suite runs every store, both stay in step.
+        if instance is not None:  # a method: the callables see self / cls, as the function does
+            args = (instance, *args)
         status = self._status(*args, **kwargs)
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
@@ -259,10 +273,7 @@ class _MappingCall(_Call):
             status, base = self._bases[self._checked_status(status)]
         if base.__class__ is not float:  # a ttl function
             base = self._checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
-        if self._user_key is None and instance is None and not kwargs:
-            key: Any = args
-        else:
-            key = self.key(instance, args, kwargs)
+        key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
         ttl = self._observe(status, base)
         if not ttl:
             return _Compute(_BYPASS, ttl, self.hashable(key))
@@ -270,17 +281,18 @@ class _MappingCall(_Call):
         lock = self._lock
         lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
         try:
-            value, stored_at, stored_ttl = self.cache[key]
+            entry = self.cache[key]
+            if entry.__class__ is not Entry:  # not written by vix_ttl: a miss, overwritten
+                return _Compute(_MISS, ttl, key)
+            value, stored_at, stored_ttl = entry
             if now - stored_at < (stored_ttl if stored_ttl < ttl else ttl):
                 self.hits += 1
                 return value
             return _Compute(_STALE, ttl, key)
         except KeyError:
             return _Compute(_MISS, ttl, key)
-        except TypeError:
-            self.hashable(key)  # an unhashable key is the caller's error, not the store's
-            raise
         except Exception as exc:
+            self.hashable(key)  # an unhashable key is the caller's error, not the store's
             self._faults.failed("get", exc)
             return _Compute(_ERROR, ttl, key)
         finally:
@@ -305,9 +317,15 @@ class _MappingCall(_Call):
         self._reset_counts()
 
     def invalidate(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        key = self.key(instance, args, kwargs)
+        if instance is not None:
+            args = (instance, *args)
+        key = self.key(args, kwargs)
         with self._lock:
-            return self.cache.pop(key, None) is not None
+            try:
+                return self.cache.pop(key, None) is not None
+            except Exception as exc:  # a failing store: nothing to drop that could be served
+                self._faults.failed("delete", exc)
+                return False
 
 
 class _SyncCall(_MappingCall):
@@ -419,7 +437,7 @@ _CachedFunction.__bound_function_wrapper__ = _BoundCachedFunction  # type: ignor
 
 
 def vix_cached(
-    ttl: TTLArg,
+    ttl: TTLArg | None,
     *,
     status: Callable[..., VixStatus | str],
     warning_ttl: TTLArg | None = None,
@@ -427,14 +445,16 @@ def vix_cached(
     cache: Any = None,
     maxsize: int = 4096,
     key: Callable[..., Hashable] | None = None,
+    namespace: str | None = None,
     coalesce: bool = True,
+    secret: Secret | None = None,
     clock: Callable[[], float] | None = None,
 ) -> _Decorator:
     """Cache a function's results with TTLs that adapt to the volatility of its data.
 
     Args:
-        ttl: Base TTL in seconds for NORMAL status, or a callable taking the
-            call's arguments and returning it.
+        ttl: Base TTL in seconds for NORMAL status (``None``: never expires),
+            or a callable taking the call's arguments and returning it.
         status: Callable taking the call's arguments, returning a ``VixStatus``
             or its name.
         warning_ttl: Base TTL for WARNING status (default: *ttl*). PANIC's base is 0.
@@ -442,14 +462,20 @@ def vix_cached(
         cache: None (in-memory FIFO of *maxsize* entries), a cachetools cache or
             any MutableMapping, or an aiocache cache instance (async functions only).
         maxsize: Entries of the default in-memory store.
-        key: Callable taking the call's arguments, returning a hashable key
-            (default: the arguments themselves). Methods add their instance.
+        key: Callable taking the call's arguments, returning the key (default:
+            the arguments themselves). The key is exactly what it returns.
+        namespace: Keeps this function's entries apart from other functions'
+            in a shared cache (default: the function's ``module.qualname``).
         coalesce: Concurrent calls for one key share one computation.
+        secret: Signs the entries of a shared store (Redis, memcached), so
+            forged ones are rejected; a list of secrets rotates them (the
+            first signs, every one verifies). Required when the cache's
+            serializer pickles.
         clock: What entry ages are measured with (default: the breaker's clock
             for in-process stores, ``time.time`` for aiocache).
 
-    The callables get the arguments of the call as the caller passed them:
-    for methods, without ``self`` / ``cls``.
+    The callables (*status*, *ttl*, *warning_ttl*, *key*) get exactly the
+    arguments the function gets: ``self`` / ``cls`` included for methods.
 
     Raises:
         TypeError, ValueError: at decoration time, for any argument out of range.
@@ -461,10 +487,13 @@ def vix_cached(
         raise ValueError(f"vix_cached: maxsize must be a positive int, got {maxsize!r}")
     if key is not None and not callable(key):
         raise TypeError(f"vix_cached: key must be a callable taking the call's arguments, got {key!r}")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise TypeError(f"vix_cached: namespace must be a non-empty string, got {namespace!r}")
     if not isinstance(coalesce, bool):
         raise TypeError(f"vix_cached: coalesce must be True or False, got {coalesce!r}")
-    if clock is not None and not callable(clock):
-        raise TypeError(f"vix_cached: clock must be a zero-argument callable, got {clock!r}")
+    signer = signer_of(secret, owner="vix_cached")
+    if clock is not None:
+        clock = check_clock("vix_cached clock", clock)
     the_breaker = _resolve_breaker(breaker)
     aiocache = _is_aiocache(cache)
     if not aiocache and cache is not None and not isinstance(cache, MutableMapping):
@@ -497,7 +526,8 @@ def vix_cached(
 
             call = AiocacheCall(
                 cache,
-                prefix=f"vix_ttl:{name}",
+                namespace=namespace or name,
+                signer=signer,
                 clock=clock or time.time,
                 flights=AsyncFlights() if coalesce else NoFlights(),
                 **common,
@@ -505,22 +535,30 @@ def vix_cached(
         else:
             # FIFO: with TTLs this short, the oldest entry written is the next
             # to go stale anyway, and a FIFO hit does not reorder (LRU's does).
-            store = cachetools.FIFOCache(maxsize) if cache is None else cache
+            # A mapping of the user's may be shared: keys carry the namespace.
+            store: MutableMapping[Any, Any]
+            prefix: str | None
+            if cache is None:
+                store, prefix = cachetools.FIFOCache(maxsize), None
+            else:
+                store, prefix = cache, namespace or name
             call_class = _AsyncCall if is_async else _SyncCall
             flights = (AsyncFlights() if is_async else ThreadFlights()) if coalesce else NoFlights()
-            call = call_class(store, clock=clock or the_breaker.config["clock"], flights=flights, **common)
+            call = call_class(
+                store, prefix=prefix, clock=clock or the_breaker.config["clock"], flights=flights, **common
+            )
         return _CachedFunction.for_call(func, call)
 
     return decorate
 
 
-def _base_ttls(ttl: TTLArg, warning_ttl: TTLArg | None) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:
-    """Status -> (status, base TTL): seconds, or a callable that gives them per call."""
-    normal = ttl if callable(ttl) else check_seconds("ttl", ttl)
+def _base_ttls(ttl: TTLArg | None, warning_ttl: TTLArg | None) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:
+    """Status -> (status, base TTL): seconds (``inf``: never expires), or a callable giving them per call."""
+    normal = ttl if callable(ttl) else check_ttl("ttl", ttl)
     if warning_ttl is None:
         warning = normal
     else:
-        warning = warning_ttl if callable(warning_ttl) else check_seconds("warning_ttl", warning_ttl)
+        warning = warning_ttl if callable(warning_ttl) else check_ttl("warning_ttl", warning_ttl)
     return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, 0.0)}
 
 

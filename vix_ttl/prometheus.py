@@ -101,6 +101,7 @@ _RESULTS = {
     "bypasses": "bypass",
     "coalesced": "coalesced",
     "errors": "error",
+    "rejected": "rejected",
 }
 
 

@@ -1,0 +1,507 @@
+"""Shared stores as an adversary sees them: anyone can write to the cache server.
+
+Every test here writes to a real Redis or memcached what an attacker (or a
+careless neighbour) could, then checks that vix_ttl neither runs it nor serves
+it, and that the caller's call still succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiocache import MemcachedCache, RedisCache, caches
+from aiocache import cached as aiocache_cached
+from aiocache.serializers import JsonSerializer, PickleSerializer
+from structlog.testing import capture_logs
+
+from tests.conftest import require_server
+from tests.test_faults import ServerProcess
+from vix_ttl import VIXCircuitBreaker, vix_cached
+from vix_ttl.aiocache import VixPlugin, VixSerializer, cached
+from vix_ttl.testing import FakeClock
+
+SECRET = "the-current-secret-0123456789"
+OLD_SECRET = "the-retired-secret-0123456789"
+
+
+class Plant:
+    """A pickle that, when loaded, creates a file: proof that a reader ran an attacker's code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (Path.touch, (self.marker,))
+
+
+def planted_entries(marker: Path, stored_at: float) -> list[bytes]:
+    """What an attacker would write: raw pickles, and pickles in every envelope vix_ttl has known."""
+    payload = pickle.dumps(Plant(marker))
+    return [
+        payload,
+        f"vix_ttl:1|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # 0.1.0's envelope
+        f"vix_ttl:2|-|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # unsigned
+        f"vix_ttl:2|{'A' * 43}|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # forged
+    ]
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    return tmp_path / "attacker-code-ran"
+
+
+@pytest.fixture
+def raw_redis(redis_port: int) -> redis.Redis:
+    client = redis.Redis(port=redis_port)
+    client.flushdb()
+    return client
+
+
+def redis_cache(port: int, **kwargs: Any) -> RedisCache:
+    return RedisCache(endpoint="127.0.0.1", port=port, **kwargs)
+
+
+# -- 1. no code execution from a shared entry --------------------------------------------------
+
+
+def test_the_default_serializer_never_unpickles(marker: Path) -> None:
+    clock = FakeClock()  # every planted entry is fresh: only the content can stop it
+    serializer = VixSerializer(breaker=VIXCircuitBreaker(clock=clock), clock=clock)
+    assert isinstance(serializer.inner, JsonSerializer)
+    for entry in planted_entries(marker, 0.0):
+        assert serializer.loads(entry) is None
+        assert serializer.loads(entry.decode("latin-1")) is None
+    assert not marker.exists()
+    assert serializer.rejected == 8
+
+
+async def test_the_readme_config_dict_never_runs_a_planted_pickle(
+    redis_port: int, raw_redis: redis.Redis, marker: Path
+) -> None:
+    caches.set_config(
+        {
+            "default": {
+                "cache": "aiocache.RedisCache",
+                "endpoint": "127.0.0.1",
+                "port": redis_port,
+                "serializer": {"class": "vix_ttl.aiocache.VixSerializer"},
+                "plugins": [{"class": "vix_ttl.aiocache.VixPlugin"}],
+            }
+        }
+    )
+    try:
+        cache = caches.get("default")
+        for entry in planted_entries(marker, time.time()):
+            raw_redis.set("match:42", entry)
+            # A pickle is not UTF-8: aiocache's backend refuses to decode it for the JSON
+            # serializer before any serializer sees it. Either way nothing is unpickled.
+            with contextlib.suppress(UnicodeDecodeError):
+                assert await cache.get("match:42") is None
+            raw_redis.set("match:42", entry.decode("latin-1").encode())  # the same, as valid UTF-8
+            assert await cache.get("match:42") is None
+        await cache.close()
+    finally:
+        caches.set_config({"default": {"cache": "aiocache.SimpleMemoryCache"}})
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("configuration", ["default", "pickle+secret", "vix+pickle+secret"])
+async def test_vix_cached_never_runs_a_planted_pickle(
+    redis_port: int, raw_redis: redis.Redis, marker: Path, configuration: str
+) -> None:
+    serializer, secret = {
+        "default": (VixSerializer(), None),
+        "pickle+secret": (PickleSerializer(), SECRET),
+        "vix+pickle+secret": (VixSerializer(PickleSerializer(), secret=SECRET), None),
+    }[configuration]
+    cache = redis_cache(redis_port, serializer=serializer)
+
+    @vix_cached(60, status=lambda match: "normal", cache=cache, secret=secret, namespace="odds")
+    async def price(match: int) -> str:
+        return "computed"
+
+    assert await price(42) == "computed"  # a real entry, to learn the wire key from
+    (wire_key,) = raw_redis.keys("*")
+    for entry in planted_entries(marker, time.time()):
+        raw_redis.set(wire_key, entry)
+        assert await price(42) == "computed"
+    assert not marker.exists()
+    assert price.cache_info().rejected == 4
+    await cache.close()
+
+
+def test_a_serializer_that_unpickles_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match=r"unpickles.*run code.*secret="):
+        VixSerializer(PickleSerializer())
+
+
+def test_vix_cached_over_a_cache_that_pickles_needs_a_secret(redis_port: int) -> None:
+    with pytest.raises(ValueError, match=r"vix_cached\(.*price\): this serializer unpickles.*secret="):
+
+        @vix_cached(60, status=lambda: "normal", cache=redis_cache(redis_port, serializer=PickleSerializer()))
+        async def price() -> int:
+            return 1
+
+
+# -- 2. forged, moved, unsigned, truncated entries are misses ----------------------------------
+
+
+@pytest.fixture
+async def signed(redis_port: int, raw_redis: redis.Redis) -> AsyncIterator[Any]:
+    cache = redis_cache(redis_port, serializer=PickleSerializer())
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda match: "normal", cache=cache, secret=SECRET, namespace="odds")
+    async def price(match: int) -> dict[str, Any]:
+        computes.append(match)
+        return {"match": match, "odds": 1.5 + match}
+
+    price.computes = computes  # type: ignore[attr-defined]
+    yield price
+    await cache.close()
+
+
+def key_of(raw_redis: redis.Redis, match: int) -> bytes:
+    keys: list[bytes] = raw_redis.keys("*")  # type: ignore[assignment]
+    (key,) = [k for k in keys if f"i{match})".encode() in k]
+    return key
+
+
+def raw(raw_redis: redis.Redis, key: bytes | str) -> bytes:
+    value = raw_redis.get(key)
+    assert isinstance(value, bytes)
+    return value
+
+
+async def test_a_signed_entry_is_served(signed: Any) -> None:
+    first = await signed(1)
+    assert await signed(1) == first
+    assert signed.computes == [1]
+    assert signed.cache_info().hits == 1
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda entry: entry[:-1] + bytes([entry[-1] ^ 1]), id="payload-bit-flipped"),
+        pytest.param(lambda entry: entry.replace(b"|60.0|", b"|6000.0|", 1), id="ttl-stretched"),
+        pytest.param(lambda entry: entry[: len(entry) // 2], id="truncated"),
+        pytest.param(lambda entry: b"vix_ttl:2|-|" + entry.split(b"|", 2)[2], id="signature-removed"),
+        pytest.param(lambda entry: b"", id="emptied"),
+    ],
+)
+async def test_a_tampered_entry_is_a_miss_and_is_overwritten(
+    signed: Any, raw_redis: redis.Redis, tamper: Callable[[bytes], bytes]
+) -> None:
+    await signed(1)
+    key = key_of(raw_redis, 1)
+    raw_redis.set(key, tamper(raw(raw_redis, key)))
+    with capture_logs() as logs:
+        assert await signed(1) == {"match": 1, "odds": 2.5}
+        assert await signed(1) == {"match": 1, "odds": 2.5}  # overwritten: a hit again
+    assert signed.computes == [1, 1]
+    assert (signed.cache_info().rejected, signed.cache_info().hits) == (1, 1)
+    assert [log["event"] for log in logs if "rejected" in log["event"]] == ["cache_entry_rejected"]
+
+
+async def test_an_entry_moved_to_another_key_is_a_miss(signed: Any, raw_redis: redis.Redis) -> None:
+    await signed(1)
+    await signed(2)
+    raw_redis.set(key_of(raw_redis, 2), raw(raw_redis, key_of(raw_redis, 1)))  # 1's odds under 2
+    assert await signed(2) == {"match": 2, "odds": 3.5}  # not match 1's value
+    assert signed.cache_info().rejected == 1
+
+
+async def test_rejections_are_logged_once_per_burst(signed: Any, raw_redis: redis.Redis) -> None:
+    for match in range(5):
+        await signed(match)
+    with capture_logs() as logs:
+        for match in range(5):
+            raw_redis.set(key_of(raw_redis, match), b"vix_ttl:2|forged")
+            await signed(match)
+    assert [log["event"] for log in logs] == ["cache_entry_rejected"]
+    assert signed.cache_info().rejected == 5
+
+
+async def test_secrets_rotate_the_first_signs_every_one_verifies(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    def make(secret: Any) -> Any:
+        @vix_cached(
+            60, status=lambda: "normal", cache=redis_cache(redis_port), secret=secret, namespace="rot"
+        )
+        async def price() -> str:
+            return f"signed with {secret}"
+
+        return price
+
+    old, rotating, new_only = make(OLD_SECRET), make([SECRET, OLD_SECRET]), make(SECRET)
+    await old()  # written before the rotation
+    assert await rotating() == f"signed with {OLD_SECRET}"  # read: verified with the old secret
+    assert rotating.cache_info().hits == 1
+    raw_redis.flushdb()
+    await rotating()  # written during the rotation: signed with the new secret
+    assert await new_only() == f"signed with {[SECRET, OLD_SECRET]}"
+    assert await old() == f"signed with {OLD_SECRET}"  # the old secret alone cannot verify it
+    assert old.cache_info().rejected == 1
+
+
+async def test_the_serializer_signs_with_the_key_through_the_plugin(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    def cache() -> RedisCache:
+        return redis_cache(redis_port, serializer=VixSerializer(secret=SECRET), plugins=[VixPlugin()])
+
+    writer, reader = cache(), cache()
+    await writer.set("match:1", {"odds": 1.5}, ttl=60)
+    await writer.multi_set([("match:2", {"odds": 2.5}), ("match:3", {"odds": 3.5})], ttl=60)
+    assert await reader.get("match:1") == {"odds": 1.5}
+    assert await reader.multi_get(["match:3", "match:2"]) == [{"odds": 3.5}, {"odds": 2.5}]
+    raw_redis.set("match:2", raw(raw_redis, "match:1"))  # a valid entry, moved
+    assert await reader.get("match:2") is None
+    assert await reader.multi_get(["match:1", "match:2"]) == [{"odds": 1.5}, None]
+    assert reader.serializer.rejected == 2
+    await writer.close()
+    await reader.close()
+
+
+# -- 3. keys: no address, no hash order, memcached's limits ------------------------------------
+
+
+class Order:
+    """An object whose only identity is its memory address."""
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+
+
+async def test_an_argument_keyed_by_its_address_is_refused_never_served(redis_port: int) -> None:
+    @vix_cached(60, status=lambda order: "normal", cache=redis_cache(redis_port))
+    async def total(order: Order) -> int:
+        return order.amount
+
+    with pytest.raises(TypeError, match=r"total.*Order.*key="):
+        await total(Order(100))
+
+    @vix_cached(60, status=lambda order: "normal", cache=redis_cache(redis_port), key=lambda o: o.amount)
+    async def keyed_total(order: Order) -> int:
+        return order.amount
+
+    for amount in (100, 5, 100, 5):  # dead objects' addresses are reused: the key never sees them
+        assert await keyed_total(Order(amount)) == amount
+        gc.collect()
+
+
+async def test_aiocache_cached_refuses_default_keys_built_from_an_address(redis_port: int) -> None:
+    @cached(ttl=60, cache=RedisCache, endpoint="127.0.0.1", port=redis_port)
+    async def total(order: Order) -> int:
+        return order.amount
+
+    with pytest.raises(TypeError, match=r"Order.*memory address.*key_builder="):
+        await total(Order(100))
+
+
+async def test_in_process_stores_never_confuse_objects_at_a_reused_address() -> None:
+    @vix_cached(60, status=lambda order: "normal", breaker=VIXCircuitBreaker(clock=FakeClock()))
+    def total(order: Order) -> int:
+        return order.amount
+
+    for amount in range(200):  # the key holds the object: its address cannot be reused meanwhile
+        assert total(Order(amount)) == amount
+
+
+SHARING = textwrap.dedent(
+    """
+    import asyncio, sys
+    import redis
+    from aiocache import RedisCache
+    from vix_ttl import VIXCircuitBreaker, vix_cached
+
+    port = int(sys.argv[1])
+    counter = redis.Redis(port=port)
+
+    @vix_cached(60, status=lambda *a: "normal", cache=RedisCache(endpoint="127.0.0.1", port=port),
+                namespace="shared", breaker=VIXCircuitBreaker())
+    async def price(teams, odds, tags):
+        counter.incr("computes")
+        return sorted(teams)
+
+    async def main():
+        teams = frozenset(["real madrid", "barcelona", "atletico", "sevilla", "valencia"])
+        odds = {k: i for i, k in enumerate(["home", "draw", "away", "over", "under"])}
+        tags = {("league", "liga"), ("round", "12")}
+        print(await price(teams, odds, tags))
+        print(await price(teams, dict(reversed(odds.items())), set(tags)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_processes_with_different_hash_seeds_share_entries(redis_port: int, raw_redis: redis.Redis) -> None:
+    outputs = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", SHARING, str(redis_port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert len(set(outputs)) == 1
+    assert raw_redis.get("computes") == b"1"  # three processes, six calls, one computation
+
+
+@pytest.fixture
+async def memcached(memcached_port: int) -> AsyncIterator[MemcachedCache]:
+    cache = MemcachedCache(endpoint="127.0.0.1", port=memcached_port, namespace=f"t{uuid.uuid4().hex[:8]}:")
+    yield cache
+    await cache.close()
+
+
+async def test_memcached_keys_with_spaces_and_long_arguments(memcached: MemcachedCache) -> None:
+    computes: list[str] = []
+
+    @vix_cached(60, status=lambda team: "normal", cache=memcached)
+    async def odds(team: str) -> str:
+        computes.append(team)
+        return f"odds of {team}"
+
+    long_name = "x" * 1000
+    for team in ("real madrid", "real_madrid", long_name, "real madrid", "real_madrid", long_name):
+        assert await odds(team) == f"odds of {team}"
+    assert computes == ["real madrid", "real_madrid", long_name]
+    assert odds.cache_info().hits == 3
+    assert odds.cache_info().errors == 0
+
+
+async def test_aiocache_cached_on_memcached_never_lets_two_keys_meet(memcached_port: int) -> None:
+    computes: list[str] = []
+
+    @cached(
+        ttl=60, cache=MemcachedCache, endpoint="127.0.0.1", port=memcached_port, namespace=uuid.uuid4().hex
+    )
+    async def odds(team: str) -> str:
+        computes.append(team)
+        return f"odds of {team}"
+
+    for team in ("real madrid", "real_madrid", "y" * 1000, "real madrid", "real_madrid", "y" * 1000):
+        assert await odds(team) == f"odds of {team}"
+    assert len(computes) == 3
+    assert odds.cache_info().errors == 0
+
+
+async def test_aiocache_cached_keeps_aiocaches_keys(redis_port: int, raw_redis: redis.Redis) -> None:
+    async def odds(team: str, *, market: str = "1x2") -> float:
+        return 1.5
+
+    where = {"cache": RedisCache, "endpoint": "127.0.0.1", "port": redis_port, "namespace": "app"}
+    await aiocache_cached(ttl=60, **where)(odds)("arsenal", market="ou")
+    (aiocache_key,) = raw_redis.keys("*")
+    moved = cached(ttl=60, **where)(odds)
+    assert await moved("arsenal", market="ou") == 1.5  # aiocache's raw entry: not ours, recomputed
+    assert raw_redis.keys("*") == [aiocache_key]  # and stored where aiocache had put it
+    assert await moved("arsenal", market="ou") == 1.5
+    assert moved.cache_info().hits == 1
+
+
+# -- 4. faults: a server killed or hung, a mapping that raises -----------------------------------
+
+
+class HungServer:
+    """A TCP server that accepts and reads, and never answers: a backend that hangs."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> HungServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            self.received += data
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.parametrize("backend", [RedisCache, MemcachedCache])
+async def test_a_hung_server_costs_a_call_one_timeout_not_two(backend: type[Any]) -> None:
+    async with HungServer() as server:
+        cache = backend(endpoint="127.0.0.1", port=server.port, timeout=0.2)
+
+        @vix_cached(60, status=lambda: "normal", cache=cache)
+        async def price() -> str:
+            return "computed"
+
+        assert await price() == "computed"
+        assert price.cache_info().errors == 1
+        # The read took the whole budget: the write was never sent to the hung server.
+        assert server.received
+        for write in (b"PSETEX", b"SETEX", b"$3\r\nSET\r\n", b"set vix_ttl"):
+            assert write not in server.received
+        await asyncio.wait_for(cache.close(), 5)
+
+
+@pytest.mark.parametrize("kill", ["redis", "memcached"])
+async def test_a_server_killed_and_restarted_under_load_fails_no_call(tmp_path: Path, kill: str) -> None:
+    if shutil.which("redis-server" if kill == "redis" else "memcached") is None:
+        require_server(f"{kill} (the binary)", -1)
+    server = ServerProcess(tmp_path, kill)
+    server.start()
+    try:
+        cls = RedisCache if kill == "redis" else MemcachedCache
+        cache = cls(endpoint="127.0.0.1", port=server.port, timeout=1)
+        clock = FakeClock(time.time())
+
+        @vix_cached(
+            60, status=lambda x: "normal", cache=cache, clock=clock, breaker=VIXCircuitBreaker(clock=clock)
+        )
+        async def price(x: int) -> int:
+            await asyncio.sleep(0)
+            return x * 10
+
+        calls = 0
+
+        async def hammer(rounds: int) -> None:
+            nonlocal calls
+            for i in range(rounds):
+                results = await asyncio.gather(*(price(k % 7) for k in range(i, i + 20)))
+                assert results == [(k % 7) * 10 for k in range(i, i + 20)]
+                calls += 20
+
+        await hammer(10)
+        server.kill()  # SIGKILL: no goodbye to the clients
+        await hammer(10)
+        server.start()  # a new, empty server on the same port
+        await hammer(10)
+        info = price.cache_info()
+        assert info.calls == calls == 600
+        assert info.errors > 0 and info.hits > 0
+        await cache.close()
+    finally:
+        server.kill()
