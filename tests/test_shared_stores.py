@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import redis
-from aiocache import MemcachedCache, RedisCache, caches
+from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache, caches
 from aiocache import cached as aiocache_cached
 from aiocache.serializers import JsonSerializer, PickleSerializer
 from structlog.testing import capture_logs
@@ -505,3 +505,15 @@ async def test_a_server_killed_and_restarted_under_load_fails_no_call(tmp_path: 
         await cache.close()
     finally:
         server.kill()
+
+
+async def test_memory_entries_go_unsigned_through_the_plugin_signed_without_it() -> None:
+    serializer = VixSerializer(secret=SECRET)
+    with_plugin = SimpleMemoryCache(serializer=serializer, plugins=[VixPlugin()])
+    await with_plugin.set("k", {"odds": 1.5}, ttl=60)
+    assert (await with_plugin.raw("get", "k")).startswith("vix_ttl:2|-|")  # no one else writes here
+    assert await with_plugin.get("k") == {"odds": 1.5}
+    without = SimpleMemoryCache(serializer=serializer)
+    await without.set("k", {"odds": 1.5}, ttl=60)
+    assert not (await without.raw("get", "k")).startswith("vix_ttl:2|-|")  # the backend is unknown: signed
+    assert await without.get("k") == {"odds": 1.5}

@@ -22,6 +22,7 @@ import base64
 import contextvars
 import hashlib
 import importlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -67,7 +68,7 @@ _MEMCACHED_MAX_KEY = 250  # bytes; and no spaces or control characters
 _handed_ttl: contextvars.ContextVar[tuple[float | None, float | None] | None] = contextvars.ContextVar(
     "vix_ttl_handed_ttl", default=None
 )
-_handed_keys: contextvars.ContextVar[Iterator[bytes] | None] = contextvars.ContextVar(
+_handed_keys: contextvars.ContextVar[Iterator[object] | None] = contextvars.ContextVar(
     "vix_ttl_handed_keys", default=None
 )
 _decided: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("vix_ttl_decided", default=None)
@@ -325,7 +326,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if decided is not None:
             decided.append(ttl)
         header = Header(self.clock(), ttl, base, status.value)
-        return seal(header, self.inner.dumps(value), signer=self.signer, key=_next_key())
+        signer, key = self._signing()
+        return seal(header, self.inner.dumps(value), signer=signer, key=key)
 
     def _base_ttl(self, status: VixStatus) -> float:
         """PANIC: 0; else ``set``'s ttl, else this serializer's, else the cache's, else never."""
@@ -338,10 +340,10 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         return math.inf
 
     def loads(self, value: Any) -> Any:
-        key = _next_key()
+        signer, key = self._signing()
         if value is None:
             return None
-        opened = open_envelope(value, signer=self.signer, key=key)
+        opened = open_envelope(value, signer=signer, key=key)
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
@@ -360,11 +362,20 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self.rejected += 1
         self._rejections.failed("loads", RejectedEntryError(reason))
 
+    def _signing(self) -> tuple[Signer | None, bytes | None]:
+        """The signer and key for the entry being (de)serialized.
 
-def _next_key() -> bytes | None:
-    """The key of the entry being (de)serialized, when ``VixPlugin`` handed it over."""
-    keys = _handed_keys.get()
-    return None if keys is None else next(keys, None)
+        The key is known when ``VixPlugin`` handed it over; so is a memory
+        backend, whose entries nobody else can write: they go unsigned.
+        """
+        keys = _handed_keys.get()
+        if keys is None:
+            return self.signer, None
+        key = next(keys, None)
+        return (None, None) if key is _IN_PROCESS else (self.signer, cast(bytes | None, key))
+
+
+_IN_PROCESS: Any = object()  # handed over for every key of a memory backend: no signature needed
 
 
 class VixPlugin(BasePlugin):  # type: ignore[misc]
@@ -409,7 +420,10 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
 
 
 def _hand_keys(client: BaseCache, keys: list[Any], namespace: str | None) -> None:
-    _handed_keys.set(iter([_key_bytes(client, key, namespace) for key in keys]))
+    if isinstance(client, SimpleMemoryBackend):
+        _handed_keys.set(itertools.repeat(_IN_PROCESS, len(keys)))
+    else:
+        _handed_keys.set(iter([_key_bytes(client, key, namespace) for key in keys]))
 
 
 def _hand_ttl(client: BaseCache, ttl: Any) -> None:
