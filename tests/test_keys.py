@@ -557,3 +557,24 @@ print(repr(frozenset(words)))
     assert len(set(first[:-1])) == 4
     # the seeds do change set order: a repr-based key would have differed
     assert first[-1] != second[-1]
+
+
+def test_classes_made_inside_a_function_are_refused_never_confused() -> None:
+    def make() -> tuple[Any, ...]:
+        class Kind(enum.Enum):
+            A = 1
+
+        @dataclasses.dataclass(frozen=True)
+        class Point:
+            x: int
+
+        class Pair(NamedTuple):
+            a: int
+
+        return Kind, Point, Pair
+
+    (kind1, point1, pair1), (kind2, _, _) = make(), make()
+    assert kind1.A != kind2.A  # two classes, one qualname: a key by name would confuse them
+    for value in (kind1.A, point1(1), pair1(1), kind1, [kind1.A]):
+        with pytest.raises(TypeError, match=r"defined inside a function.*key="):
+            encode_key(value)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import math
 import os
 import pickle
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -511,9 +514,184 @@ async def test_memory_entries_go_unsigned_through_the_plugin_signed_without_it()
     serializer = VixSerializer(secret=SECRET)
     with_plugin = SimpleMemoryCache(serializer=serializer, plugins=[VixPlugin()])
     await with_plugin.set("k", {"odds": 1.5}, ttl=60)
-    assert (await with_plugin.raw("get", "k")).startswith("vix_ttl:2|-|")  # no one else writes here
+    assert isinstance(await with_plugin.raw("get", "k"), tuple)  # only memory can hold one: no signature
     assert await with_plugin.get("k") == {"odds": 1.5}
     without = SimpleMemoryCache(serializer=serializer)
     await without.set("k", {"odds": 1.5}, ttl=60)
-    assert not (await without.raw("get", "k")).startswith("vix_ttl:2|-|")  # the backend is unknown: signed
+    raw = await without.raw("get", "k")
+    assert raw.startswith("vix_ttl:2|") and not raw.startswith("vix_ttl:2|-|")  # backend unknown: signed
     assert await without.get("k") == {"odds": 1.5}
+
+
+async def test_a_failed_command_leaves_nothing_that_weakens_the_next_one(
+    redis_port: int, raw_redis: redis.Redis, marker: Path
+) -> None:
+    def status_of(value: Any) -> str:
+        return str(value["status"])  # a KeyError for a value without one
+
+    memory = SimpleMemoryCache(
+        timeout=0,
+        plugins=[VixPlugin()],
+        serializer=VixSerializer(PickleSerializer(), secret=SECRET, status_of=status_of),
+    )
+    shared = redis_cache(redis_port, timeout=0, serializer=VixSerializer(PickleSerializer(), secret=SECRET))
+    now = time.time()
+    raw_redis.set("lineup", f"vix_ttl:2|-|{now}|60.0|60.0|normal\n".encode() + pickle.dumps(Plant(marker)))
+    with pytest.raises(KeyError):
+        await memory.set("x", {})  # fails inside dumps: the plugin's post hook never runs
+    with pytest.raises(KeyError):
+        await memory.multi_set([("y", {"status": "normal"}), ("z", {})])
+    assert await shared.get("lineup") is None  # still verified: the planted pickle is not run
+    assert not marker.exists()
+    await shared.close()
+
+
+async def test_aiocache_cached_refuses_every_argument_shown_by_its_address(redis_port: int) -> None:
+    @dataclasses.dataclass
+    class Job:
+        run: Callable[[], str]
+
+    @cached(ttl=60, cache=RedisCache, endpoint="127.0.0.1", port=redis_port)
+    async def apply(job: Any) -> Any:
+        return job
+
+    shown_by_address = (
+        lambda: "first",
+        threading.Lock(),
+        Job(lambda: "x"),
+        [object()],
+        {"f": Job(lambda: "x").__eq__},  # a bound method shows its instance's address
+    )
+    for argument in shown_by_address:
+        with pytest.raises(TypeError, match=r"memory address.*key_builder="):
+            await apply(argument)
+    assert await apply(("plain", 1, 2.5, None)) == ("plain", 1, 2.5, None)  # what str() shows truly
+
+
+class DelayingProxy:
+    """A loopback proxy to a real server whose replies can be held back: a slow backend."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.delay = 0.0
+        self.port = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> DelayingProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, delayed: bool) -> None:
+            while data := await source.read(65536):
+                if delayed and self.delay:
+                    await asyncio.sleep(self.delay)  # the slow backend itself, not a wait in the test
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(client_reader, writer, False), pipe(reader, client_writer, True))
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_a_memcached_read_that_times_out_never_makes_a_later_call_read_its_reply(
+    memcached_port: int,
+) -> None:
+    async with DelayingProxy(memcached_port) as proxy:
+        namespace = f"t{uuid.uuid4().hex[:8]}:"
+        cache = MemcachedCache(
+            endpoint="127.0.0.1", port=proxy.port, pool_size=1, timeout=0.2, namespace=namespace
+        )
+        direct = MemcachedCache(endpoint="127.0.0.1", port=memcached_port, namespace=namespace)
+        truth = {"a": "a-v1"}
+
+        @vix_cached(
+            60, status=lambda k: "normal", cache=cache, breaker=VIXCircuitBreaker(), namespace="desync"
+        )
+        async def value(k: str) -> str:
+            return truth[k]
+
+        assert await value("a") == "a-v1"
+        proxy.delay = 0.5
+        assert await value("a") == "a-v1"  # timed out: computed; the late reply is still coming
+        proxy.delay = 0.0
+        truth["a"] = "a-v2"
+        await direct.clear()  # the entry is gone; the reply in flight still holds a-v1
+        for _ in range(3):
+            assert await value("a") == "a-v2"
+        info = value.cache_info()
+        assert info.errors >= 1 and info.calls == 5
+        await cache.close()
+        await direct.close()
+
+
+async def test_a_value_the_serializer_would_change_is_not_stored(redis_port: int) -> None:
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", cache=redis_cache(redis_port), namespace="shape")
+    async def pair(x: int) -> Any:
+        computes.append(x)
+        return (x, x) if x < 10 else {x: "int key"}
+
+    with capture_logs() as logs:
+        for x in (1, 1, 20, 20):
+            assert await pair(x) == ((x, x) if x < 10 else {x: "int key"})  # never [1, 1], never {"20": ...}
+    assert computes == [1, 1, 20, 20]
+    assert pair.cache_info().errors == 4
+    assert [log["event"] for log in logs] == ["cache_value_not_storable"]  # once per burst
+    assert "tuples into lists" in logs[0]["error"]
+
+
+async def test_an_entry_stored_in_the_future_is_not_fresh(redis_port: int, raw_redis: redis.Redis) -> None:
+    @vix_cached(60, status=lambda: "normal", cache=redis_cache(redis_port), namespace="skew")
+    async def odds() -> str:
+        return "computed"
+
+    await odds()
+    (key,) = raw_redis.keys("*")
+    ahead = time.time() + 3600  # a writer whose clock is an hour ahead, or a forged time
+    raw_redis.set(key, f'vix_ttl:2|-|{ahead}|5.0|5.0|normal\n"from the future"')
+    assert await odds() == "computed"
+    assert odds.cache_info().stale == 1
+
+
+@pytest.mark.parametrize("timeout", [-1, math.nan, math.inf])
+def test_a_cache_timeout_vix_ttl_cannot_use_is_refused_at_decoration(redis_port: int, timeout: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"the cache's timeout.*None or 0: no timeout"):
+
+        @vix_cached(60, status=lambda: "normal", cache=redis_cache(redis_port, timeout=timeout))
+        async def odds() -> str:
+            return "computed"
+
+
+async def test_invalidate_and_clear_fail_open_on_a_dead_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, "redis")
+    server.start()
+    cache = RedisCache(endpoint="127.0.0.1", port=server.port, timeout=1)
+
+    @vix_cached(60, status=lambda x: "normal", cache=cache)
+    async def odds(x: int) -> int:
+        return x
+
+    await odds(1)
+    server.kill()
+    with capture_logs() as logs:
+        assert await odds.invalidate(1) is False
+        await odds.cache_clear()
+    assert [log["event"] for log in logs] == ["cache_backend_failed"]
+    await cache.close()
+
+
+async def test_the_plugin_keeps_a_never_expiring_entry_forever(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    cache = redis_cache(redis_port, ttl=60, serializer=VixSerializer(ttl=math.inf), plugins=[VixPlugin()])
+    await cache.set("k", "v")  # the serializer's own ttl (never) comes before the cache's
+    assert raw_redis.ttl("k") == -1
+    await cache.close()

@@ -5,7 +5,9 @@ crosses any backend and any aiocache serializer unchanged:
 
 - ``str`` payload (string, JSON serializers) -> ``"vix_ttl:2|<sig>|<header>\\n<payload>"``
 - ``bytes`` payload (pickle, msgpack) -> the same, encoded
-- anything else (aiocache's ``NullSerializer``, in memory only) -> a tuple, never signed
+- in-process (aiocache's memory backend, or a payload that is neither str nor
+  bytes, as ``NullSerializer`` makes) -> a tuple, never signed: no network
+  backend can hand back a tuple, so its type proves nobody else wrote it
 
 The header holds the wall-clock stored-at time, the decided TTL, the caller's
 base TTL (``inf``: never expires) and the status. ``<sig>`` is the HMAC of the
@@ -25,7 +27,7 @@ from typing import Any, NamedTuple
 from vix_ttl._signing import Signer
 from vix_ttl.status import VixStatus
 
-__all__ = ["Header", "open_envelope", "seal"]
+__all__ = ["Header", "fresh", "open_envelope", "seal", "seal_local"]
 
 _MARK = "vix_ttl:2|"
 _MARK_BYTES = _MARK.encode()
@@ -56,10 +58,24 @@ def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: byt
         signature = _UNSIGNED if signer is None else signer.sign(key, body)
         return f"{_MARK}{signature}|".encode() + body
     if signer is None:
-        return (_MARK, *header, payload)
+        return seal_local(header, payload)
     raise TypeError(
         f"a signed entry needs a serializer that makes str or bytes, got {type(payload).__name__}"
     )
+
+
+def seal_local(header: Header, payload: Any) -> tuple[Any, ...]:
+    """Wrap *payload* for an in-process store: a tuple, which only memory can hold."""
+    return (_MARK, *header, payload)
+
+
+def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
+    """Whether an entry *age* seconds old may be served: ``0 <= age < min(stored, decided)``.
+
+    An entry stored "in the future" (a writer whose clock is ahead, or a forged
+    time) has no age we can trust: it is not fresh.
+    """
+    return 0 <= age < min(stored_ttl, decided_ttl)
 
 
 def open_envelope(
@@ -68,7 +84,8 @@ def open_envelope(
     """``(header, payload)`` of a valid envelope, or ``None`` for anything else.
 
     With a *signer*, an envelope whose signature does not verify (or that has
-    none) is ``None`` too; its payload is never touched.
+    none) is ``None`` too; its payload is never touched. A tuple needs no
+    signature: only an in-process store can hold one.
     """
     try:
         if isinstance(raw, str):
@@ -88,7 +105,7 @@ def open_envelope(
                 return None
             head_bytes, _, payload_bytes = body_bytes.partition(b"\n")
             return _header(head_bytes.decode("ascii").split("|")), payload_bytes
-        if signer is None and isinstance(raw, tuple) and len(raw) == 6 and raw[0] == _MARK:
+        if isinstance(raw, tuple) and len(raw) == 6 and raw[0] == _MARK:
             return _header(list(raw[1:5])), raw[5]
     except (TypeError, ValueError, UnicodeError):
         pass

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import structlog
 
-__all__ = ["BACKEND", "REJECTED", "Events", "FaultLog"]
+__all__ = ["BACKEND", "REJECTED", "UNSTORABLE", "Events", "FaultLog"]
 
 _log = structlog.get_logger("vix_ttl")
 
@@ -31,6 +31,10 @@ BACKEND = Events("cache_backend_failed", "cache_backend_still_failing", "cache_b
 """A cache backend raised or timed out: the call computed anyway."""
 REJECTED = Events("cache_entry_rejected", "cache_entries_still_rejected", "cache_entries_valid_again")
 """An entry of a shared store failed its signature check or could not be decoded."""
+UNSTORABLE = Events(
+    "cache_value_not_storable", "cache_values_still_not_storable", "cache_values_storable_again"
+)
+"""The cache's serializer cannot encode a value, or gives back another one: not stored."""
 
 
 class FaultLog:

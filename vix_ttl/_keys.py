@@ -124,6 +124,14 @@ def _encode(x: object) -> str:
 
 
 def _class(cls: type) -> str:
+    # A class is keyed by its name, which identifies it only when it is made once: two
+    # classes made by two calls of one function share a name and must not share keys.
+    if "<locals>" in cls.__qualname__:
+        raise TypeError(
+            f"cannot build a stable cache key from {cls.__module__}.{cls.__qualname__} or its "
+            f"instances: a class defined inside a function is made anew at each call, and its name "
+            f"does not tell one from another; define it at module level, or pass key= to vix_cached"
+        )
     path = f"{cls.__module__}.{cls.__qualname__}"
     return f"{len(path)}:{path}"
 

@@ -22,11 +22,11 @@ import base64
 import contextvars
 import hashlib
 import importlib
-import itertools
 import math
+import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar, cast
 
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
@@ -34,11 +34,11 @@ from aiocache.backends.redis import RedisBackend
 from aiocache.base import SENTINEL, BaseCache
 from aiocache.decorators import cached as _aiocache_cached
 from aiocache.plugins import BasePlugin
-from aiocache.serializers import BaseSerializer, JsonSerializer, PickleSerializer
+from aiocache.serializers import BaseSerializer, JsonSerializer, NullSerializer, PickleSerializer
 
-from vix_ttl._checks import check_clock, check_ttl
-from vix_ttl._envelope import Header, open_envelope, seal
-from vix_ttl._faults import REJECTED, FaultLog
+from vix_ttl._checks import check_clock, check_seconds, check_ttl
+from vix_ttl._envelope import Header, fresh, open_envelope, seal, seal_local
+from vix_ttl._faults import REJECTED, UNSTORABLE, FaultLog
 from vix_ttl._keys import key_prefix, wire_key
 from vix_ttl._signing import Secret, Signer, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
@@ -57,21 +57,54 @@ from vix_ttl.status import VixStatus
 
 __all__ = ["MEMCACHED_MAX_TTL", "VixPlugin", "VixSerializer", "backend_ttl", "cached"]
 
+_T = TypeVar("_T")
+
 MEMCACHED_MAX_TTL = 30 * 24 * 3600
 """memcached reads a larger expiry as an absolute Unix time."""
 
 _MEMCACHED_MAX_KEY = 250  # bytes; and no spaces or control characters
 
-# What VixPlugin's pre hooks hand to VixSerializer, and what dumps decided for
-# the post hooks. Context variables: one per task, and aiocache runs a
+# What VixPlugin's pre hooks hand to VixSerializer for one command, and what dumps
+# decided for the post hooks. Context variables: one per task, and aiocache runs a
 # command's hooks and its dumps/loads in one task.
-_handed_ttl: contextvars.ContextVar[tuple[float | None, float | None] | None] = contextvars.ContextVar(
-    "vix_ttl_handed_ttl", default=None
-)
-_handed_keys: contextvars.ContextVar[Iterator[object] | None] = contextvars.ContextVar(
-    "vix_ttl_handed_keys", default=None
-)
+_handover: contextvars.ContextVar[_Handover | None] = contextvars.ContextVar("vix_ttl_handover", default=None)
 _decided: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("vix_ttl_decided", default=None)
+
+
+class _Handover:
+    """One command's keys (as the backend stores them) and TTLs, from VixPlugin to VixSerializer.
+
+    Each dumps or loads takes one key; the last one taken ends the handover, so
+    nothing lingers in the task for a later command (a failed command's post hook
+    never runs). A handover never weakens a check: an in-process entry is told
+    apart by its type, not by what was handed over.
+    """
+
+    __slots__ = ("cache_ttl", "in_process", "keys", "set_ttl")
+
+    def __init__(
+        self,
+        keys: list[bytes],
+        *,
+        in_process: bool,
+        set_ttl: float | None = None,
+        cache_ttl: float | None = None,
+    ) -> None:
+        self.keys = keys
+        self.in_process = in_process
+        self.set_ttl = set_ttl
+        self.cache_ttl = cache_ttl
+
+    @staticmethod
+    def take() -> tuple[_Handover | None, bytes | None]:
+        """The current handover and the key of the entry being (de)serialized now."""
+        handover = _handover.get()
+        if handover is None:
+            return None, None
+        key = handover.keys.pop(0) if handover.keys else None
+        if not handover.keys:
+            _handover.set(None)
+        return handover, key
 
 
 class RejectedEntryError(Exception):
@@ -135,19 +168,29 @@ class AiocacheCall(_Call):
         self._args_are_key = False  # the wire key is always built
         wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
         inner = cache.serializer if wrapper is None else wrapper.inner
-        in_process = isinstance(cache, SimpleMemoryBackend)
+        self._in_process = isinstance(cache, SimpleMemoryBackend)
         if signer is None and wrapper is not None:
             signer = wrapper.signer
-        if in_process:
+        if self._in_process:
             signer = None  # nobody else writes to this process's memory
         elif signer is None and _runs_code(inner):
             raise _pickle_needs_secret(f"vix_cached({self.name})")
         self._signer = signer
         self._dumps, self._loads = inner.dumps, inner.loads
+        # A value the serializer hands back changed ((1, 2) -> [1, 2] in JSON) would be a
+        # wrong value on every hit: such values are not stored. Pickle keeps types, and
+        # NullSerializer keeps the object itself.
+        self._check_round_trip = not isinstance(inner, PickleSerializer | NullSerializer)
         # aiocache wraps every command in asyncio.wait_for (a task per call);
         # we pass timeout=0 and bound the wait ourselves, for network backends only.
-        self._timeout: float | None = None if in_process else (cache.timeout or None)
+        self._timeout = None if self._in_process else _checked_timeout(cache, self.name)
+        # aiomcache hands a connection back to its pool when a command on it is
+        # cancelled, with the reply still coming: the next command would read it.
+        # So a memcached command that takes too long is left to finish on its own.
+        self._detach = isinstance(cache, MemcachedBackend)
+        self._detached: set[asyncio.Future[Any]] = set()
         self._rejections = FaultLog(self.name, events=REJECTED)
+        self._unstorable = FaultLog(self.name, events=UNSTORABLE)
         self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], str] = self._vix_key
 
     def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], str]) -> None:
@@ -177,8 +220,7 @@ class AiocacheCall(_Call):
         if ttl:
             started = time.monotonic()
             try:
-                async with asyncio.timeout(budget):
-                    raw = await self.cache.get(key, loads_fn=_identity, timeout=0)
+                raw = await self._bounded(self.cache.get(key, loads_fn=_identity, timeout=0), budget)
             except UnicodeDecodeError as exc:  # the backend could not decode what someone wrote
                 outcome = self._reject(f"it is not text in the serializer's encoding: {exc}")
             except Exception as exc:
@@ -193,7 +235,7 @@ class AiocacheCall(_Call):
                     opened = open_envelope(raw, signer=self._signer, key=signed_key)
                     if opened is None:
                         outcome = self._reject("not a valid, signed vix_ttl entry")
-                    elif self._clock() - opened[0].stored_at < min(opened[0].ttl, ttl):
+                    elif fresh(self._clock() - opened[0].stored_at, opened[0].ttl, ttl):
                         try:
                             value = self._loads(opened[1])
                         except Exception as exc:
@@ -216,6 +258,22 @@ class AiocacheCall(_Call):
             ),
         )
 
+    async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
+        """Await a backend *command* for at most *budget* seconds (None: no bound)."""
+        if not self._detach:
+            async with asyncio.timeout(budget):
+                return await command
+        task = asyncio.ensure_future(command)
+        self._detached.add(task)  # a strong reference until it ends, late or not
+        task.add_done_callback(self._land)
+        async with asyncio.timeout(budget):
+            return await asyncio.shield(task)
+
+    def _land(self, task: asyncio.Future[Any]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure was already counted when it timed out
+
     def _reject(self, reason: str) -> str:
         self._rejections.failed("get", RejectedEntryError(reason))
         return _REJECTED
@@ -223,15 +281,31 @@ class AiocacheCall(_Call):
     async def _write(
         self, key: str, signed_key: bytes | None, value: Any, header: Header, budget: float | None
     ) -> bool:
-        """Store *value* in its envelope within *budget* seconds; False if the backend failed."""
+        """Store *value* in its envelope within *budget* seconds; False if it was not stored."""
+        try:
+            payload = self._dumps(value)
+            if self._check_round_trip and not _same(self._loads(payload), value):
+                raise TypeError(
+                    f"the cache's serializer gives back another value than {type(value).__name__} "
+                    f"{_short(value)} (JSON turns tuples into lists and int keys into str): return what "
+                    f"it keeps, or use a serializer that keeps types (PickleSerializer, with a secret)"
+                )
+        except Exception as exc:
+            self._unstorable.failed("dumps", exc)
+            return False
+        if self._unstorable.failing:
+            self._unstorable.recovered()
+        if self._in_process:
+            envelope = seal_local(header, payload)
+        else:
+            envelope = seal(header, payload, signer=self._signer, key=signed_key)
         try:
             if budget is not None and budget <= 0:
                 raise TimeoutError("the read took the call's whole timeout: not writing")
-            envelope = seal(header, self._dumps(value), signer=self._signer, key=signed_key)
-            async with asyncio.timeout(budget):
-                await self.cache.set(
-                    key, envelope, ttl=backend_ttl(self.cache, header.ttl), dumps_fn=_identity, timeout=0
-                )
+            set_ttl = backend_ttl(self.cache, header.ttl)
+            await self._bounded(
+                self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=_identity, timeout=0), budget
+            )
         except Exception as exc:
             self._faults.failed("set", exc)
             return False
@@ -245,21 +319,61 @@ class AiocacheCall(_Call):
                 "or let the entries expire (their TTLs are short by design)"
             )
         prefix = _key_bytes(self.cache, key_prefix(self._namespace)).decode()
-        if isinstance(self.cache, RedisBackend):
-            # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
-            # key_prefix never holds a glob character, so the pattern is the prefix itself.
-            client = self.cache.client
-            keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        else:
-            await self.cache.clear(namespace=prefix)
+        try:
+            if isinstance(self.cache, RedisBackend):
+                await self._bounded(self._clear_redis(prefix), self._timeout)
+            else:
+                await self.cache.clear(namespace=prefix)
+        except Exception as exc:  # fail open: the entries expire on their own
+            self._faults.failed("clear", exc)
         self._reset_counts()
+
+    async def _clear_redis(self, prefix: str) -> None:
+        # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
+        # key_prefix never holds a glob character, so the pattern is the prefix itself.
+        client = self.cache.client
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
 
     async def invalidate(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         if instance is not None:
             args = (instance, *args)
-        return bool(await self.cache.delete(self.key(args, kwargs)))
+        key = self.key(args, kwargs)
+        try:
+            return bool(await self._bounded(self.cache.delete(key, timeout=0), self._timeout))
+        except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
+            self._faults.failed("delete", exc)
+            return False
+
+
+def _checked_timeout(cache: BaseCache, name: str) -> float | None:
+    """The cache's ``timeout`` as vix_ttl's budget per call (None or 0: unbounded)."""
+    if not cache.timeout:
+        return None
+    try:
+        return check_seconds("the cache's timeout", cache.timeout, positive=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"vix_cached({name}): {exc} (None or 0: no timeout)") from None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down: what a hit must give back."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        typed_keys = {(type(k), k) for k in a} == {(type(k), k) for k in b}
+        return typed_keys and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class VixSerializer(BaseSerializer):  # type: ignore[misc]
@@ -319,36 +433,39 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self._rejections = FaultLog(f"VixSerializer({self.breaker.name})", events=REJECTED)
 
     def dumps(self, value: Any) -> Any:
+        handover, key = _Handover.take()  # first: a status_of that raises must not leave it behind
         status = VixStatus.NORMAL if self.status_of is None else VixStatus.coerce(self.status_of(value))
-        base = self._base_ttl(status)
+        base = self._base_ttl(status, handover)
         ttl = self.breaker.observe(status, base)
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)
         header = Header(self.clock(), ttl, base, status.value)
-        signer, key = self._signing()
-        return seal(header, self.inner.dumps(value), signer=signer, key=key)
+        payload = self.inner.dumps(value)
+        if handover is not None and handover.in_process:
+            return seal_local(header, payload)  # aiocache's memory: nobody else writes there
+        return seal(header, payload, signer=self.signer, key=key)
 
-    def _base_ttl(self, status: VixStatus) -> float:
+    def _base_ttl(self, status: VixStatus, handover: _Handover | None) -> float:
         """PANIC: 0; else ``set``'s ttl, else this serializer's, else the cache's, else never."""
         if status is VixStatus.PANIC:
             return 0.0
-        set_ttl, cache_ttl = _handed_ttl.get() or (None, None)
+        set_ttl, cache_ttl = (None, None) if handover is None else (handover.set_ttl, handover.cache_ttl)
         for ttl in (set_ttl, self.ttl, cache_ttl):
             if ttl is not None:
                 return ttl
         return math.inf
 
     def loads(self, value: Any) -> Any:
-        signer, key = self._signing()
+        _, key = _Handover.take()
         if value is None:
             return None
-        opened = open_envelope(value, signer=signer, key=key)
+        opened = open_envelope(value, signer=self.signer, key=key)
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
         decision = self.breaker.decide(header.status, header.base_ttl)
-        if self.clock() - header.stored_at >= min(header.ttl, decision.ttl):
+        if not fresh(self.clock() - header.stored_at, header.ttl, decision.ttl):
             return None
         try:
             loaded = self.inner.loads(payload)
@@ -362,21 +479,6 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self.rejected += 1
         self._rejections.failed("loads", RejectedEntryError(reason))
 
-    def _signing(self) -> tuple[Signer | None, bytes | None]:
-        """The signer and key for the entry being (de)serialized.
-
-        The key is known when ``VixPlugin`` handed it over; so is a memory
-        backend, whose entries nobody else can write: they go unsigned.
-        """
-        keys = _handed_keys.get()
-        if keys is None:
-            return self.signer, None
-        key = next(keys, None)
-        return (None, None) if key is _IN_PROCESS else (self.signer, cast(bytes | None, key))
-
-
-_IN_PROCESS: Any = object()  # handed over for every key of a memory backend: no signature needed
-
 
 class VixPlugin(BasePlugin):  # type: ignore[misc]
     """Hands ``set``'s TTL and every command's keys to ``VixSerializer``; keeps entries for their decided TTL.
@@ -387,21 +489,15 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
     """
 
     async def pre_get(self, client: BaseCache, key: Any, *args: Any, **kwargs: Any) -> None:
-        _hand_keys(client, [key], kwargs.get("namespace"))
+        _hand_over(client, [key], kwargs.get("namespace"))
 
     async def pre_multi_get(self, client: BaseCache, keys: Any, *args: Any, **kwargs: Any) -> None:
-        _hand_keys(client, list(keys), kwargs.get("namespace"))
-
-    async def post_get(self, client: BaseCache, *args: Any, **kwargs: Any) -> None:
-        _handed_keys.set(None)
-
-    post_multi_get = post_get
+        _hand_over(client, list(keys), kwargs.get("namespace"))
 
     async def pre_set(
         self, client: BaseCache, key: Any, value: Any, ttl: Any = SENTINEL, **kwargs: Any
     ) -> None:
-        _hand_ttl(client, ttl)
-        _hand_keys(client, [key], kwargs.get("namespace"))
+        _hand_over(client, [key], kwargs.get("namespace"), ttl)
 
     async def post_set(
         self, client: BaseCache, key: Any, value: Any, ttl: Any = SENTINEL, **kwargs: Any
@@ -412,38 +508,40 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
     post_add = post_set
 
     async def pre_multi_set(self, client: BaseCache, pairs: Any, ttl: Any = SENTINEL, **kwargs: Any) -> None:
-        _hand_ttl(client, ttl)
-        _hand_keys(client, [key for key, _ in pairs], kwargs.get("namespace"))
+        _hand_over(client, [key for key, _ in pairs], kwargs.get("namespace"), ttl)
 
     async def post_multi_set(self, client: BaseCache, pairs: Any, ttl: Any = SENTINEL, **kwargs: Any) -> None:
         await _expire(client, [key for key, _ in pairs], ttl, kwargs.get("namespace"))
 
 
-def _hand_keys(client: BaseCache, keys: list[Any], namespace: str | None) -> None:
-    if isinstance(client, SimpleMemoryBackend):
-        _handed_keys.set(itertools.repeat(_IN_PROCESS, len(keys)))
-    else:
-        _handed_keys.set(iter([_key_bytes(client, key, namespace) for key in keys]))
-
-
-def _hand_ttl(client: BaseCache, ttl: Any) -> None:
-    set_ttl = None if ttl is SENTINEL else check_ttl("ttl", ttl)  # an explicit None: never expires
-    cache_ttl = None if client.ttl is None else check_ttl("cache ttl", client.ttl)
-    _handed_ttl.set((set_ttl, cache_ttl))
+def _hand_over(client: BaseCache, keys: list[Any], namespace: str | None, ttl: Any = None) -> None:
+    in_process = isinstance(client, SimpleMemoryBackend)
+    built = [b"" if in_process else _key_bytes(client, key, namespace) for key in keys]
+    if ttl is None:  # a read
+        _handover.set(_Handover(built, in_process=in_process))
+        return
+    _handover.set(
+        _Handover(
+            built,
+            in_process=in_process,
+            set_ttl=None if ttl is SENTINEL else check_ttl("ttl", ttl),  # an explicit None: never expires
+            cache_ttl=None if client.ttl is None else check_ttl("cache ttl", client.ttl),
+        )
+    )
     _decided.set([])
 
 
 async def _expire(client: BaseCache, keys: list[Any], ttl: Any, namespace: str | None) -> None:
     decided = _decided.get() or []
-    _handed_ttl.set(None)
-    _handed_keys.set(None)
     _decided.set(None)
     given = check_ttl("ttl", client.ttl if ttl is SENTINEL else ttl)  # what the backend was told
     for key, seconds in zip(keys, decided, strict=False):
         if seconds == 0:
             await client.delete(key, namespace=namespace)  # a bypass must not linger
-        elif seconds not in (given, math.inf):
-            await client.expire(key, _expire_seconds(client, seconds), namespace=namespace)
+        elif seconds != given:
+            # aiocache's expire(key, 0) removes the expiry on every backend (PERSIST, touch 0).
+            never = seconds == math.inf
+            await client.expire(key, 0 if never else _expire_seconds(client, seconds), namespace=namespace)
 
 
 class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's name
@@ -509,16 +607,20 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
         return wrapper
 
 
-_ADDRESS_REPR: Any = object.__repr__  # "<Order object at 0x7f...>"
+# What a repr shows when an object's only identity is where it lives: "<Order object at
+# 0x7f...>", "<function <lambda> at 0x7f...>", "<unlocked _thread.lock object at 0x7f...>".
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _refuse_address_keys(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     for value in _leaves((args, kwargs)):
-        if type(value).__repr__ is _ADDRESS_REPR:
+        if not isinstance(value, str | bytes | int | float | complex | type(None)) and _ADDRESS.search(
+            repr(value)
+        ):
             raise TypeError(
                 f"vix_ttl.aiocache.cached({f.__qualname__}): aiocache's default key is str() of the "
-                f"arguments, and a {type(value).__qualname__}'s str() is its memory address (another "
-                f"object at the same address would be served its value): pass key_builder="
+                f"arguments, and {type(value).__qualname__}'s shows a memory address (another object "
+                f"at the same address would be served its value): pass key_builder="
             )
 
 
