@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
+from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from vix_ttl import (
+    BASE,
+    BYPASS,
     Mode,
+    Strategy,
     Thresholds,
     Transition,
     TTLPolicy,
@@ -19,6 +27,7 @@ from vix_ttl import (
 )
 from vix_ttl.registry import known_breakers
 from vix_ttl.testing import FakeClock
+from vix_ttl.window import RollingWindow
 
 N, HV, CO = Mode.NORMAL, Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN
 
@@ -328,3 +337,48 @@ def test_a_broken_logging_setup_does_not_fail_the_call(vix_clock: FakeClock) -> 
     assert breaker.record("panic") is CO
     assert len(seen) == 2  # listeners still hear every hop
     assert breaker.metrics()["log_errors"] == 2
+
+
+def test_the_breakers_settings_clock_and_window_are_public_and_read_only(vix_clock: FakeClock) -> None:
+    breaker = VIXCircuitBreaker(window_seconds=600, bucket_seconds=2, min_samples=5, clock=vix_clock)
+    assert breaker.clock is vix_clock
+    assert (breaker.window.window_seconds, breaker.window.bucket_seconds) == (600, 2)
+    config = breaker.config
+    assert (config.window_seconds, config.bucket_seconds, config.min_samples) == (600, 2, 5)
+    assert config.clock is vix_clock and config.policy == TTLPolicy.default()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.min_samples = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        breaker.clock = time.time  # type: ignore[misc]
+
+
+def test_a_window_given_to_the_breaker_is_what_its_config_and_the_registry_see(vix_clock: FakeClock) -> None:
+    window = RollingWindow(120, 4)
+    breaker = get_breaker("sized", window=window, clock=vix_clock)
+    assert breaker.window is window
+    assert (breaker.config.window_seconds, breaker.config.bucket_seconds) == (120, 4)
+    assert get_breaker("sized", window_seconds=120) is breaker
+    with pytest.raises(ValueError, match="window_seconds"):
+        get_breaker("sized", window_seconds=1800)  # the default's value, but not this breaker's
+
+
+def test_bypass_and_base_compare_equal_to_their_names_and_strategies(vix_breaker: VIXCircuitBreaker) -> None:
+    # Two enums, one meaning: mypy cannot know a Rule and a Strategy compare by value.
+    assert vix_breaker.decide("panic", 60).strategy == BYPASS  # type: ignore[comparison-overlap]
+    assert vix_breaker.decide("normal", 60).strategy == BASE  # type: ignore[comparison-overlap]
+    assert BYPASS == "bypass" and BASE == "base"
+    assert Strategy.BYPASS == BYPASS  # type: ignore[comparison-overlap]
+    assert (
+        TTLPolicy({m: {s: "bypass" if s == "panic" else BASE for s in VixStatus} for m in Mode}).rule(
+            "circuit_open", "panic"
+        )
+        is BYPASS
+    )
+
+
+@given(st.lists(st.sampled_from(["normal", "NORMAL", "Warning", "panic", *VixStatus]), max_size=60))
+def test_a_status_given_as_a_string_records_as_its_member(statuses: list[Any]) -> None:
+    by_name, by_member = (VIXCircuitBreaker(min_samples=0, clock=FakeClock()) for _ in range(2))
+    for status in statuses:
+        assert by_name.record(status) is by_member.record(VixStatus.coerce(status))
+    assert by_name.metrics()["panic_samples"] == by_member.metrics()["panic_samples"]

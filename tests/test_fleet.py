@@ -41,7 +41,7 @@ def fleet_breaker(url: str, name: str, clock: Any = None) -> VIXCircuitBreaker:
 
 def member(url: str, name: str, statuses: list[str], barrier: Any, results: Any) -> None:
     breaker = fleet_breaker(url, name)
-    window = breaker._window
+    window = breaker.window
     for status in statuses:
         breaker.record(status)
     local = breaker.mode.value  # before any flush: this process alone
@@ -80,14 +80,14 @@ def test_the_fleet_ratio_ignores_the_hosts_clocks(url: str, name: str) -> None:
     for _ in range(10):
         early.record("panic")
         late.record("normal")
-    assert early._window.flush() and late._window.flush() and early._window.flush()  # type: ignore[attr-defined]
+    assert early.window.flush() and late.window.flush() and early.window.flush()  # type: ignore[attr-defined]
     assert (early.samples, early.panic_ratio) == (late.samples, late.panic_ratio) == (20, 0.5)
 
 
 def test_keys_are_namespaced_and_expire_on_their_own(url: str, name: str) -> None:
     breaker = fleet_breaker(url, name)
     breaker.record("panic")
-    assert breaker._window.flush()  # type: ignore[attr-defined]
+    assert breaker.window.flush()  # type: ignore[attr-defined]
     client = redis.Redis.from_url(url, decode_responses=True)
     keys = sorted(client.keys(f"vix_ttl:window:{{{name}}}:*"))
     assert keys == [f"vix_ttl:window:{{{name}}}:buckets", f"vix_ttl:window:{{{name}}}:totals"]
@@ -96,19 +96,19 @@ def test_keys_are_namespaced_and_expire_on_their_own(url: str, name: str) -> Non
 
 async def test_asyncio_flusher_with_a_final_flush(url: str, name: str) -> None:
     breaker = fleet_breaker(url, name)
-    window: RedisWindow = breaker._window  # type: ignore[assignment]
+    window: RedisWindow = breaker.window  # type: ignore[assignment]
     await window.start_async()
     for _ in range(5):
         breaker.record("panic")
     await window.stop_async()  # the final flush delivers the five samples
     reader = fleet_breaker(url, name)
-    assert reader._window.flush()  # type: ignore[attr-defined]
+    assert reader.window.flush()  # type: ignore[attr-defined]
     assert reader.samples == 5
 
 
 def test_thread_flusher_start_stop(url: str, name: str) -> None:
     breaker = fleet_breaker(url, name)
-    window: RedisWindow = breaker._window  # type: ignore[assignment]
+    window: RedisWindow = breaker.window  # type: ignore[assignment]
     window.start()
     for _ in range(7):
         breaker.record("normal")
@@ -119,11 +119,11 @@ def test_thread_flusher_start_stop(url: str, name: str) -> None:
 def test_redis_down_falls_back_to_the_local_window_and_rejoins(redis_process: RedisProcess) -> None:  # noqa: F811
     url = f"redis://127.0.0.1:{redis_process.port}/0"
     breaker = fleet_breaker(url, "outage")
-    window: RedisWindow = breaker._window  # type: ignore[assignment]
+    window: RedisWindow = breaker.window  # type: ignore[assignment]
     other = fleet_breaker(url, "outage")
     for _ in range(10):
         other.record("panic")
-    assert other._window.flush()  # type: ignore[attr-defined]
+    assert other.window.flush()  # type: ignore[attr-defined]
     breaker.record("normal")
     assert window.flush() and breaker.samples == 11 and breaker.mode is Mode.CIRCUIT_OPEN
 
@@ -149,10 +149,10 @@ def test_a_password_protected_redis(tmp_path: Path) -> None:
     with own_redis(tmp_path, "--requirepass", "s3cret") as server:
         right = fleet_breaker(f"redis://:s3cret@127.0.0.1:{server.port}/0", "secret")
         right.record("panic")
-        assert right._window.flush()  # type: ignore[attr-defined]
+        assert right.window.flush()  # type: ignore[attr-defined]
         wrong = fleet_breaker(f"redis://:nope@127.0.0.1:{server.port}/0", "secret")
         wrong.record("panic")
-        assert not wrong._window.flush()  # type: ignore[attr-defined]  # a fault, not an error
+        assert not wrong.window.flush()  # type: ignore[attr-defined]  # a fault, not an error
         assert wrong.samples == 1 and wrong.metrics()["fleet_faults"] == 1
 
 
@@ -185,7 +185,7 @@ def dying_member(url: str, name: str) -> None:
     breaker = fleet_breaker(url, name)
     for _ in range(10):
         breaker.record("panic")
-    assert breaker._window.flush()  # type: ignore[attr-defined]
+    assert breaker.window.flush()  # type: ignore[attr-defined]
     for _ in range(5):
         breaker.record("panic")  # never flushed: the process dies first
     os.kill(os.getpid(), signal.SIGKILL)
@@ -198,5 +198,5 @@ def test_a_process_that_dies_does_not_corrupt_the_window(url: str, name: str) ->
     assert process.exitcode == -signal.SIGKILL
     reader = fleet_breaker(url, name)
     reader.record("normal")
-    assert reader._window.flush()  # type: ignore[attr-defined]
+    assert reader.window.flush()  # type: ignore[attr-defined]
     assert (reader.samples, reader.metrics()["panic_samples"]) == (11, 10)  # what was flushed, exactly

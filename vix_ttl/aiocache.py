@@ -436,7 +436,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         handover, key = _Handover.take()  # first: a status_of that raises must not leave it behind
         status = VixStatus.NORMAL if self.status_of is None else VixStatus.coerce(self.status_of(value))
         base = self._base_ttl(status, handover)
-        ttl = self.breaker.observe(status, base)
+        ttl = self.breaker._observe(status, base)
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)

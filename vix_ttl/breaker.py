@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -15,7 +16,14 @@ from vix_ttl.policy import Decision, Strategy, TTLPolicy
 from vix_ttl.status import VixStatus
 from vix_ttl.window import RollingWindow, Window
 
-__all__ = ["Clock", "Listener", "VIXCircuitBreaker"]
+__all__ = [
+    "DEFAULT_BUCKET_SECONDS",
+    "DEFAULT_WINDOW_SECONDS",
+    "BreakerConfig",
+    "Clock",
+    "Listener",
+    "VIXCircuitBreaker",
+]
 
 Clock = Callable[[], float]
 """Any zero-argument callable returning seconds (``time.monotonic``, a ``FakeClock``)."""
@@ -25,10 +33,27 @@ Listener = Callable[[Transition], object]
 
 _T = TypeVar("_T")
 
+DEFAULT_WINDOW_SECONDS = 1800.0
+DEFAULT_BUCKET_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """The settings of one breaker, as built (``get_breaker`` compares them by field)."""
+
+    window_seconds: float
+    bucket_seconds: float
+    min_samples: int
+    thresholds: Thresholds
+    policy: TTLPolicy
+    stabilization_seconds: float
+    clock: Clock
+
 _log = structlog.get_logger("vix_ttl")
 
 # Module constants: reading an Enum member off its class is slow on the hot path.
 _PANIC = VixStatus.PANIC
+_STATUSES: dict[VixStatus | str, VixStatus] = {status: status for status in VixStatus}
 _BYPASS, _ADAPTIVE, _BASE = Strategy.BYPASS, Strategy.ADAPTIVE, Strategy.BASE
 # Where a strategy's count sits in a status row (the floor is at 0).
 _N_BYPASS, _N_ADAPTIVE, _N_BASE = 1, 2, 3
@@ -71,8 +96,8 @@ class VIXCircuitBreaker:
         self,
         *,
         name: str = "default",
-        window_seconds: float = 1800,
-        bucket_seconds: float = 1,
+        window_seconds: float = DEFAULT_WINDOW_SECONDS,
+        bucket_seconds: float = DEFAULT_BUCKET_SECONDS,
         min_samples: int = 20,
         thresholds: Thresholds | None = None,
         policy: TTLPolicy | None = None,
@@ -94,45 +119,66 @@ class VIXCircuitBreaker:
             raise TypeError(f"policy must be a TTLPolicy, got {policy!r}")
         stabilization = check_seconds("stabilization_seconds", stabilization_seconds)
         clock = check_clock("clock", clock)
-
-        self.name = name
-        self.thresholds = thresholds
-        self.policy = policy
-        self.config: dict[str, Any] = {
-            "window_seconds": window_seconds,
-            "bucket_seconds": bucket_seconds,
-            "min_samples": min_samples,
-            "thresholds": thresholds,
-            "policy": policy,
-            "stabilization_seconds": stabilization_seconds,
-            "clock": clock,
-        }
-        self._clock = clock
         if window is None:
             window = RollingWindow(window_seconds, bucket_seconds)
-        elif (window_seconds, bucket_seconds) not in (
-            (1800, 1),
-            (window.window_seconds, window.bucket_seconds),
-        ):
+        elif (window_seconds, bucket_seconds) != (DEFAULT_WINDOW_SECONDS, DEFAULT_BUCKET_SECONDS) and (
+            window_seconds,
+            bucket_seconds,
+        ) != (window.window_seconds, window.bucket_seconds):
             raise ValueError(
                 "window_seconds and bucket_seconds belong to the window given: set them there, "
                 "not on the breaker"
             )
-        self._window: Window = window
+
+        self.name = name
+        self.policy = policy
+        self._config = BreakerConfig(
+            window_seconds=window.window_seconds,
+            bucket_seconds=window.bucket_seconds,
+            min_samples=min_samples,
+            thresholds=thresholds,
+            policy=policy,
+            stabilization_seconds=stabilization,
+            clock=clock,
+        )
+        self._clock = clock
+        self._window = window
         self._machine = ModeMachine(thresholds, min_samples, stabilization)
         # Bound once: looking a method up costs more than half of what it does.
-        self._add = self._window.add
+        self._add = window.add
         # A shared window (fleet mode) brings the lock its flusher takes too.
-        self._lock = getattr(window, "lock", None) or threading.Lock()
+        self._lock = window.lock or threading.Lock()
         self._listeners: tuple[Listener, ...] = ()
         self._reset_state()
+
+    @property
+    def config(self) -> BreakerConfig:
+        """The settings this breaker was built with (the window's sizes are its window's)."""
+        return self._config
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the window and the mode machine read."""
+        return self._clock
+
+    @property
+    def window(self) -> Window:
+        """The window the breaker judges by."""
+        return self._window
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The panic ratios at which the breaker steps up and down."""
+        return self._config.thresholds
 
     # -- the hot path ---------------------------------------------------------
 
     def record(self, status: VixStatus | str) -> Mode:
         """Record one sample of *status* and return the mode after it."""
-        if status.__class__ is not VixStatus:
-            status = VixStatus.coerce(status)
+        try:  # a member or its value, one lookup for both: they hash and compare alike
+            status = _STATUSES[status]
+        except (KeyError, TypeError):
+            status = VixStatus.coerce(status)  # another case, or the error naming the valid values
         lock = self._lock
         lock.acquire()  # not `with`: twice as fast here, and this is the hot path
         try:
@@ -154,13 +200,14 @@ class VIXCircuitBreaker:
 
     record_panic_status = record
 
-    def observe(self, status: VixStatus, base_ttl: float) -> float:
+    def _observe(self, status: VixStatus, base_ttl: float) -> float:
         """``record`` then ``decide`` in one critical section; return the TTL (0 bypasses).
 
-        The decorator's per-call step. *status* must be a member and
-        *base_ttl* already checked: this path validates nothing. Its first
-        steps are ``record``'s, written out again on purpose: a shared helper
-        costs a tenth of ``record`` in call overhead.
+        The decorator's and the serializer's per-call step, private to vix_ttl:
+        *status* must be a member and *base_ttl* already checked, for this path
+        validates nothing. Its first steps are ``record``'s, written out again
+        on purpose: a shared helper costs a tenth of ``record`` in call
+        overhead. ``tests/test_properties.py`` proves the two agree.
         """
         lock = self._lock
         lock.acquire()
@@ -194,8 +241,11 @@ class VIXCircuitBreaker:
         return ttl
 
     def decide(self, status: VixStatus | str, base_ttl: float | None) -> Decision:
-        """The TTL decision for *status* and the caller's *base_ttl*; records nothing."""
-        if status.__class__ is not VixStatus:
+        """The TTL decision for *status* and the caller's *base_ttl* (``None``: never expires);
+        records nothing."""
+        try:
+            status = _STATUSES[status]
+        except (KeyError, TypeError):
             status = VixStatus.coerce(status)
         base = check_ttl("base_ttl", base_ttl)
         lock = self._lock
@@ -362,7 +412,7 @@ class VIXCircuitBreaker:
                 for status, row in self._rows.items()
             },
             "adaptive_ttl_applied": sum(row[_COUNT[_ADAPTIVE]] for row in self._rows.values()),
-            **(self._window.metrics() if hasattr(self._window, "metrics") else {}),
+            **self._window.metrics(),
             "listener_errors": self._listener_errors,
             "log_errors": self._log_errors,
         }

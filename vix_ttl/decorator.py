@@ -150,7 +150,7 @@ class _Call:
         self.breaker = breaker
         self._status = status
         self._bases = bases
-        self._observe = breaker.observe
+        self._observe = breaker._observe
         self._user_key = key_of
         self._args_are_key = key_of is None  # without kwargs, the arguments are the key as they are
         self._clock = clock
@@ -545,7 +545,7 @@ def vix_cached(
             call_class = _AsyncCall if is_async else _SyncCall
             flights = (AsyncFlights() if is_async else ThreadFlights()) if coalesce else NoFlights()
             call = call_class(
-                store, prefix=prefix, clock=clock or the_breaker.config["clock"], flights=flights, **common
+                store, prefix=prefix, clock=clock or the_breaker.clock, flights=flights, **common
             )
         return _CachedFunction.for_call(func, call)
 

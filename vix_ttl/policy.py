@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import TypeAlias
 
 from vix_ttl._checks import check_ttl
@@ -16,8 +15,9 @@ from vix_ttl.status import VixStatus
 __all__ = ["BASE", "BYPASS", "Decision", "Rule", "Strategy", "TTLPolicy"]
 
 
-class Rule(Enum):
-    """The two rules that are not a number of seconds."""
+class Rule(ValueEnum):
+    """The two rules that are not a number of seconds; they compare equal to their names
+    (``BYPASS == "bypass"``) and to the ``Strategy`` of the same name."""
 
     BYPASS = "bypass"
     """TTL 0: do not read or write the cache."""
@@ -108,7 +108,7 @@ class TTLPolicy:
         # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base).
         self._floors: dict[Mode, dict[VixStatus, float | None]] = {
             m: {
-                s: None if r is BYPASS else 0.0 if r is BASE else float(r)  # type: ignore[arg-type]
+                s: None if r is BYPASS else 0.0 if r is BASE else float(r)
                 for s, r in row.items()
             }
             for m, row in rules.items()
@@ -176,8 +176,6 @@ class TTLPolicy:
 
 
 def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float:
-    if isinstance(rule, Rule):
-        return rule
     if isinstance(rule, str) and rule.lower() in ("bypass", "base"):
         return Rule(rule.lower())
     if isinstance(rule, int | float) and not isinstance(rule, bool) and math.isfinite(rule) and rule >= 0:

@@ -9,6 +9,7 @@ from vix_ttl.breaker import VIXCircuitBreaker
 
 __all__ = ["get_breaker", "known_breakers"]
 
+_MISSING = object()
 _breakers: dict[str, VIXCircuitBreaker] = {}
 _lock = threading.Lock()
 
@@ -29,7 +30,10 @@ def get_breaker(name: str = "default", **config: Any) -> VIXCircuitBreaker:
         if breaker is None:
             breaker = _breakers[name] = VIXCircuitBreaker(name=name, **config)
             return breaker
-    clashes = sorted(k for k, v in config.items() if k not in breaker.config or breaker.config[k] != v)
+    given = {k: v for k, v in config.items() if k != "window"}
+    if "window" in config and config["window"] is not breaker.window:
+        given["window"] = config["window"]
+    clashes = sorted(k for k, v in given.items() if getattr(breaker.config, k, _MISSING) != v)
     if clashes:
         raise ValueError(
             f"breaker {name!r} already exists with other settings for {', '.join(clashes)}; "

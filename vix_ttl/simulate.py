@@ -211,8 +211,8 @@ class _RecordingBreaker(VIXCircuitBreaker):
 
     last_ttl = 0.0
 
-    def observe(self, status: VixStatus, base_ttl: float) -> float:
-        self.last_ttl = ttl = VIXCircuitBreaker.observe(self, status, base_ttl)
+    def _observe(self, status: VixStatus, base_ttl: float) -> float:
+        self.last_ttl = ttl = VIXCircuitBreaker._observe(self, status, base_ttl)
         return ttl
 
 

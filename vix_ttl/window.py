@@ -17,7 +17,8 @@ atomic step).
 from __future__ import annotations
 
 import math
-from typing import Protocol
+import threading
+from typing import Any, Protocol
 
 from vix_ttl._checks import check_seconds
 
@@ -28,7 +29,13 @@ MAX_BUCKETS = 1_000_000
 
 
 class Window(Protocol):
-    """What the breaker needs of a window: running totals over the last ``window_seconds``."""
+    """What a breaker needs of its window: running totals over the last ``window_seconds``.
+
+    The breaker calls ``add`` and ``advance`` under ``lock`` (its own lock when
+    the window brings none), and reads ``total``, ``panics`` and ``ratio``
+    under it too. ``RollingWindow`` is one process's window; fleet mode's
+    ``RedisWindow`` shares one through Redis and brings the lock its flusher takes.
+    """
 
     window_seconds: float
     bucket_seconds: float
@@ -36,13 +43,24 @@ class Window(Protocol):
     panics: int
 
     @property
-    def ratio(self) -> float: ...
+    def ratio(self) -> float:
+        """Panic samples / all samples; 0.0 for an empty window."""
 
-    def add(self, now: float, panic: bool) -> None: ...
+    @property
+    def lock(self) -> threading.Lock | None:
+        """The lock the window's own background work takes, if any."""
 
-    def advance(self, now: float) -> None: ...
+    def add(self, now: float, panic: bool) -> None:
+        """Count one sample at clock time *now*."""
 
-    def reset(self) -> None: ...
+    def advance(self, now: float) -> None:
+        """Drop the samples older than the window at clock time *now*."""
+
+    def reset(self) -> None:
+        """Forget every sample."""
+
+    def metrics(self) -> dict[str, Any]:
+        """Extra fields for the breaker's ``metrics()``."""
 
 
 class RollingWindow:
@@ -120,6 +138,15 @@ class RollingWindow:
     def ratio(self) -> float:
         """Panic samples / all samples; 0.0 for an empty window."""
         return self.panics / self.total if self.total else 0.0
+
+    @property
+    def lock(self) -> None:
+        """None: a window of one process has no background work; its breaker's lock guards it."""
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        """Nothing beyond the totals the breaker reports."""
+        return {}
 
     def advance(self, now: float) -> None:
         """Drop the samples that are older than the window at clock time *now*.
