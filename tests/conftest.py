@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from vix_ttl.registry import forget_breakers
+from vix_ttl.testing import forget_breakers
 
 
 @pytest.fixture(autouse=True)

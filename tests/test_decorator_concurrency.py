@@ -17,11 +17,6 @@ from vix_ttl.testing import FakeClock
 CALLERS = 50
 
 
-def vix(function: Any) -> Any:
-    """The decorator's call object behind a decorated function: its flights, its keys."""
-    return function._self_call
-
-
 def wait_until(predicate: Callable[[], bool]) -> None:
     """A rendezvous between threads (not a clock): spin until *predicate* holds."""
     deadline = time.monotonic() + 30
@@ -49,8 +44,7 @@ def test_threads_on_one_key_share_one_computation(status: str) -> None:
     threads = [threading.Thread(target=lambda: results.append(price(1))) for _ in range(CALLERS)]
     for thread in threads:
         thread.start()
-    flights = vix(price)._flights
-    wait_until(lambda: flights.waiting(vix(price).key((1,), {})) == CALLERS - 1)
+    wait_until(lambda: price.in_flight(1) == CALLERS - 1)
     release.set()
     for thread in threads:
         thread.join()
@@ -62,18 +56,18 @@ def test_threads_on_one_key_share_one_computation(status: str) -> None:
 
 
 def test_threads_on_different_keys_do_not_block_each_other() -> None:
-    release_one = threading.Event()
+    release_one, computing_one = threading.Event(), threading.Event()
 
     @vix_cached(60, status=lambda x: "normal", breaker=breaker())
     def price(x: int) -> int:
         if x == 1:
+            computing_one.set()
             release_one.wait(30)
         return x
 
     slow = threading.Thread(target=price, args=(1,))
     slow.start()
-    flights = vix(price)._flights
-    wait_until(lambda: vix(price).key((1,), {}) in flights._flights)
+    computing_one.wait(30)
     assert [price(k) for k in range(2, 10)] == list(range(2, 10))  # while key 1 is computing
     release_one.set()
     slow.join()
@@ -102,8 +96,7 @@ def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
     threads = [threading.Thread(target=call) for _ in range(10)]
     for thread in threads:
         thread.start()
-    flights = vix(price)._flights
-    wait_until(lambda: flights.waiting(vix(price).key((1,), {})) == 9)
+    wait_until(lambda: price.in_flight(1) == 9)
     release.set()
     for thread in threads:
         thread.join()
@@ -143,8 +136,7 @@ async def test_tasks_on_one_key_share_one_computation(status: str) -> None:
         return f"price-{x}"
 
     tasks = [asyncio.ensure_future(price(1)) for _ in range(CALLERS)]
-    key = vix(price).key((1,), {})
-    while vix(price)._flights.waiting(key) < CALLERS - 1:
+    while price.in_flight(1) < CALLERS - 1:
         await asyncio.sleep(0)  # let the tasks run up to the flight: a yield, not a wait
     release.set()
     assert await asyncio.gather(*tasks) == ["price-1"] * CALLERS
@@ -162,8 +154,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_computation() -> No
 
     first = asyncio.ensure_future(price(1))
     second = asyncio.ensure_future(price(1))
-    key = vix(price).key((1,), {})
-    while vix(price)._flights.waiting(key) < 1:
+    while price.in_flight(1) < 1:
         await asyncio.sleep(0)
     first.cancel()
     release.set()
@@ -206,8 +197,7 @@ async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
         return x
 
     tasks = [asyncio.ensure_future(price(1)) for _ in range(10)]
-    key = vix(price).key((1,), {})
-    while vix(price)._flights.waiting(key) < 9:
+    while price.in_flight(1) < 9:
         await asyncio.sleep(0)
     release.set()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)

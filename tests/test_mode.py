@@ -130,7 +130,6 @@ def test_reset_returns_to_normal() -> None:
     [
         ({"enter_high_volatility": 1.5}, r"enter_high_volatility must be a number in \[0, 1\]"),
         ({"exit_circuit_open": -0.1}, r"exit_circuit_open must be a number in \[0, 1\]"),
-        ({"enter_circuit_open": "0.8"}, "enter_circuit_open must be a number"),
         ({"enter_circuit_open": float("nan")}, "enter_circuit_open"),
         ({"exit_high_volatility": 0.5}, "exit_high_volatility .* strictly below enter_high_volatility"),
         ({"exit_circuit_open": 0.8}, "exit_circuit_open .* strictly below enter_circuit_open"),
@@ -147,6 +146,12 @@ def test_reset_returns_to_normal() -> None:
 def test_bad_thresholds_are_refused_with_the_reason(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Thresholds(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["0.8", None, True])
+def test_a_threshold_that_is_not_a_number_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="enter_circuit_open must be a number in"):
+        Thresholds(enter_circuit_open=value)  # type: ignore[arg-type]
 
 
 def test_thresholds_are_frozen() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vix_ttl.simulate import STRATEGIES, Scenario, lineup_leak, load_scenario, simulate
+from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
+from vix_ttl.simulate import STRATEGIES, simulate
 
 DATA = Path(__file__).parent / "data"
 STEP = 1 / 32

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from vix_ttl.testing import FakeClock
+from vix_ttl import get_breaker
+from vix_ttl.testing import FakeClock, forget_breakers
 
 pytest_plugins = ["pytester"]
 
@@ -16,19 +17,28 @@ def test_fake_clock_moves_only_when_told() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call", "match"),
+    ("call", "error", "match"),
     [
-        (lambda c: c.advance(-1), "seconds must be >= 0"),
-        (lambda c: c.set(5), "time cannot go back"),
-        (lambda c: c.advance(float("nan")), "finite number"),
-        (lambda c: c.set("soon"), "finite number"),
+        (lambda c: c.advance(-1), ValueError, "advance seconds must be a finite number of seconds >= 0"),
+        (lambda c: c.set(5), ValueError, "time cannot go back"),
+        (lambda c: c.advance(float("nan")), ValueError, "finite number"),
+        (lambda c: c.set(float("inf")), ValueError, "set t must be a finite number"),
+        (lambda c: c.set("soon"), TypeError, "set t must be a number of seconds, got 'soon'"),
+        (lambda c: c.advance(None), TypeError, "advance seconds must be a number"),
     ],
 )
-def test_fake_clock_refuses_bad_moves(call, match) -> None:  # type: ignore[no-untyped-def]
+def test_fake_clock_refuses_bad_moves(call, error, match) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(10)
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(error, match=match):
         call(clock)
     assert clock() == 10.0
+
+
+def test_forget_breakers_gives_each_test_fresh_breakers_by_name() -> None:
+    first = get_breaker("odds")
+    forget_breakers()
+    assert get_breaker("odds") is not first
+    first.record("panic")  # a breaker handed out before keeps working
 
 
 def test_the_pytest_plugin_gives_users_a_clock_and_a_breaker(pytester: pytest.Pytester) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-__all__ = ["check_clock", "check_seconds", "check_ttl"]
+__all__ = ["check_clock", "check_seconds", "check_time", "check_ttl"]
 
 
 def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
@@ -26,6 +26,20 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def check_time(name: str, value: object) -> float:
+    """*value* as a clock reading: any finite number of seconds.
+
+    Raises:
+        TypeError: *value* is not a real number.
+        ValueError: it is NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
     return float(value)
 
 

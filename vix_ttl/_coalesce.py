@@ -4,10 +4,11 @@ This is the backend protection that works from the first second of a panic,
 before the breaker has seen enough to step up: a thousand callers of the hot
 key during a bypass make one computation, not a thousand.
 
-``run(key, compute)`` returns the computed value (for asyncio, an awaitable
-of it); a caller knows it led the computation when its own *compute* ran. An
-exception raised by the computation reaches every caller that shared it;
-nothing is kept of it.
+``run(key, compute)`` returns ``(the computed value, led)``, where *led*
+says whether this caller's own *compute* ran (for asyncio, an awaitable of
+the pair). An exception raised by the computation reaches every caller that
+shared it; nothing is kept of it. (``vix_ttl._engine`` hands over exceptions
+as values, so only cancellations and interrupts travel as exceptions.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["AsyncFlights", "NoFlights", "ThreadFlights"]
+__all__ = ["AsyncFlights", "ThreadFlights"]
 
 
 class ThreadFlights:
@@ -36,7 +37,7 @@ class ThreadFlights:
             flight = self._flights.get(key)
             return 0 if flight is None else flight.waiting
 
-    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -45,7 +46,7 @@ class ThreadFlights:
             else:
                 flight.waiting += 1
         if not leader:
-            return flight.result.result()
+            return flight.result.result(), False
         try:
             value = compute()
         except BaseException as exc:
@@ -54,7 +55,7 @@ class ThreadFlights:
             raise
         self._land(key)
         flight.result.set_result(value)
-        return value
+        return value, True
 
     def _land(self, key: Hashable) -> None:
         # Before the result is published: a caller arriving after this starts
@@ -92,16 +93,18 @@ class AsyncFlights:
         flight = self._flights.get(key)
         return 0 if flight is None else len(flight.waiters) - 1
 
-    async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         loop = asyncio.get_running_loop()
         flight = self._flights.get(key)
-        if flight is None or flight.loop is not loop:
+        led = flight is None or flight.loop is not loop
+        if led:
             flight = _Flight(loop, asyncio.ensure_future(compute()))
             self._flights[key] = flight
             flight.task.add_done_callback(lambda task: self._land(key, flight))
+        assert flight is not None
         waiter: asyncio.Future[Any] = loop.create_future()
         flight.waiters.append(waiter)
-        return await waiter
+        return await waiter, led
 
     def _land(self, key: Hashable, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
@@ -126,12 +129,3 @@ class _Flight:
         self.loop = loop
         self.task = task
         self.waiters: list[asyncio.Future[Any]] = []
-
-
-class NoFlights:
-    """``coalesce=False``: every caller computes (sync, or returns the coroutine to await)."""
-
-    __slots__ = ()
-
-    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        return compute()

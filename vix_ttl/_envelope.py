@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from vix_ttl._signing import Signer
 from vix_ttl.status import VixStatus
 
-__all__ = ["Header", "fresh", "open_envelope", "seal", "seal_local"]
+__all__ = ["Header", "open_envelope", "seal", "seal_local"]
 
 _MARK = "vix_ttl:2|"
 _MARK_BYTES = _MARK.encode()
@@ -67,15 +67,6 @@ def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: byt
 def seal_local(header: Header, payload: Any) -> tuple[Any, ...]:
     """Wrap *payload* for an in-process store: a tuple, which only memory can hold."""
     return (_MARK, *header, payload)
-
-
-def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
-    """Whether an entry *age* seconds old may be served: ``0 <= age < min(stored, decided)``.
-
-    An entry stored "in the future" (a writer whose clock is ahead, or a forged
-    time) has no age we can trust: it is not fresh.
-    """
-    return 0 <= age < min(stored_ttl, decided_ttl)
 
 
 def open_envelope(

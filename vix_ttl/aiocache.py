@@ -17,7 +17,6 @@ This module imports aiocache: it is the edge of vix_ttl, never its core.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextvars
 import hashlib
@@ -25,44 +24,38 @@ import importlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
-from aiocache.backends.redis import RedisBackend
 from aiocache.base import SENTINEL, BaseCache
 from aiocache.decorators import cached as _aiocache_cached
 from aiocache.plugins import BasePlugin
-from aiocache.serializers import BaseSerializer, JsonSerializer, NullSerializer, PickleSerializer
+from aiocache.serializers import BaseSerializer, JsonSerializer
 
-from vix_ttl._checks import check_clock, check_seconds, check_ttl
-from vix_ttl._envelope import Header, fresh, open_envelope, seal, seal_local
-from vix_ttl._faults import REJECTED, UNSTORABLE, FaultLog
-from vix_ttl._keys import key_prefix, wire_key
-from vix_ttl._signing import Secret, Signer, signer_of
-from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import (
-    _BYPASS,
-    _ERROR,
-    _HIT,
-    _MISS,
-    _REJECTED,
-    _STALE,
-    _Call,
-    vix_cached,
+from vix_ttl._aiocache_backend import (
+    MEMCACHED_MAX_TTL,
+    RejectedEntryError,
+    backend_ttl,
+    expire_seconds,
+    key_bytes,
+    memcached_safe,
+    pickle_needs_secret,
+    runs_code,
 )
+from vix_ttl._checks import check_clock, check_ttl
+from vix_ttl._engine import fresh
+from vix_ttl._envelope import Header, open_envelope, seal, seal_local
+from vix_ttl._faults import REJECTED, FaultLog
+from vix_ttl._proxy import engine_of
+from vix_ttl._signing import Secret, signer_of
+from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.decorator import vix_cached
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
 __all__ = ["MEMCACHED_MAX_TTL", "VixPlugin", "VixSerializer", "backend_ttl", "cached"]
-
-_T = TypeVar("_T")
-
-MEMCACHED_MAX_TTL = 30 * 24 * 3600
-"""memcached reads a larger expiry as an absolute Unix time."""
-
-_MEMCACHED_MAX_KEY = 250  # bytes; and no spaces or control characters
 
 # What VixPlugin's pre hooks hand to VixSerializer for one command, and what dumps
 # decided for the post hooks. Context variables: one per task, and aiocache runs a
@@ -107,275 +100,6 @@ class _Handover:
         return handover, key
 
 
-class RejectedEntryError(Exception):
-    """Why an entry read from a shared store was not served (logged, never raised to callers)."""
-
-
-def backend_ttl(cache: BaseCache, ttl: float) -> float | int | None:
-    """The expiry to give *cache*'s backend for an entry decided to live *ttl* > 0 seconds.
-
-    ``None`` for an infinite TTL (no expiry). A TTL of 0 must never get here:
-    aiocache's memory and memcached backends read 0 as "never expire", and
-    Redis rejects it.
-    """
-    if ttl == math.inf:
-        return None
-    if isinstance(cache, MemcachedBackend):
-        return min(math.ceil(ttl), MEMCACHED_MAX_TTL)  # whole seconds, rounded up
-    if isinstance(cache, RedisBackend):
-        return max(float(ttl), 0.001)  # a float goes out as PSETEX milliseconds; 0 ms is refused
-    return float(ttl)
-
-
-def _expire_seconds(cache: BaseCache, ttl: float) -> float | int:
-    """``backend_ttl`` for ``expire``, which Redis and memcached take in whole seconds."""
-    seconds = backend_ttl(cache, ttl)
-    assert seconds is not None  # callers never expire an entry that lives forever
-    return seconds if isinstance(cache, SimpleMemoryBackend) else math.ceil(seconds)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _runs_code(serializer: BaseSerializer) -> bool:
-    """Whether decoding with *serializer* can run code an entry's writer chose."""
-    return isinstance(serializer, PickleSerializer)
-
-
-def _pickle_needs_secret(owner: str) -> ValueError:
-    return ValueError(
-        f"{owner}: this serializer unpickles, and unpickling an entry runs whatever code its "
-        f"writer put in it: anyone who can write to the cache server could run code here. "
-        f"Pass secret= (entries are then signed, and unsigned or forged ones are never "
-        f"unpickled), or use aiocache's JsonSerializer (the default)"
-    )
-
-
-def _key_bytes(cache: BaseCache, key: str, namespace: str | None = None) -> bytes:
-    """The key as the backend stores it (namespace included): what a signature covers."""
-    built = cache.build_key(key, namespace)
-    return built if isinstance(built, bytes) else str(built).encode()
-
-
-class AiocacheCall(_Call):
-    """``vix_cached`` over an aiocache cache: entries are envelopes, ages are wall-clock."""
-
-    def __init__(self, cache: BaseCache, *, namespace: str, signer: Signer | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.cache = cache
-        self._namespace = namespace
-        self._args_are_key = False  # the wire key is always built
-        wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
-        inner = cache.serializer if wrapper is None else wrapper.inner
-        self._in_process = isinstance(cache, SimpleMemoryBackend)
-        if signer is None and wrapper is not None:
-            signer = wrapper.signer
-        if self._in_process:
-            signer = None  # nobody else writes to this process's memory
-        elif signer is None and _runs_code(inner):
-            raise _pickle_needs_secret(f"vix_cached({self.name})")
-        self._signer = signer
-        self._dumps, self._loads = inner.dumps, inner.loads
-        # A value the serializer hands back changed ((1, 2) -> [1, 2] in JSON) would be a
-        # wrong value on every hit: such values are not stored. Pickle keeps types, and
-        # NullSerializer keeps the object itself.
-        self._check_round_trip = not isinstance(inner, PickleSerializer | NullSerializer)
-        # aiocache wraps every command in asyncio.wait_for (a task per call);
-        # we pass timeout=0 and bound the wait ourselves, for network backends only.
-        self._timeout = None if self._in_process else _checked_timeout(cache, self.name)
-        # aiomcache hands a connection back to its pool when a command on it is
-        # cancelled, with the reply still coming: the next command would read it.
-        # So a memcached command that takes too long is left to finish on its own.
-        self._detach = isinstance(cache, MemcachedBackend)
-        self._detached: set[asyncio.Future[Any]] = set()
-        self._rejections = FaultLog(self.name, events=REJECTED)
-        self._unstorable = FaultLog(self.name, events=UNSTORABLE)
-        self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], str] = self._vix_key
-
-    def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], str]) -> None:
-        """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
-        self._wire_key = build
-
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        """The wire key of one call (before the cache's own namespace)."""
-        return self._wire_key(args, kwargs)
-
-    def _vix_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        # Always the pair: a call f(x, a=1) and a call f((x,), {"a": 1}) must not meet.
-        logical = (args, kwargs) if self._user_key is None else self._user_key(*args, **kwargs)
-        try:
-            return wire_key(self._namespace, logical)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"vix_cached({self.name}): {exc}") from None
-
-    async def __call__(
-        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        ttl, key, status, base = self._prepare(instance, args, kwargs)
-        signed_key = None if self._signer is None else _key_bytes(self.cache, key)
-        outcome = _BYPASS
-        # A hung backend costs a call one timeout in all: the write gets what the read left.
-        budget = self._timeout
-        if ttl:
-            started = time.monotonic()
-            try:
-                raw = await self._bounded(self.cache.get(key, loads_fn=_identity, timeout=0), budget)
-            except UnicodeDecodeError as exc:  # the backend could not decode what someone wrote
-                outcome = self._reject(f"it is not text in the serializer's encoding: {exc}")
-            except Exception as exc:
-                self._faults.failed("get", exc)
-                outcome = _ERROR
-            else:
-                if self._faults.failing:
-                    self._faults.recovered()
-                if raw is None:
-                    outcome = _MISS
-                else:
-                    opened = open_envelope(raw, signer=self._signer, key=signed_key)
-                    if opened is None:
-                        outcome = self._reject("not a valid, signed vix_ttl entry")
-                    elif fresh(self._clock() - opened[0].stored_at, opened[0].ttl, ttl):
-                        try:
-                            value = self._loads(opened[1])
-                        except Exception as exc:
-                            outcome = self._reject(f"its payload does not decode: {exc!r}")
-                        else:
-                            if self._rejections.failing:
-                                self._rejections.recovered()
-                            self._count(_HIT)
-                            return value
-                    else:
-                        outcome = _STALE
-            if budget is not None:
-                budget -= time.monotonic() - started
-        return await self._compute_async(
-            key,
-            outcome,
-            lambda: wrapped(*args, **kwargs),
-            lambda value: self._write(
-                key, signed_key, value, Header(self._clock(), ttl, base, status.value), budget
-            ),
-        )
-
-    async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
-        """Await a backend *command* for at most *budget* seconds (None: no bound)."""
-        if not self._detach:
-            async with asyncio.timeout(budget):
-                return await command
-        task = asyncio.ensure_future(command)
-        self._detached.add(task)  # a strong reference until it ends, late or not
-        task.add_done_callback(self._land)
-        async with asyncio.timeout(budget):
-            return await asyncio.shield(task)
-
-    def _land(self, task: asyncio.Future[Any]) -> None:
-        self._detached.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a late failure was already counted when it timed out
-
-    def _reject(self, reason: str) -> str:
-        self._rejections.failed("get", RejectedEntryError(reason))
-        return _REJECTED
-
-    async def _write(
-        self, key: str, signed_key: bytes | None, value: Any, header: Header, budget: float | None
-    ) -> bool:
-        """Store *value* in its envelope within *budget* seconds; False if it was not stored."""
-        try:
-            payload = self._dumps(value)
-            if self._check_round_trip and not _same(self._loads(payload), value):
-                raise TypeError(
-                    f"the cache's serializer gives back another value than {type(value).__name__} "
-                    f"{_short(value)} (JSON turns tuples into lists and int keys into str): return what "
-                    f"it keeps, or use a serializer that keeps types (PickleSerializer, with a secret)"
-                )
-        except Exception as exc:
-            self._unstorable.failed("dumps", exc)
-            return False
-        if self._unstorable.failing:
-            self._unstorable.recovered()
-        if self._in_process:
-            envelope = seal_local(header, payload)
-        else:
-            envelope = seal(header, payload, signer=self._signer, key=signed_key)
-        try:
-            if budget is not None and budget <= 0:
-                raise TimeoutError("the read took the call's whole timeout: not writing")
-            set_ttl = backend_ttl(self.cache, header.ttl)
-            await self._bounded(
-                self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=_identity, timeout=0), budget
-            )
-        except Exception as exc:
-            self._faults.failed("set", exc)
-            return False
-        return True
-
-    async def cache_clear(self) -> None:
-        """Delete this function's entries (memory and Redis; memcached cannot list keys)."""
-        if isinstance(self.cache, MemcachedBackend):
-            raise NotImplementedError(
-                "memcached cannot delete entries by prefix: use invalidate(...) per key, "
-                "or let the entries expire (their TTLs are short by design)"
-            )
-        prefix = _key_bytes(self.cache, key_prefix(self._namespace)).decode()
-        try:
-            if isinstance(self.cache, RedisBackend):
-                await self._bounded(self._clear_redis(prefix), self._timeout)
-            else:
-                await self.cache.clear(namespace=prefix)
-        except Exception as exc:  # fail open: the entries expire on their own
-            self._faults.failed("clear", exc)
-        self._reset_counts()
-
-    async def _clear_redis(self, prefix: str) -> None:
-        # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
-        # key_prefix never holds a glob character, so the pattern is the prefix itself.
-        client = self.cache.client
-        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-
-    async def invalidate(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        if instance is not None:
-            args = (instance, *args)
-        key = self.key(args, kwargs)
-        try:
-            return bool(await self._bounded(self.cache.delete(key, timeout=0), self._timeout))
-        except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
-            self._faults.failed("delete", exc)
-            return False
-
-
-def _checked_timeout(cache: BaseCache, name: str) -> float | None:
-    """The cache's ``timeout`` as vix_ttl's budget per call (None or 0: unbounded)."""
-    if not cache.timeout:
-        return None
-    try:
-        return check_seconds("the cache's timeout", cache.timeout, positive=True)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"vix_cached({name}): {exc} (None or 0: no timeout)") from None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down: what a hit must give back."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        typed_keys = {(type(k), k) for k in a} == {(type(k), k) for k in b}
-        return typed_keys and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 class VixSerializer(BaseSerializer):  # type: ignore[misc]
     """An aiocache serializer that stores an envelope and serves values only while fresh.
 
@@ -417,8 +141,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if not isinstance(self.inner, BaseSerializer):
             raise TypeError(f"VixSerializer: serializer must be an aiocache serializer, got {self.inner!r}")
         self.signer = signer_of(secret, owner="VixSerializer")
-        if self.signer is None and _runs_code(self.inner):
-            raise _pickle_needs_secret("VixSerializer")
+        if self.signer is None and runs_code(self.inner):
+            raise pickle_needs_secret("VixSerializer")
         super().__init__(encoding=self.inner.encoding)
         self.breaker = get_breaker(breaker) if isinstance(breaker, str) else breaker
         if not isinstance(self.breaker, VIXCircuitBreaker):
@@ -516,7 +240,7 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
 
 def _hand_over(client: BaseCache, keys: list[Any], namespace: str | None, ttl: Any = None) -> None:
     in_process = isinstance(client, SimpleMemoryBackend)
-    built = [b"" if in_process else _key_bytes(client, key, namespace) for key in keys]
+    built = [b"" if in_process else key_bytes(client, key, namespace) for key in keys]
     if ttl is None:  # a read
         _handover.set(_Handover(built, in_process=in_process))
         return
@@ -541,7 +265,7 @@ async def _expire(client: BaseCache, keys: list[Any], ttl: Any, namespace: str |
         elif seconds != given:
             # aiocache's expire(key, 0) removes the expiry on every backend (PERSIST, touch 0).
             never = seconds == math.inf
-            await client.expire(key, 0 if never else _expire_seconds(client, seconds), namespace=namespace)
+            await client.expire(key, 0 if never else expire_seconds(client, seconds), namespace=namespace)
 
 
 class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's name
@@ -599,11 +323,11 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
             if not (self.key or self.key_builder):
                 _refuse_address_keys(f, args, kwargs)
             built = str(self.get_cache_key(f, args, kwargs))
-            if memcached and not _memcached_safe(f"{self.cache.namespace or ''}{built}"):
+            if memcached and not memcached_safe(f"{self.cache.namespace or ''}{built}"):
                 return "vix_ttl:#" + _digest(built)
             return built
 
-        cast(Any, wrapper)._self_call.use_keys(key)
+        engine_of(wrapper).use_keys(key)  # type: ignore[attr-defined]
         return wrapper
 
 
@@ -633,11 +357,6 @@ def _leaves(value: Any) -> Iterator[Any]:
             yield from _leaves(item)
     else:
         yield value
-
-
-def _memcached_safe(key: str) -> bool:
-    """Whether memcached stores *key* as it is (aiocache rewrites spaces; memcached refuses the rest)."""
-    return len(key) <= _MEMCACHED_MAX_KEY and all(" " < char < "\x7f" for char in key)
 
 
 def _digest(key: str) -> str:

@@ -49,6 +49,7 @@ class BreakerConfig:
     stabilization_seconds: float
     clock: Clock
 
+
 _log = structlog.get_logger("vix_ttl")
 
 # Module constants: reading an Enum member off its class is slow on the hot path.

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.mode import Thresholds, Transition
-from vix_ttl.simulate import STRATEGIES, Scenario, StrategyResult, lineup_leak, load_scenario, share, simulate
+from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
+from vix_ttl.simulate import STRATEGIES, StrategyResult, share, simulate
 from vix_ttl.testing import FakeClock
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug

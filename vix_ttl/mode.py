@@ -31,6 +31,7 @@ class Thresholds:
     """Panic ratios at which the breaker steps up (enter, ``>=``) and down (exit, ``<``).
 
     Raises:
+        TypeError: A value is not a number.
         ValueError: A value is outside [0, 1], an exit is not strictly below
             its enter, ``exit_high_volatility > exit_circuit_open`` or
             ``enter_high_volatility > enter_circuit_open``.
@@ -49,7 +50,9 @@ class Thresholds:
             "exit_circuit_open",
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"Thresholds.{name} must be a number in [0, 1], got {value!r}")
+            if not 0 <= value <= 1:  # NaN fails this too
                 raise ValueError(f"Thresholds.{name} must be a number in [0, 1], got {value!r}")
         for mode in ("high_volatility", "circuit_open"):
             enter, exit_ = getattr(self, f"enter_{mode}"), getattr(self, f"exit_{mode}")

@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # files, never a window
 
 import matplotlib.pyplot as plt
 
-from vix_ttl.simulate import Scenario, StrategyResult
+from vix_ttl.scenario import Scenario
+from vix_ttl.simulate import StrategyResult
 
 __all__ = ["plot"]
 

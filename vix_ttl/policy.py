@@ -107,10 +107,7 @@ class TTLPolicy:
         self._rules = rules
         # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base).
         self._floors: dict[Mode, dict[VixStatus, float | None]] = {
-            m: {
-                s: None if r is BYPASS else 0.0 if r is BASE else float(r)
-                for s, r in row.items()
-            }
+            m: {s: None if r is BYPASS else 0.0 if r is BASE else float(r) for s, r in row.items()}
             for m, row in rules.items()
         }
         # Decisions are immutable and few (3 modes x 3 statuses x the callers'

@@ -86,8 +86,8 @@ class VixCollector:
                 "Calls of @vix_cached functions, per result",
                 labels=["function", "result"],
             )
-            for function, call in sorted(cached_functions().items()):
-                info = call.cache_info()
+            for function, cache_info in sorted(cached_functions().items()):
+                info = cache_info()
                 for result in CacheInfo._fields:
                     requests.add_metric([function, _RESULTS[result]], getattr(info, result))
             yield requests

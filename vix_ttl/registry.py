@@ -48,7 +48,7 @@ def known_breakers() -> dict[str, VIXCircuitBreaker]:
         return dict(_breakers)
 
 
-def forget_breakers() -> None:
-    """Empty the registry (for tests: breakers already handed out keep working)."""
+def _clear() -> None:
+    """Empty the registry (``vix_ttl.testing.forget_breakers``)."""
     with _lock:
         _breakers.clear()

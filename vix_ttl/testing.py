@@ -7,10 +7,12 @@ the fixtures ``vix_clock`` and ``vix_breaker``.
 
 from __future__ import annotations
 
-import math
 import threading
 
-__all__ = ["FakeClock"]
+from vix_ttl._checks import check_seconds, check_time
+from vix_ttl.registry import _clear as _clear_registry
+
+__all__ = ["FakeClock", "forget_breakers"]
 
 
 class FakeClock:
@@ -22,7 +24,7 @@ class FakeClock:
     __slots__ = ("_lock", "_now")
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = _check_time("start", start)
+        self._now = check_time("FakeClock start", start)
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
@@ -30,16 +32,14 @@ class FakeClock:
 
     def advance(self, seconds: float) -> float:
         """Move forward by *seconds* (>= 0) and return the new time."""
-        seconds = _check_time("seconds", seconds)
-        if seconds < 0:
-            raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
+        seconds = check_seconds("FakeClock.advance seconds", seconds)
         with self._lock:
             self._now += seconds
             return self._now
 
     def set(self, t: float) -> float:
         """Jump to time *t*, which must not be earlier than now; return it."""
-        t = _check_time("t", t)
+        t = check_time("FakeClock.set t", t)
         with self._lock:
             if t < self._now:
                 raise ValueError(f"FakeClock.set: time cannot go back (now {self._now!r}, asked {t!r})")
@@ -50,7 +50,9 @@ class FakeClock:
         return f"FakeClock({self._now!r})"
 
 
-def _check_time(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"FakeClock: {name} must be a finite number of seconds, got {value!r}")
-    return float(value)
+def forget_breakers() -> None:
+    """Empty the breaker registry, so each test gets fresh breakers by name.
+
+    Breakers already handed out keep working; ``get_breaker`` makes new ones.
+    """
+    _clear_registry()

@@ -1,0 +1,79 @@
+"""The import graph ARCHITECTURE.md draws: one way, the core free of integrations."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "vix_ttl"
+
+# ARCHITECTURE.md's layers: a module imports only modules of earlier layers (or its own
+# layer's modules listed before it).
+LAYERS = [
+    ["_checks", "_enum", "status", "_signing", "_keys", "_faults"],
+    ["window", "mode", "policy", "_envelope", "_coalesce"],
+    ["breaker", "registry", "detector"],
+    ["_engine", "_mapping", "_proxy", "decorator"],
+    [
+        "__init__",
+        "_aiocache_backend",
+        "aiocache",
+        "_aiocache_store",
+        "fleet",
+        "prometheus",
+        "_virtual_loop",
+        "scenario",
+        "simulate",
+        "plot",
+        "testing",
+        "pytest_plugin",
+        "cli",
+        "__main__",
+    ],
+]
+ORDER = {
+    module: (layer, position)
+    for layer, modules in enumerate(LAYERS)
+    for position, module in enumerate(modules)
+}
+EDGES = set(LAYERS[-1]) - {"__init__", "testing", "pytest_plugin", "__main__"}
+
+
+def imports_of(module: str) -> set[str]:
+    """The vix_ttl modules *module* imports, at module level or inside functions."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vix_ttl"):
+            name = node.module.removeprefix("vix_ttl").lstrip(".")
+            found |= {name} if name else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("vix_ttl.") for a in node.names if a.name.startswith("vix_ttl.")}
+    return found - {module}
+
+
+def test_every_module_has_a_place_in_the_layers() -> None:
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert modules == set(ORDER)
+
+
+@pytest.mark.parametrize("module", sorted(ORDER))
+def test_imports_flow_one_way(module: str) -> None:
+    for imported in imports_of(module):
+        assert imported in ORDER, f"{module} imports unknown vix_ttl.{imported}"
+        if ORDER[module][0] < len(LAYERS) - 1:  # the core: strictly earlier, never an edge
+            assert imported not in EDGES, f"the core module {module} imports the edge {imported}"
+            assert ORDER[imported] < ORDER[module], f"{module} imports {imported}, which comes after it"
+
+
+def test_import_vix_ttl_loads_no_integration() -> None:
+    integrations = ("aiocache", "redis", "prometheus_client", "matplotlib")
+    probe = f"import sys, vix_ttl; print(sorted(m for m in {integrations!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

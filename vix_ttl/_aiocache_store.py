@@ -1,0 +1,280 @@
+"""The aiocache store of ``@vix_cached``: memory, Redis and memcached, through aiocache 0.12.
+
+Entries are envelopes (``vix_ttl._envelope``) under stable wire keys
+(``vix_ttl._keys``), signed on shared backends, aged on wall-clock time (they
+cross processes). Found by ``vix_cached`` through the ``vix_ttl.stores`` entry
+point ``aiocache``: the core never imports this module. It imports aiocache:
+the edge of vix_ttl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiocache.backends.memcached import MemcachedBackend
+from aiocache.backends.memory import SimpleMemoryBackend
+from aiocache.backends.redis import RedisBackend
+from aiocache.base import BaseCache
+from aiocache.serializers import NullSerializer, PickleSerializer
+
+from vix_ttl._aiocache_backend import (
+    RejectedEntryError,
+    backend_ttl,
+    identity,
+    key_bytes,
+    pickle_needs_secret,
+    runs_code,
+)
+from vix_ttl._checks import check_seconds
+from vix_ttl._coalesce import AsyncFlights
+from vix_ttl._engine import BYPASS, ERROR, HIT, MISS, REJECTED, STALE, Engine, Options, fresh
+from vix_ttl._envelope import Header, open_envelope, seal, seal_local
+from vix_ttl._faults import REJECTED as REJECTED_EVENTS
+from vix_ttl._faults import UNSTORABLE, FaultLog
+from vix_ttl._keys import key_prefix, wire_key
+from vix_ttl.aiocache import VixSerializer
+
+__all__ = ["ADAPTER", "AiocacheEngine"]
+
+_T = TypeVar("_T")
+
+
+class _Adapter:
+    """The ``vix_ttl.stores`` entry point: aiocache caches, for coroutine functions."""
+
+    def accepts(self, cache: object) -> bool:
+        return isinstance(cache, BaseCache)
+
+    def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
+        if not is_async:
+            raise TypeError(
+                f"vix_cached({options.name}): an aiocache cache serves async functions only; "
+                f"use cache=None or a cachetools cache for a sync function"
+            )
+        return AiocacheEngine(cache, options)
+
+
+ADAPTER = _Adapter()
+
+
+class AiocacheEngine(Engine):
+    """``vix_cached`` over an aiocache cache: entries are envelopes, ages are wall-clock."""
+
+    def __init__(self, cache: BaseCache, options: Options) -> None:
+        super().__init__(
+            options, clock=options.clock or time.time, flights=AsyncFlights() if options.coalesce else None
+        )
+        self.cache = cache
+        self._namespace = options.namespace
+        signer = options.signer
+        self._args_are_key = False  # the wire key is always built
+        wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
+        inner = cache.serializer if wrapper is None else wrapper.inner
+        self._in_process = isinstance(cache, SimpleMemoryBackend)
+        if signer is None and wrapper is not None:
+            signer = wrapper.signer
+        if self._in_process:
+            signer = None  # nobody else writes to this process's memory
+        elif signer is None and runs_code(inner):
+            raise pickle_needs_secret(f"vix_cached({self.name})")
+        self._signer = signer
+        self._dumps, self._loads = inner.dumps, inner.loads
+        # A value the serializer hands back changed ((1, 2) -> [1, 2] in JSON) would be a
+        # wrong value on every hit: such values are not stored. Pickle keeps types, and
+        # NullSerializer keeps the object itself.
+        self._check_round_trip = not isinstance(inner, PickleSerializer | NullSerializer)
+        # aiocache wraps every command in asyncio.wait_for (a task per call);
+        # we pass timeout=0 and bound the wait ourselves, for network backends only.
+        self._timeout = None if self._in_process else _checked_timeout(cache, self.name)
+        # aiomcache hands a connection back to its pool when a command on it is
+        # cancelled, with the reply still coming: the next command would read it.
+        # So a memcached command that takes too long is left to finish on its own.
+        self._detach = isinstance(cache, MemcachedBackend)
+        self._detached: set[asyncio.Future[Any]] = set()
+        self._rejections = FaultLog(self.name, events=REJECTED_EVENTS)
+        self._unstorable = FaultLog(self.name, events=UNSTORABLE)
+        self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], str] = self._vix_key
+
+    def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], str]) -> None:
+        """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
+        self._wire_key = build
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The wire key of one call (before the cache's own namespace)."""
+        return self._wire_key(args, kwargs)
+
+    def _vix_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        # Always the pair: a call f(x, a=1) and a call f((x,), {"a": 1}) must not meet.
+        logical = (args, kwargs) if self._user_key is None else self._user_key(*args, **kwargs)
+        try:
+            return wire_key(self._namespace, logical)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"vix_cached({self.name}): {exc}") from None
+
+    async def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        ttl, key, status, base = self.prepare(args if instance is None else (instance, *args), kwargs)
+        signed_key = None if self._signer is None else key_bytes(self.cache, key)
+        outcome = BYPASS
+        # A hung backend costs a call one timeout in all: the write gets what the read left.
+        budget = self._timeout
+        if ttl:
+            started = time.monotonic()
+            try:
+                raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), budget)
+            except UnicodeDecodeError as exc:  # the backend could not decode what someone wrote
+                outcome = self._reject(f"it is not text in the serializer's encoding: {exc}")
+            except Exception as exc:
+                self._faults.failed("get", exc)
+                outcome = ERROR
+            else:
+                if self._faults.failing:
+                    self._faults.recovered()
+                if raw is None:
+                    outcome = MISS
+                else:
+                    opened = open_envelope(raw, signer=self._signer, key=signed_key)
+                    if opened is None:
+                        outcome = self._reject("not a valid, signed vix_ttl entry")
+                    elif fresh(self._clock() - opened[0].stored_at, opened[0].ttl, ttl):
+                        try:
+                            value = self._loads(opened[1])
+                        except Exception as exc:
+                            outcome = self._reject(f"its payload does not decode: {exc!r}")
+                        else:
+                            if self._rejections.failing:
+                                self._rejections.recovered()
+                            self.count(HIT)
+                            return value
+                    else:
+                        outcome = STALE
+            if budget is not None:
+                budget -= time.monotonic() - started
+        return await self.compute_async(
+            key,
+            outcome,
+            lambda: wrapped(*args, **kwargs),
+            lambda value: self._write(
+                key, signed_key, value, Header(self._clock(), ttl, base, status.value), budget
+            ),
+        )
+
+    async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
+        """Await a backend *command* for at most *budget* seconds (None: no bound)."""
+        if not self._detach:
+            async with asyncio.timeout(budget):
+                return await command
+        task = asyncio.ensure_future(command)
+        self._detached.add(task)  # a strong reference until it ends, late or not
+        task.add_done_callback(self._land)
+        async with asyncio.timeout(budget):
+            return await asyncio.shield(task)
+
+    def _land(self, task: asyncio.Future[Any]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure was already counted when it timed out
+
+    def _reject(self, reason: str) -> str:
+        self._rejections.failed("get", RejectedEntryError(reason))
+        return REJECTED
+
+    async def _write(
+        self, key: str, signed_key: bytes | None, value: Any, header: Header, budget: float | None
+    ) -> bool:
+        """Store *value* in its envelope within *budget* seconds; False if it was not stored."""
+        try:
+            payload = self._dumps(value)
+            if self._check_round_trip and not _same(self._loads(payload), value):
+                raise TypeError(
+                    f"the cache's serializer gives back another value than {type(value).__name__} "
+                    f"{_short(value)} (JSON turns tuples into lists and int keys into str): return what "
+                    f"it keeps, or use a serializer that keeps types (PickleSerializer, with a secret)"
+                )
+        except Exception as exc:
+            self._unstorable.failed("dumps", exc)
+            return False
+        if self._unstorable.failing:
+            self._unstorable.recovered()
+        if self._in_process:
+            envelope = seal_local(header, payload)
+        else:
+            envelope = seal(header, payload, signer=self._signer, key=signed_key)
+        try:
+            if budget is not None and budget <= 0:
+                raise TimeoutError("the read took the call's whole timeout: not writing")
+            set_ttl = backend_ttl(self.cache, header.ttl)
+            await self._bounded(
+                self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=identity, timeout=0), budget
+            )
+        except Exception as exc:
+            self._faults.failed("set", exc)
+            return False
+        return True
+
+    async def cache_clear(self) -> None:
+        """Delete this function's entries (memory and Redis; memcached cannot list keys)."""
+        if isinstance(self.cache, MemcachedBackend):
+            raise NotImplementedError(
+                "memcached cannot delete entries by prefix: use invalidate(...) per key, "
+                "or let the entries expire (their TTLs are short by design)"
+            )
+        prefix = key_bytes(self.cache, key_prefix(self._namespace)).decode()
+        try:
+            if isinstance(self.cache, RedisBackend):
+                await self._bounded(self._clear_redis(prefix), self._timeout)
+            else:
+                await self.cache.clear(namespace=prefix)
+        except Exception as exc:  # fail open: the entries expire on their own
+            self._faults.failed("clear", exc)
+        self._reset_counts()
+
+    async def _clear_redis(self, prefix: str) -> None:
+        # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
+        # key_prefix never holds a glob character, so the pattern is the prefix itself.
+        client = self.cache.client
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+
+    async def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        key = self.key(args, kwargs)
+        try:
+            return bool(await self._bounded(self.cache.delete(key, timeout=0), self._timeout))
+        except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
+            self._faults.failed("delete", exc)
+            return False
+
+
+def _checked_timeout(cache: BaseCache, name: str) -> float | None:
+    """The cache's ``timeout`` as vix_ttl's budget per call (None or 0: unbounded)."""
+    if not cache.timeout:
+        return None
+    try:
+        return check_seconds("the cache's timeout", cache.timeout, positive=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"vix_cached({name}): {exc} (None or 0: no timeout)") from None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down: what a hit must give back."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        typed_keys = {(type(k), k) for k in a} == {(type(k), k) for k in b}
+        return typed_keys and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

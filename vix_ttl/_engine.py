@@ -1,0 +1,302 @@
+"""The call engine of ``@vix_cached``: what every store shares.
+
+One call, whatever the store: the status of its arguments is recorded and the
+TTL decided in one step of the breaker (``Engine.prepare``); a TTL of 0
+bypasses the store; else a stored entry is served while ``fresh``; else the
+function is computed, shared with concurrent callers of the key
+(``Engine.compute`` / ``compute_async``), stored, and the call counted under
+exactly one ``CacheInfo`` field.
+
+A store adapter (``vix_ttl._mapping`` for in-process mappings, the aiocache
+one at the edge) subclasses ``Engine`` with its lookup and its write. Adapters
+for other kinds of cache are found through the ``vix_ttl.stores`` entry points
+(``StoreAdapter``): the core never imports an integration.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from cachetools.keys import hashkey
+
+from vix_ttl._checks import check_ttl
+from vix_ttl._faults import FaultLog
+from vix_ttl._signing import Signer
+from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.status import VixStatus
+
+__all__ = [
+    "BYPASS",
+    "COALESCED",
+    "ERROR",
+    "HIT",
+    "MISS",
+    "REJECTED",
+    "STALE",
+    "CacheInfo",
+    "Compute",
+    "Engine",
+    "Entry",
+    "Options",
+    "StoreAdapter",
+    "TTLArg",
+    "cached_functions",
+    "fresh",
+]
+
+TTLArg = float | Callable[..., float]
+"""A base TTL: seconds (``inf``: never expires), or a callable of the call's arguments."""
+
+
+class CacheInfo(NamedTuple):
+    """What happened to each call; every call counts under exactly one field."""
+
+    hits: int
+    """Served from the cache."""
+    misses: int
+    """No entry: computed."""
+    stale: int
+    """An entry too old for the TTL decided now (or the one it was stored with): computed."""
+    bypasses: int
+    """The policy bypassed the cache (TTL 0): computed, nothing read or written."""
+    coalesced: int
+    """Joined another call's computation of the same key."""
+    errors: int
+    """The cache backend failed (or could not store the value): computed anyway."""
+    rejected: int
+    """An entry of a shared store failed its signature check or could not be decoded: computed."""
+
+    @property
+    def calls(self) -> int:
+        """All the calls counted."""
+        return sum(self)
+
+
+# The CacheInfo fields, as the outcomes of a call.
+HIT, MISS, STALE, BYPASS, COALESCED, ERROR, REJECTED = CacheInfo._fields
+
+
+class Entry(NamedTuple):
+    """What an in-process store holds for one key."""
+
+    value: Any
+    stored_at: float
+    ttl: float
+
+
+def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
+    """The freshness rule: an entry *age* seconds old is served while ``0 <= age < min(stored, decided)``.
+
+    An entry stored in calm with a long TTL is not served during panic, one
+    stored in panic for 5 s is not stretched when calm returns, and one stored
+    "in the future" (a writer's clock ahead, a forged time) has no age to trust.
+    """
+    return 0 <= age < min(stored_ttl, decided_ttl)
+
+
+class Compute(NamedTuple):
+    """Why a call computes (its ``CacheInfo`` field), with the TTL and key to store it under."""
+
+    outcome: str
+    ttl: float
+    key: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The options of one decorated function, checked and resolved at decoration time."""
+
+    name: str
+    """``module.qualname``: in logs, errors and metrics."""
+    status: Callable[..., Any]
+    bases: dict[VixStatus, tuple[VixStatus, TTLArg]]
+    """Status -> (status, base TTL): one lookup takes a status member or its name."""
+    breaker: VIXCircuitBreaker
+    key: Callable[..., Hashable] | None
+    namespace: str
+    coalesce: bool
+    signer: Signer | None
+    clock: Callable[[], float] | None
+    """None: the store's default (the breaker's clock in-process, wall-clock on shared stores)."""
+
+
+class StoreAdapter(Protocol):
+    """How a kind of cache becomes a store of ``@vix_cached`` (entry points ``vix_ttl.stores``)."""
+
+    def accepts(self, cache: object) -> bool:
+        """Whether *cache* is of this adapter's kind."""
+
+    def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
+        """The engine of one decorated function over *cache* (errors: at decoration time)."""
+
+
+class _Raised(NamedTuple):
+    """A computation's exception, carried to every caller that shared the computation."""
+
+    error: Exception
+
+
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def cached_functions() -> dict[str, Callable[[], CacheInfo]]:
+    """Every live ``@vix_cached`` function: ``module.qualname`` -> its ``cache_info`` (for exporters)."""
+    return {engine.name: engine.cache_info for engine in list(_engines)}
+
+
+class Engine(ABC):
+    """What every store shares: from the call's arguments to (TTL, key), computing, counting.
+
+    A store adapter adds the call itself (lookup, compute on a miss, write) and
+    the two controls that act on its store.
+    """
+
+    cache: Any
+    # One count per CacheInfo field, guarded by `lock`; a hit path adds to `hits` by name.
+    hits: int
+
+    def __init__(self, options: Options, *, clock: Callable[[], float], flights: Any) -> None:
+        self.name = options.name
+        self.breaker = options.breaker
+        self._status = options.status
+        self._bases = options.bases
+        self._observe = options.breaker._observe
+        self._user_key = options.key
+        self._args_are_key = options.key is None  # without kwargs, the arguments are the key as they are
+        self._clock = clock
+        self._flights = flights  # None: every caller computes
+        self.lock = threading.Lock()
+        self._faults = FaultLog(self.name)
+        self._reset_counts()
+        _engines.add(self)
+
+    @abstractmethod
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """One call of the decorated function (*instance*: its ``self`` / ``cls``, or None)."""
+
+    @abstractmethod
+    def cache_clear(self) -> Any:
+        """Drop every entry of this function and zero the counts."""
+
+    @abstractmethod
+    def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Drop the entry of one call (*args* with ``self`` for methods)."""
+
+    # -- from the call's arguments to its TTL and key -------------------------------------
+
+    def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, Any, VixStatus, float]:
+        """``(ttl, key, status, base_ttl)`` of one call (*args* with ``self`` for methods); recorded."""
+        status = self._status(*args, **kwargs)
+        try:  # a member or its name: one lookup for both (they hash alike)
+            status, base = self._bases[status]
+        except (KeyError, TypeError):
+            status, base = self._bases[self.checked_status(status)]
+        if base.__class__ is not float:  # a ttl function
+            base = self.checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+        key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
+        return self._observe(status, base), key, status, base
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The cache key of one call: what ``key=`` returns, else the arguments (``self`` included)."""
+        if self._user_key is not None:
+            return self._user_key(*args, **kwargs)
+        return hashkey(*args, **kwargs) if kwargs else args
+
+    def hashable(self, key: Any) -> Any:
+        """*key*, or a clear error when it cannot be one."""
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise TypeError(
+                f"vix_cached({self.name}): the cache key must be hashable ({exc}); "
+                f"pass key= to build one from these arguments"
+            ) from None
+        return key
+
+    def checked_status(self, status: Any) -> VixStatus:
+        try:
+            return VixStatus.coerce(status)
+        except ValueError as exc:
+            raise ValueError(f"vix_cached({self.name}): the status function returned {exc}") from None
+
+    def checked_ttl(self, ttl: Any) -> float:
+        try:
+            return check_ttl("ttl", ttl)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"vix_cached({self.name}): the ttl function returned an invalid value: {exc}"
+            ) from None
+
+    # -- computing, shared with concurrent callers of the key ----------------------------
+
+    def compute(self, key: Any, outcome: str, produce: Callable[[], Any], keep: Callable[[Any], bool]) -> Any:
+        """Compute (shared with concurrent callers of *key*), store unless bypassing, count the call."""
+
+        def run() -> tuple[Any, bool]:
+            try:
+                value = produce()
+            except Exception as exc:
+                return _Raised(exc), True
+            return value, outcome is BYPASS or keep(value)
+
+        (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
+        return self._counted(value, led, stored, outcome)
+
+    async def compute_async(
+        self,
+        key: Any,
+        outcome: str,
+        produce: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any], Awaitable[bool]],
+    ) -> Any:
+        """``compute`` for coroutine functions and asynchronous stores."""
+
+        async def run() -> tuple[Any, bool]:
+            try:
+                value = await produce()
+            except Exception as exc:
+                return _Raised(exc), True
+            return value, outcome is BYPASS or await keep(value)
+
+        (value, stored), led = (
+            (await run(), True) if self._flights is None else await self._flights.run(key, run)
+        )
+        return self._counted(value, led, stored, outcome)
+
+    def _counted(self, value: Any, led: bool, stored: bool, outcome: str) -> Any:
+        """Count the call (the caller that led the computation counts why it computed), then return."""
+        if not led:
+            outcome = COALESCED
+        elif not stored:
+            outcome = ERROR
+        self.count(outcome)
+        if value.__class__ is _Raised:
+            raise value.error
+        return value
+
+    def in_flight(self, key: Any) -> int:
+        """How many calls for *key* wait now on a computation another call leads."""
+        return 0 if self._flights is None else int(self._flights.waiting(key))
+
+    # -- counting ------------------------------------------------------------------------
+
+    def count(self, outcome: str) -> None:
+        """Count one call under *outcome*, a ``CacheInfo`` field."""
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def cache_info(self) -> CacheInfo:
+        with self.lock:
+            return CacheInfo(*(getattr(self, field) for field in CacheInfo._fields))
+
+    def _reset_counts(self) -> None:
+        with self.lock:
+            for field in CacheInfo._fields:
+                setattr(self, field, 0)

@@ -1,0 +1,144 @@
+"""The in-process store of ``@vix_cached``: a cachetools cache, or any MutableMapping.
+
+Entries are ``Entry(value, stored_at, ttl)`` tuples aged on the breaker's
+clock (so one ``FakeClock`` drives a whole test), read and written under the
+engine's lock. The hit path, ``MappingEngine.serve``, reads top to bottom:
+status -> record and decide -> key -> lookup -> freshness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import cachetools
+
+from vix_ttl._coalesce import AsyncFlights, ThreadFlights
+from vix_ttl._engine import BYPASS, ERROR, MISS, STALE, Compute, Engine, Entry, Options
+
+__all__ = ["MappingEngine", "mapping_engine"]
+
+
+def mapping_engine(
+    cache: MutableMapping[Any, Any] | None, options: Options, *, maxsize: int, is_async: bool
+) -> Engine:
+    """The engine of one decorated function over an in-process store.
+
+    ``None`` makes a store of the function's own: a FIFO of *maxsize* entries
+    (with TTLs this short, the oldest entry written is the next to go stale
+    anyway, and a FIFO hit does not reorder, as an LRU's does). A mapping of
+    the user's may be shared by other functions: its keys carry the namespace.
+    """
+    flights = (AsyncFlights() if is_async else ThreadFlights()) if options.coalesce else None
+    store, prefix = (cachetools.FIFOCache(maxsize), None) if cache is None else (cache, options.namespace)
+    engine_class = AsyncMappingEngine if is_async else SyncMappingEngine
+    return engine_class(store, options, prefix=prefix, flights=flights)
+
+
+class MappingEngine(Engine):
+    """An in-process store behind the engine's lock."""
+
+    def __init__(
+        self, cache: MutableMapping[Any, Any], options: Options, *, prefix: str | None, flights: Any
+    ) -> None:
+        super().__init__(options, clock=options.clock or options.breaker.clock, flights=flights)
+        self.cache = cache
+        self._prefix = prefix
+        self._args_are_key = self._args_are_key and prefix is None
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """As for every store; in a mapping of the user's, under this function's namespace."""
+        key = super().key(args, kwargs)
+        return key if self._prefix is None else (self._prefix, key)
+
+    def serve(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The hot path: a fresh entry's value (a hit), else the ``Compute`` to run."""
+        # Engine.prepare and fresh(), written out: on a hit, their calls and tuple
+        # cost 14 % of the whole path (callgrind). tests/test_properties.py proves
+        # this copy agrees with them.
+        if instance is not None:  # a method: the callables see self / cls, as the function does
+            args = (instance, *args)
+        status = self._status(*args, **kwargs)
+        try:  # a member or its name: one lookup for both (they hash alike)
+            status, base = self._bases[status]
+        except (KeyError, TypeError):
+            status, base = self._bases[self.checked_status(status)]
+        if base.__class__ is not float:  # a ttl function
+            base = self.checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+        key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
+        ttl = self._observe(status, base)
+        if not ttl:
+            return Compute(BYPASS, ttl, self.hashable(key))
+        now = self._clock()
+        lock = self.lock
+        lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
+        try:
+            entry = self.cache[key]
+            if entry.__class__ is not Entry:  # not written by vix_ttl: a miss, overwritten
+                return Compute(MISS, ttl, key)
+            value, stored_at, stored_ttl = entry
+            if 0 <= now - stored_at < (stored_ttl if stored_ttl < ttl else ttl):
+                self.hits += 1
+                return value
+            return Compute(STALE, ttl, key)
+        except KeyError:
+            return Compute(MISS, ttl, key)
+        except Exception as exc:
+            self.hashable(key)  # an unhashable key is the caller's error, not the store's
+            self._faults.failed("get", exc)
+            return Compute(ERROR, ttl, key)
+        finally:
+            lock.release()
+
+    def keep(self, key: Any, value: Any, ttl: float) -> bool:
+        """Store a computed value; False if the store failed."""
+        entry = Entry(value, self._clock(), ttl)
+        with self.lock:
+            try:
+                self.cache[key] = entry
+            except Exception as exc:
+                self._faults.failed("set", exc)
+                return False
+        if self._faults.failing:
+            self._faults.recovered()
+        return True
+
+    def cache_clear(self) -> None:
+        with self.lock:
+            self.cache.clear()
+        self._reset_counts()
+
+    def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        key = self.key(args, kwargs)
+        with self.lock:
+            try:
+                return self.cache.pop(key, None) is not None
+            except Exception as exc:  # a failing store: nothing to drop that could be served
+                self._faults.failed("delete", exc)
+                return False
+
+
+class SyncMappingEngine(MappingEngine):
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        served = self.serve(instance, args, kwargs)
+        if served.__class__ is not Compute:
+            return served  # a hit
+        outcome, ttl, key = served
+        return self.compute(key, outcome, lambda: wrapped(*args, **kwargs), lambda v: self.keep(key, v, ttl))
+
+
+class AsyncMappingEngine(MappingEngine):
+    async def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        served = self.serve(instance, args, kwargs)
+        if served.__class__ is not Compute:
+            return served  # a hit
+        outcome, ttl, key = served
+
+        async def keep(value: Any) -> bool:
+            return self.keep(key, value, ttl)
+
+        return await self.compute_async(key, outcome, lambda: wrapped(*args, **kwargs), keep)
