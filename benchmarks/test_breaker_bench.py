@@ -66,6 +66,18 @@ def test_record_vs(benchmark: BenchmarkFixture, peer: str) -> None:
 
 
 @pytest.mark.benchmark(group="record")
+def test_record_of_a_string_vs_a_member(benchmark: BenchmarkFixture) -> None:
+    breaker = VIXCircuitBreaker()
+    compare(
+        benchmark,
+        'record("normal") / record(VixStatus.NORMAL)',
+        calls(lambda: breaker.record("normal")),
+        calls(lambda: breaker.record(NORMAL)),
+        1.1,
+    )
+
+
+@pytest.mark.benchmark(group="record")
 def test_cachetools_hit(benchmark: BenchmarkFixture) -> None:
     benchmark(calls(cachetools_hit()), ROUND)
 

@@ -47,7 +47,7 @@ def test_sync_hit_vs_cachetools(benchmark: BenchmarkFixture) -> None:
         "@vix_cached sync hit / cachetools.cached(TTLCache) hit",
         calls(vix_sync_hit()),
         calls(cachetools_hit()),
-        2.0,
+        1.8,
     )
 
 

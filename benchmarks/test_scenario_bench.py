@@ -11,7 +11,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import report
 from vix_ttl.cli import run
-from vix_ttl.simulate import StrategyResult, lineup_leak, share
+from vix_ttl.scenario import lineup_leak
+from vix_ttl.simulate import StrategyResult, share
 
 TARGETS = {"breaker": 0.40, "breaker+coalesce": 0.05}
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from vix_ttl import Mode, Thresholds, Transition, VIXCircuitBreaker, VixStatus
+from vix_ttl import Mode, Thresholds, Transition, VIXCircuitBreaker, VixStatus, vix_cached
+from vix_ttl._engine import fresh
 from vix_ttl.mode import ModeMachine
 from vix_ttl.testing import FakeClock
 from vix_ttl.window import RollingWindow
@@ -125,3 +126,70 @@ class BreakerMachine(RuleBasedStateMachine):
 
 TestBreakerMachine = BreakerMachine.TestCase
 TestBreakerMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+# -- the hot paths written out for speed agree with the rules they copy --------------------
+
+statuses = st.sampled_from(["normal", "warning", "panic", "NORMAL", VixStatus.PANIC])
+
+
+@given(ops=st.lists(st.tuples(statuses, st.sampled_from([0, 1, 5, 60, None])), max_size=200))
+def test_the_fused_record_and_decide_agrees_with_record_then_decide(
+    ops: list[tuple[str, float | None]],
+) -> None:
+    clock = FakeClock()
+    fused, public = (VIXCircuitBreaker(min_samples=5, window_seconds=60, clock=clock) for _ in range(2))
+    for status, base in ops:
+        member = VixStatus.coerce(status)
+        base_ttl = 0.0 if member is VixStatus.PANIC else (math.inf if base is None else float(base))
+        ttl = fused._observe(member, base_ttl)
+        public.record(status)
+        assert ttl == public.decide(status, base_ttl).ttl
+        assert fused.mode is public.mode
+        clock.advance(1)
+    assert fused.metrics()["decisions"] == public.metrics()["decisions"]
+
+
+@given(
+    ops=st.lists(
+        st.tuples(statuses, st.integers(0, 3), st.sampled_from([0.0, 0.5, 2.0, 5.0, 30.0]), st.booleans()),
+        max_size=120,
+    ),
+    callable_ttl=st.booleans(),
+)
+def test_the_in_process_hit_path_follows_prepare_and_fresh(
+    ops: list[tuple[str, int, float, bool]], callable_ttl: bool
+) -> None:
+    """``MappingEngine.serve`` writes out ``Engine.prepare`` and ``fresh``: a model built
+    on the public rules (record, decide, fresh) predicts every hit and every compute."""
+    clock = FakeClock()
+    config = {"min_samples": 3, "window_seconds": 30, "clock": clock}
+    real, model_breaker = VIXCircuitBreaker(**config), VIXCircuitBreaker(**config)  # type: ignore[arg-type]
+    current = {"status": "normal"}
+    computes = [0]
+
+    def ttl_of(match: int, *, live: bool = False) -> float:
+        return 10.0 + match
+
+    @vix_cached(ttl_of if callable_ttl else 12.0, status=lambda *a, **k: current["status"], breaker=real)
+    def price(match: int, *, live: bool = False) -> int:
+        computes[0] += 1
+        return computes[0]
+
+    model: dict[tuple[int, bool], tuple[int, float, float]] = {}
+    for status, match, advance, live in ops:
+        clock.advance(advance)
+        current["status"] = status
+        member = VixStatus.coerce(status)
+        base = 0.0 if member is VixStatus.PANIC else (ttl_of(match) if callable_ttl else 12.0)
+        model_breaker.record(status)
+        ttl = model_breaker.decide(status, base).ttl
+        value = price(match, live=True) if live else price(match)
+        entry = model.get((match, live))
+        if ttl and entry is not None and fresh(clock() - entry[1], entry[2], ttl):
+            assert value == entry[0]  # a hit, as the rules say
+        else:
+            assert value == computes[0]  # computed now
+            if ttl:
+                model[(match, live)] = (value, clock(), ttl)
+    assert real.mode is model_breaker.mode

@@ -181,6 +181,17 @@ class Engine(ABC):
     ) -> Any:
         """One call of the decorated function (*instance*: its ``self`` / ``cls``, or None)."""
 
+    def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+        """The call of the function outside any class, as the proxy's ``__call__`` (``self``: the proxy).
+
+        A store may return one that skips a frame on its hit path.
+        """
+
+        def call(_proxy: object, *args: Any, **kwargs: Any) -> Any:
+            return self(wrapped, None, args, kwargs)
+
+        return call
+
     @abstractmethod
     def cache_clear(self) -> Any:
         """Drop every entry of this function and zero the counts."""

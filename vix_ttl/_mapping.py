@@ -53,8 +53,8 @@ class MappingEngine(Engine):
 
     def serve(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The hot path: a fresh entry's value (a hit), else the ``Compute`` to run."""
-        # Engine.prepare and fresh(), written out: on a hit, their calls and tuple
-        # cost 14 % of the whole path (callgrind). tests/test_properties.py proves
+        # Engine.prepare and fresh(), written out: calling them makes a hit cost 16.1k
+        # instructions instead of 13.6k (callgrind). tests/test_properties.py proves
         # this copy agrees with them.
         if instance is not None:  # a method: the callables see self / cls, as the function does
             args = (instance, *args)
@@ -123,9 +123,21 @@ class SyncMappingEngine(MappingEngine):
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         served = self.serve(instance, args, kwargs)
-        if served.__class__ is not Compute:
-            return served  # a hit
-        outcome, ttl, key = served
+        return served if served.__class__ is not Compute else self._miss(wrapped, args, kwargs, served)
+
+    def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+        serve, miss = self.serve, self._miss
+
+        def call(_proxy: object, *args: Any, **kwargs: Any) -> Any:
+            served = serve(None, args, kwargs)
+            return served if served.__class__ is not Compute else miss(wrapped, args, kwargs, served)
+
+        return call
+
+    def _miss(
+        self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
+    ) -> Any:
+        outcome, ttl, key = why
         return self.compute(key, outcome, lambda: wrapped(*args, **kwargs), lambda v: self.keep(key, v, ttl))
 
 
@@ -134,9 +146,21 @@ class AsyncMappingEngine(MappingEngine):
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         served = self.serve(instance, args, kwargs)
-        if served.__class__ is not Compute:
-            return served  # a hit
-        outcome, ttl, key = served
+        return served if served.__class__ is not Compute else await self._miss(wrapped, args, kwargs, served)
+
+    def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
+        serve, miss = self.serve, self._miss
+
+        async def call(_proxy: object, *args: Any, **kwargs: Any) -> Any:
+            served = serve(None, args, kwargs)
+            return served if served.__class__ is not Compute else await miss(wrapped, args, kwargs, served)
+
+        return call
+
+    async def _miss(
+        self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
+    ) -> Any:
+        outcome, ttl, key = why
 
         async def keep(value: Any) -> bool:
             return self.keep(key, value, ttl)

@@ -25,16 +25,12 @@ def wrap(wrapped: Callable[..., Any], engine: Engine) -> Any:
     called through ``_BoundCachedFunction``). wrapt's generic call first probes
     the function for a ``__self__``, raising and swallowing an AttributeError
     on every call; and reading attributes through the proxy costs more than
-    the store lookup. A subclass whose ``__call__`` closes over the engine and
-    the function does neither.
+    the store lookup. A subclass whose ``__call__`` is the engine's ``direct``
+    call, closed over the function, does neither.
     """
 
-    def call_through(self: _CachedFunction, *args: Any, **kwargs: Any) -> Any:
-        return engine(wrapped, None, args, kwargs)
-
-    proxy = type(
-        _CachedFunction.__name__, (_CachedFunction,), {"__call__": call_through, "__module__": __name__}
-    )
+    call = engine.direct(wrapped)
+    proxy = type(_CachedFunction.__name__, (_CachedFunction,), {"__call__": call, "__module__": __name__})
     return proxy(wrapped, engine)
 
 

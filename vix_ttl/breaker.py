@@ -54,7 +54,7 @@ _log = structlog.get_logger("vix_ttl")
 
 # Module constants: reading an Enum member off its class is slow on the hot path.
 _PANIC = VixStatus.PANIC
-_STATUSES: dict[VixStatus | str, VixStatus] = {status: status for status in VixStatus}
+_BY_VALUE: dict[str, VixStatus] = {status.value: status for status in VixStatus}
 _BYPASS, _ADAPTIVE, _BASE = Strategy.BYPASS, Strategy.ADAPTIVE, Strategy.BASE
 # Where a strategy's count sits in a status row (the floor is at 0).
 _N_BYPASS, _N_ADAPTIVE, _N_BASE = 1, 2, 3
@@ -176,10 +176,11 @@ class VIXCircuitBreaker:
 
     def record(self, status: VixStatus | str) -> Mode:
         """Record one sample of *status* and return the mode after it."""
-        try:  # a member or its value, one lookup for both: they hash and compare alike
-            status = _STATUSES[status]
-        except (KeyError, TypeError):
-            status = VixStatus.coerce(status)  # another case, or the error naming the valid values
+        if status.__class__ is not VixStatus:
+            try:  # most callers give the value: one lookup in a dict of plain strings
+                status = _BY_VALUE[status]
+            except (KeyError, TypeError):
+                status = VixStatus.coerce(status)  # another case, or the error naming the valid values
         lock = self._lock
         lock.acquire()  # not `with`: twice as fast here, and this is the hot path
         try:
@@ -244,9 +245,7 @@ class VIXCircuitBreaker:
     def decide(self, status: VixStatus | str, base_ttl: float | None) -> Decision:
         """The TTL decision for *status* and the caller's *base_ttl* (``None``: never expires);
         records nothing."""
-        try:
-            status = _STATUSES[status]
-        except (KeyError, TypeError):
+        if status.__class__ is not VixStatus:
             status = VixStatus.coerce(status)
         base = check_ttl("base_ttl", base_ttl)
         lock = self._lock
