@@ -269,7 +269,7 @@ def test_structlog_configuration_is_respected(vix_clock: FakeClock) -> None:
         ({"bucket_seconds": 0}, ValueError, "bucket_seconds"),
         ({"bucket_seconds": 3600}, ValueError, "bucket_seconds .* must not exceed window_seconds"),
         ({"bucket_seconds": 7}, ValueError, "whole multiple"),
-        ({"min_samples": -1}, ValueError, "min_samples must be >= 0"),
+        ({"min_samples": -1}, ValueError, "min_samples must be an int >= 0, got -1"),
         ({"min_samples": 2.5}, TypeError, "min_samples must be an int"),
         ({"stabilization_seconds": -1}, ValueError, "stabilization_seconds"),
         ({"clock": 123.0}, TypeError, "clock must be a zero-argument callable"),
@@ -283,7 +283,8 @@ def test_structlog_configuration_is_respected(vix_clock: FakeClock) -> None:
         ({"stabilization_seconds": "5"}, TypeError, "stabilization_seconds"),
         ({"thresholds": {"enter_high_volatility": 0.5}}, TypeError, "thresholds must be a Thresholds"),
         ({"policy": {}}, TypeError, "policy must be a TTLPolicy"),
-        ({"name": ""}, TypeError, "name must be a non-empty string"),
+        ({"name": ""}, ValueError, "name must be a non-empty string"),
+        ({"name": 7}, TypeError, "name must be a non-empty string"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_parameter(
@@ -382,3 +383,8 @@ def test_a_status_given_as_a_string_records_as_its_member(statuses: list[Any]) -
     for status in statuses:
         assert by_name.record(status) is by_member.record(VixStatus.coerce(status))
     assert by_name.metrics()["panic_samples"] == by_member.metrics()["panic_samples"]
+
+
+def test_none_asks_the_registry_for_the_default_as_the_constructor_does() -> None:
+    odds = get_breaker("odds-defaults")
+    assert get_breaker("odds-defaults", thresholds=None, policy=None) is odds

@@ -10,7 +10,7 @@ import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
 
-from vix_ttl import VIXCircuitBreaker, get_breaker
+from vix_ttl import TTLPolicy, VIXCircuitBreaker, get_breaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
 
@@ -244,8 +244,10 @@ def test_aiocache_caches_serve_async_functions_only() -> None:
         ((60,), {"status": normal, "clock": lambda: "now"}, TypeError, "clock must return a number"),
         ((60,), {"status": normal, "clock": lambda: float("nan")}, ValueError, "clock must return a finite"),
         ((60,), {"status": normal, "secret": "short"}, ValueError, "at least 16 bytes"),
-        ((60,), {"status": normal, "namespace": ""}, TypeError, "namespace must be a non-empty string"),
-        ((60,), {"status": normal, "maxsize": 0}, ValueError, "maxsize must be a positive int"),
+        ((60,), {"status": normal, "namespace": ""}, ValueError, "namespace must be a non-empty string"),
+        ((60,), {"status": normal, "namespace": 3}, TypeError, "namespace must be a non-empty string"),
+        ((60,), {"status": normal, "maxsize": 0}, ValueError, "maxsize must be an int >= 1"),
+        ((60,), {"status": normal, "maxsize": "10"}, TypeError, "maxsize must be an int >= 1"),
         ((60,), {"status": normal, "key": "match"}, TypeError, "key must be a callable"),
         ((60,), {"status": normal, "coalesce": "yes"}, TypeError, "coalesce must be True or False"),
         ((60,), {"status": normal, "clock": 5}, TypeError, "clock must be a zero-argument callable"),
@@ -263,3 +265,38 @@ def test_bad_arguments_fail_at_decoration_time(
 def test_decorating_a_non_callable() -> None:
     with pytest.raises(TypeError, match="can only decorate a callable"):
         vix_cached(60, status=normal)(42)  # type: ignore[call-overload]
+
+
+def test_clearing_one_function_of_a_shared_mapping_leaves_the_others() -> None:
+    shared: dict[Any, Any] = {}
+    breaker = VIXCircuitBreaker(clock=FakeClock())
+
+    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
+    def f(x: int) -> str:
+        return f"f{x}"
+
+    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
+    def g(x: int) -> str:
+        return f"g{x}"
+
+    f(1), g(1)
+    f.cache_clear()
+    g(1)
+    assert g.cache_info().hits == 1  # g's entry survived f's clear
+    assert len(shared) == 1
+
+
+def test_unhashable_arguments_are_the_callers_error_everywhere() -> None:
+    @vix_cached(60, status=normal, breaker=VIXCircuitBreaker(clock=FakeClock()))
+    def price(x: Any) -> int:
+        return 1
+
+    for control in (price, price.invalidate, price.in_flight):
+        with pytest.raises(TypeError, match=r"must be hashable.*key="):
+            control([1])
+
+
+def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
+    breaker = VIXCircuitBreaker(clock=FakeClock())
+    with pytest.raises(AttributeError):
+        breaker.policy = TTLPolicy.default()  # type: ignore[misc]

@@ -49,17 +49,14 @@ def test_nothing_leaves_normal_before_min_history() -> None:
 def test_series_are_isolated() -> None:
     detector = VolatilityDetector(min_history=5)
     rng = random.Random(3)
-    for a, b in zip(noisy_odds(rng, 200, 0.001), noisy_odds(rng, 200, 0.05), strict=True):
+    quiet, wild = noisy_odds(rng, 200, 0.001), noisy_odds(rng, 200, 0.05)
+    for a, b in zip(quiet, wild, strict=True):
         detector.update("quiet", a)
         detector.update("wild", b)
-    assert detector.update("quiet", detector_last(detector, "quiet") * 1.05) is VixStatus.PANIC
+    assert detector.update("quiet", quiet[-1] * 1.05) is VixStatus.PANIC
     # The same 5 % move is ordinary for the wild series.
-    assert detector.update("wild", detector_last(detector, "wild") * 1.05) is not VixStatus.PANIC
+    assert detector.update("wild", wild[-1] * 1.05) is not VixStatus.PANIC
     assert detector.status("never-seen") is VixStatus.NORMAL
-
-
-def detector_last(detector: VolatilityDetector, series: str) -> float:
-    return detector._series[series].last
 
 
 def test_diff_transform_takes_zero_and_negative_values() -> None:
@@ -70,18 +67,22 @@ def test_diff_transform_takes_zero_and_negative_values() -> None:
 
 
 def test_thread_safe_under_concurrent_updates() -> None:
-    detector = VolatilityDetector(min_history=0)
+    # Six threads, each its own series: torn updates would make their statuses differ
+    # from the same sequences replayed on one thread.
+    detector, replay = VolatilityDetector(min_history=0), VolatilityDetector(min_history=0)
+    sequences = {series: noisy_odds(random.Random(series), 2000, 0.01) for series in range(6)}
+    seen: dict[int, list[VixStatus]] = {}
 
     def worker(series: int) -> None:
-        for v in noisy_odds(random.Random(series), 2000, 0.01):
-            detector.update(series % 3, v)
+        seen[series] = [detector.update(series, v) for v in sequences[series]]
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(state.moves for state in detector._series.values()) == 6 * 2000 - 3
+    for series, values in sequences.items():
+        assert seen[series] == [replay.update(series, v) for v in values]
 
 
 @pytest.mark.parametrize(

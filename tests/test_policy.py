@@ -102,3 +102,13 @@ def test_policy_needs_a_mapping() -> None:
 def test_bad_base_ttl(base: object) -> None:
     with pytest.raises((ValueError, TypeError), match="base_ttl"):
         TTLPolicy.default().decide(N, S, base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"), [([1], TypeError), (None, TypeError), (-1, ValueError), ("never", ValueError)]
+)
+def test_a_bad_cell_says_what_is_wrong_with_the_right_error(rule: object, error: type[Exception]) -> None:
+    cells = {m: {s: BASE for s in VixStatus} for m in Mode}
+    cells[Mode.CIRCUIT_OPEN][VixStatus.PANIC] = rule  # type: ignore[assignment]
+    with pytest.raises(error, match=r"cell \(circuit_open, panic\)"):
+        TTLPolicy(cells)  # type: ignore[arg-type]

@@ -695,3 +695,35 @@ async def test_the_plugin_keeps_a_never_expiring_entry_forever(
     await cache.set("k", "v")  # the serializer's own ttl (never) comes before the cache's
     assert raw_redis.ttl("k") == -1
     await cache.close()
+
+
+async def test_a_command_whose_serializer_never_runs_leaves_nothing_for_another_cache(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    memory = SimpleMemoryCache(plugins=[VixPlugin()], serializer=VixSerializer())
+    shared = redis_cache(redis_port, serializer=VixSerializer(secret=SECRET))  # no plugin: takes no handover
+    await memory.set("k", "v")
+    assert await memory.get("k", loads_fn=lambda raw: raw, timeout=0) is not None  # its own loads_fn
+    await shared.set("k", "v", timeout=0)  # not a memory entry: signed, stored as text
+    assert raw(raw_redis, "k").startswith(b"vix_ttl:2|") and not raw(raw_redis, "k").startswith(
+        b"vix_ttl:2|-|"
+    )
+    assert await shared.get("k") == "v"
+    await shared.close()
+
+
+async def test_set_with_an_explicit_none_never_expires_over_a_caches_ttl(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    clock = FakeClock(time.time())
+    cache = redis_cache(
+        redis_port,
+        ttl=60,
+        serializer=VixSerializer(clock=clock, breaker=VIXCircuitBreaker(clock=clock)),
+        plugins=[VixPlugin()],
+    )
+    await cache.set("k", "v", ttl=None)  # aiocache: no expiry, whatever the cache's ttl
+    assert raw_redis.ttl("k") == -1
+    clock.advance(3600)
+    assert await cache.get("k") == "v"
+    await cache.close()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import sys
+import tracemalloc
 
 import pytest
 
@@ -62,11 +62,16 @@ def test_fractional_buckets() -> None:
 
 def test_memory_is_bounded_by_buckets_not_samples() -> None:
     window = RollingWindow(1800, 1)
-    before = sys.getsizeof(window._counts)
-    for i in range(100_000):
+    assert window.size == 1800
+    tracemalloc.start()
+    for i in range(50_000):
         window.add(i / 10, panic=bool(i % 2))
-    assert len(window._counts) == 1800
-    assert sys.getsizeof(window._counts) == before
+    after_50k = tracemalloc.take_snapshot()
+    for i in range(50_000, 500_000):
+        window.add(i / 10, panic=bool(i % 2))
+    growth = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(after_50k, "filename"))
+    tracemalloc.stop()
+    assert growth < 4096  # ten times the samples, the same memory
 
 
 @pytest.mark.parametrize(

@@ -133,8 +133,7 @@ class AiocacheEngine(Engine):
                 self._faults.failed("get", exc)
                 outcome = ERROR
             else:
-                if self._faults.failing:
-                    self._faults.recovered()
+                self._faults.recovered()
                 if raw is None:
                     outcome = MISS
                 else:
@@ -147,8 +146,7 @@ class AiocacheEngine(Engine):
                         except Exception as exc:
                             outcome = self._reject(f"its payload does not decode: {exc!r}")
                         else:
-                            if self._rejections.failing:
-                                self._rejections.recovered()
+                            self._rejections.recovered()
                             self.count(HIT)
                             return value
                     else:
@@ -199,8 +197,7 @@ class AiocacheEngine(Engine):
         except Exception as exc:
             self._unstorable.failed("dumps", exc)
             return False
-        if self._unstorable.failing:
-            self._unstorable.recovered()
+        self._unstorable.recovered()
         if self._in_process:
             envelope = seal_local(header, payload)
         else:

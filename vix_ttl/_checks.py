@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-__all__ = ["check_clock", "check_seconds", "check_time", "check_ttl"]
+__all__ = ["check_clock", "check_count", "check_name", "check_seconds", "check_time", "check_ttl"]
 
 
 def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
@@ -27,6 +27,34 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
     return float(value)
+
+
+def check_count(name: str, value: object, *, minimum: int) -> int:
+    """*value* as a whole number >= *minimum*.
+
+    Raises:
+        TypeError: *value* is not an int (``bool`` is not one).
+        ValueError: it is below *minimum*.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_name(name: str, value: object) -> str:
+    """*value* as a non-empty string.
+
+    Raises:
+        TypeError: *value* is not a string.
+        ValueError: it is empty.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string, got ''")
+    return value
 
 
 def check_time(name: str, value: object) -> float:

@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-__all__ = ["MAX_WIRE_BYTES", "encode_key", "key_prefix", "wire_key"]
+__all__ = ["MAX_WIRE_BYTES", "digest", "encode_key", "key_prefix", "wire_key"]
 
 MAX_WIRE_BYTES = 150
 """memcached's 250-byte limit, leaving 100 bytes for the cache's own namespace."""
@@ -71,7 +71,7 @@ def key_prefix(namespace: str) -> str:
     its digest; it never holds a Redis glob character, so the prefix can be matched.
     """
     safe = 0 < len(namespace) <= _MAX_NAMESPACE_BYTES and "#" not in namespace and _is_safe(namespace)
-    return f"{_PREFIX}{namespace if safe else _digest(namespace)}|"
+    return f"{_PREFIX}{namespace if safe else digest(namespace)}|"
 
 
 def wire_key(namespace: str, key: object) -> str:
@@ -87,7 +87,7 @@ def wire_key(namespace: str, key: object) -> str:
     wire = prefix + text
     if len(wire) <= MAX_WIRE_BYTES and _is_safe(text):
         return wire
-    return prefix + _digest(text)
+    return prefix + digest(text)
 
 
 # The namespace is one per decorated function: its check is not paid on every call.
@@ -112,7 +112,8 @@ def _is_safe(text: str) -> bool:
     )
 
 
-def _digest(text: str) -> str:
+def digest(text: str) -> str:
+    """``#`` and the SHA-256 of *text*, base64url: a key part of 44 safe characters."""
     # surrogatepass: a str with a lone surrogate is still a key, and still injective.
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
     return "#" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -1,9 +1,9 @@
 """The in-process store of ``@vix_cached``: a cachetools cache, or any MutableMapping.
 
 Entries are ``Entry(value, stored_at, ttl)`` tuples aged on the breaker's
-clock (so one ``FakeClock`` drives a whole test), read and written under the
-engine's lock. The hit path, ``MappingEngine.serve``, reads top to bottom:
-status -> record and decide -> key -> lookup -> freshness.
+clock unless ``clock=`` says otherwise (so one ``FakeClock`` drives a whole
+test), read and written under the engine's lock. The hit path, ``MappingEngine.serve``, reads top to bottom:
+status -> key -> record and decide -> lookup -> freshness.
 """
 
 from __future__ import annotations
@@ -99,17 +99,21 @@ class MappingEngine(Engine):
             except Exception as exc:
                 self._faults.failed("set", exc)
                 return False
-        if self._faults.failing:
-            self._faults.recovered()
+        self._faults.recovered()
         return True
 
     def cache_clear(self) -> None:
+        """Drop this function's entries: all of its own store, or its keys in a shared mapping."""
         with self.lock:
-            self.cache.clear()
+            if self._prefix is None:
+                self.cache.clear()
+            else:
+                for key in [k for k in self.cache if isinstance(k, tuple) and k[:1] == (self._prefix,)]:
+                    del self.cache[key]
         self._reset_counts()
 
     def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        key = self.key(args, kwargs)
+        key = self.hashable(self.key(args, kwargs))
         with self.lock:
             try:
                 return self.cache.pop(key, None) is not None

@@ -79,7 +79,7 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def in_flight(self, *args: Any, **kwargs: Any) -> int:
         """How many calls with these arguments wait now on a computation another call leads."""
         engine = self._vix
-        return engine.in_flight(engine.key(self._arguments(args), kwargs))
+        return engine.in_flight(engine.hashable(engine.key(self._arguments(args), kwargs)))
 
 
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]

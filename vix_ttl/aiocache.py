@@ -17,9 +17,7 @@ This module imports aiocache: it is the edge of vix_ttl, never its core.
 
 from __future__ import annotations
 
-import base64
 import contextvars
-import hashlib
 import importlib
 import math
 import re
@@ -48,10 +46,12 @@ from vix_ttl._checks import check_clock, check_ttl
 from vix_ttl._engine import fresh
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED, FaultLog
+from vix_ttl._keys import digest
 from vix_ttl._proxy import engine_of
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
+from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
@@ -65,34 +65,40 @@ _decided: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("v
 
 
 class _Handover:
-    """One command's keys (as the backend stores them) and TTLs, from VixPlugin to VixSerializer.
+    """One command's keys (as the backend stores them) and TTLs, from VixPlugin to its cache's VixSerializer.
 
-    Each dumps or loads takes one key; the last one taken ends the handover, so
-    nothing lingers in the task for a later command (a failed command's post hook
-    never runs). A handover never weakens a check: an in-process entry is told
-    apart by its type, not by what was handed over.
+    Only the serializer of the cache that ran the hook takes it, one key per
+    dumps or loads, and the last key taken ends it: nothing lingers in the task
+    for another cache's command (a command that failed, or one that brought its
+    own ``dumps_fn`` / ``loads_fn``, never takes it). A handover never weakens a
+    read: an in-process entry is told apart by its type, not by what was handed over.
     """
 
-    __slots__ = ("cache_ttl", "in_process", "keys", "set_ttl")
+    __slots__ = ("cache_ttl", "in_process", "keys", "serializer", "set_ttl")
 
     def __init__(
         self,
+        serializer: VixSerializer,
         keys: list[bytes],
         *,
         in_process: bool,
         set_ttl: float | None = None,
         cache_ttl: float | None = None,
     ) -> None:
+        self.serializer = serializer
         self.keys = keys
         self.in_process = in_process
         self.set_ttl = set_ttl
         self.cache_ttl = cache_ttl
 
     @staticmethod
-    def take() -> tuple[_Handover | None, bytes | None]:
-        """The current handover and the key of the entry being (de)serialized now."""
+    def take(serializer: VixSerializer) -> tuple[_Handover | None, bytes | None]:
+        """The handover meant for *serializer*, and the key of the entry it (de)serializes now."""
         handover = _handover.get()
         if handover is None:
+            return None, None
+        if handover.serializer is not serializer:
+            _handover.set(None)  # another cache's, left by a command that never took it
             return None, None
         key = handover.keys.pop(0) if handover.keys else None
         if not handover.keys:
@@ -157,7 +163,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self._rejections = FaultLog(f"VixSerializer({self.breaker.name})", events=REJECTED)
 
     def dumps(self, value: Any) -> Any:
-        handover, key = _Handover.take()  # first: a status_of that raises must not leave it behind
+        handover, key = _Handover.take(self)  # first: a status_of that raises must not leave it behind
         status = VixStatus.NORMAL if self.status_of is None else VixStatus.coerce(self.status_of(value))
         base = self._base_ttl(status, handover)
         ttl = self.breaker._observe(status, base)
@@ -173,7 +179,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
     def _base_ttl(self, status: VixStatus, handover: _Handover | None) -> float:
         """PANIC: 0; else ``set``'s ttl, else this serializer's, else the cache's, else never."""
         if status is VixStatus.PANIC:
-            return 0.0
+            return PANIC_BASE_TTL
         set_ttl, cache_ttl = (None, None) if handover is None else (handover.set_ttl, handover.cache_ttl)
         for ttl in (set_ttl, self.ttl, cache_ttl):
             if ttl is not None:
@@ -181,7 +187,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         return math.inf
 
     def loads(self, value: Any) -> Any:
-        _, key = _Handover.take()
+        _, key = _Handover.take(self)
         if value is None:
             return None
         opened = open_envelope(value, signer=self.signer, key=key)
@@ -195,8 +201,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
             loaded = self.inner.loads(payload)
         except Exception as exc:
             return self._reject(f"its payload does not decode: {exc!r}")
-        if self._rejections.failing:
-            self._rejections.recovered()
+        self._rejections.recovered()
         return loaded
 
     def _reject(self, reason: str) -> None:
@@ -213,15 +218,15 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
     """
 
     async def pre_get(self, client: BaseCache, key: Any, *args: Any, **kwargs: Any) -> None:
-        _hand_over(client, [key], kwargs.get("namespace"))
+        _hand_over(client, [key], kwargs)
 
     async def pre_multi_get(self, client: BaseCache, keys: Any, *args: Any, **kwargs: Any) -> None:
-        _hand_over(client, list(keys), kwargs.get("namespace"))
+        _hand_over(client, list(keys), kwargs)
 
     async def pre_set(
         self, client: BaseCache, key: Any, value: Any, ttl: Any = SENTINEL, **kwargs: Any
     ) -> None:
-        _hand_over(client, [key], kwargs.get("namespace"), ttl)
+        _hand_over(client, [key], kwargs, write=True, ttl=ttl)
 
     async def post_set(
         self, client: BaseCache, key: Any, value: Any, ttl: Any = SENTINEL, **kwargs: Any
@@ -232,27 +237,32 @@ class VixPlugin(BasePlugin):  # type: ignore[misc]
     post_add = post_set
 
     async def pre_multi_set(self, client: BaseCache, pairs: Any, ttl: Any = SENTINEL, **kwargs: Any) -> None:
-        _hand_over(client, [key for key, _ in pairs], kwargs.get("namespace"), ttl)
+        _hand_over(client, [key for key, _ in pairs], kwargs, write=True, ttl=ttl)
 
     async def post_multi_set(self, client: BaseCache, pairs: Any, ttl: Any = SENTINEL, **kwargs: Any) -> None:
         await _expire(client, [key for key, _ in pairs], ttl, kwargs.get("namespace"))
 
 
-def _hand_over(client: BaseCache, keys: list[Any], namespace: str | None, ttl: Any = None) -> None:
-    in_process = isinstance(client, SimpleMemoryBackend)
-    built = [b"" if in_process else key_bytes(client, key, namespace) for key in keys]
-    if ttl is None:  # a read
-        _handover.set(_Handover(built, in_process=in_process))
+def _hand_over(
+    client: BaseCache, keys: list[Any], kwargs: dict[str, Any], *, write: bool = False, ttl: Any = SENTINEL
+) -> None:
+    """Set the handover for this command, or clear a stale one when its serializer will not run."""
+    serializer = client.serializer
+    if not isinstance(serializer, VixSerializer) or kwargs.get("dumps_fn") or kwargs.get("loads_fn"):
+        _handover.set(None)
+        _decided.set(None)  # and the post hook has nothing to act on
         return
-    _handover.set(
-        _Handover(
-            built,
-            in_process=in_process,
-            set_ttl=None if ttl is SENTINEL else check_ttl("ttl", ttl),  # an explicit None: never expires
-            cache_ttl=None if client.ttl is None else check_ttl("cache ttl", client.ttl),
-        )
-    )
-    _decided.set([])
+    in_process = isinstance(client, SimpleMemoryBackend)
+    namespace = kwargs.get("namespace")
+    built = [b"" if in_process else key_bytes(client, key, namespace) for key in keys]
+    handover = _Handover(serializer, built, in_process=in_process)
+    if write:
+        handover.set_ttl = (
+            None if ttl is SENTINEL else check_ttl("ttl", ttl)
+        )  # an explicit None: never expires
+        handover.cache_ttl = None if client.ttl is None else check_ttl("cache ttl", client.ttl)
+        _decided.set([])
+    _handover.set(handover)
 
 
 async def _expire(client: BaseCache, keys: list[Any], ttl: Any, namespace: str | None) -> None:
@@ -324,7 +334,7 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
                 _refuse_address_keys(f, args, kwargs)
             built = str(self.get_cache_key(f, args, kwargs))
             if memcached and not memcached_safe(f"{self.cache.namespace or ''}{built}"):
-                return "vix_ttl:#" + _digest(built)
+                return "vix_ttl:" + digest(built)
             return built
 
         engine_of(wrapper).use_keys(key)  # type: ignore[attr-defined]
@@ -357,10 +367,6 @@ def _leaves(value: Any) -> Iterator[Any]:
             yield from _leaves(item)
     else:
         yield value
-
-
-def _digest(key: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).rstrip(b"=").decode()
 
 
 def _build(spec: BaseSerializer | str | dict[str, Any]) -> BaseSerializer:

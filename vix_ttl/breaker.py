@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from vix_ttl._checks import check_clock, check_seconds, check_ttl
+from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
 from vix_ttl.policy import Decision, Strategy, TTLPolicy
 from vix_ttl.status import VixStatus
@@ -106,12 +106,8 @@ class VIXCircuitBreaker:
         clock: Clock = time.monotonic,
         window: Window | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
-        if isinstance(min_samples, bool) or not isinstance(min_samples, int):
-            raise TypeError(f"min_samples must be an int, got {min_samples!r}")
-        if min_samples < 0:
-            raise ValueError(f"min_samples must be >= 0, got {min_samples!r}")
+        check_name("name", name)
+        check_count("min_samples", min_samples, minimum=0)
         thresholds = Thresholds() if thresholds is None else thresholds
         if not isinstance(thresholds, Thresholds):
             raise TypeError(f"thresholds must be a Thresholds, got {thresholds!r}")
@@ -132,7 +128,6 @@ class VIXCircuitBreaker:
             )
 
         self.name = name
-        self.policy = policy
         self._config = BreakerConfig(
             window_seconds=window.window_seconds,
             bucket_seconds=window.bucket_seconds,
@@ -166,6 +161,11 @@ class VIXCircuitBreaker:
     def window(self) -> Window:
         """The window the breaker judges by."""
         return self._window
+
+    @property
+    def policy(self) -> TTLPolicy:
+        """What each (mode, status) does to the caller's TTL."""
+        return self._config.policy
 
     @property
     def thresholds(self) -> Thresholds:

@@ -15,12 +15,13 @@ from collections.abc import Callable, Hashable, MutableMapping
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from vix_ttl._checks import check_clock, check_ttl
+from vix_ttl._checks import check_clock, check_count, check_name, check_ttl
 from vix_ttl._engine import CacheInfo, Engine, Options, StoreAdapter, TTLArg, cached_functions
 from vix_ttl._mapping import mapping_engine
 from vix_ttl._proxy import wrap
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
@@ -116,12 +117,11 @@ def vix_cached(
     if not callable(status):
         raise TypeError(f"vix_cached: status must be a callable taking the call's arguments, got {status!r}")
     bases = _base_ttls(ttl, warning_ttl)
-    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
-        raise ValueError(f"vix_cached: maxsize must be a positive int, got {maxsize!r}")
+    check_count("vix_cached maxsize", maxsize, minimum=1)
     if key is not None and not callable(key):
         raise TypeError(f"vix_cached: key must be a callable taking the call's arguments, got {key!r}")
-    if namespace is not None and (not isinstance(namespace, str) or not namespace):
-        raise TypeError(f"vix_cached: namespace must be a non-empty string, got {namespace!r}")
+    if namespace is not None:
+        check_name("vix_cached namespace", namespace)
     if not isinstance(coalesce, bool):
         raise TypeError(f"vix_cached: coalesce must be True or False, got {coalesce!r}")
     signer = signer_of(secret, owner="vix_cached")
@@ -164,7 +164,7 @@ def _base_ttls(ttl: TTLArg | None, warning_ttl: TTLArg | None) -> dict[VixStatus
         warning = normal
     else:
         warning = warning_ttl if callable(warning_ttl) else check_ttl("warning_ttl", warning_ttl)
-    return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, 0.0)}
+    return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, PANIC_BASE_TTL)}
 
 
 def _resolve_breaker(breaker: VIXCircuitBreaker | str | None) -> VIXCircuitBreaker:

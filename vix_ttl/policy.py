@@ -12,7 +12,7 @@ from vix_ttl._enum import ValueEnum
 from vix_ttl.mode import Mode
 from vix_ttl.status import VixStatus
 
-__all__ = ["BASE", "BYPASS", "Decision", "Rule", "Strategy", "TTLPolicy"]
+__all__ = ["BASE", "BYPASS", "PANIC_BASE_TTL", "Decision", "Rule", "Strategy", "TTLPolicy"]
 
 
 class Rule(ValueEnum):
@@ -29,6 +29,9 @@ _MEMO_SIZE = 1024
 
 BYPASS = Rule.BYPASS
 BASE = Rule.BASE
+
+PANIC_BASE_TTL = 0.0
+"""The caller's TTL for a PANIC value, everywhere: its mode's floor decides, or it is bypassed."""
 
 RuleLike: TypeAlias = Rule | float | str
 """A policy cell: ``BYPASS``, ``BASE`` (or ``"bypass"`` / ``"base"``), or seconds >= 0."""
@@ -177,7 +180,10 @@ def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float:
         return Rule(rule.lower())
     if isinstance(rule, int | float) and not isinstance(rule, bool) and math.isfinite(rule) and rule >= 0:
         return float(rule)
-    raise ValueError(
+    kind = (
+        ValueError if isinstance(rule, str | int | float) else TypeError
+    )  # a wrong value, or no value at all
+    raise kind(
         f"TTLPolicy cell ({mode.value}, {status.value}) is {rule!r}: expected BYPASS, BASE "
         f"or a finite number of seconds >= 0"
     )

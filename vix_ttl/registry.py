@@ -6,6 +6,8 @@ import threading
 from typing import Any
 
 from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.mode import Thresholds
+from vix_ttl.policy import TTLPolicy
 
 __all__ = ["get_breaker", "known_breakers"]
 
@@ -30,7 +32,9 @@ def get_breaker(name: str = "default", **config: Any) -> VIXCircuitBreaker:
         if breaker is None:
             breaker = _breakers[name] = VIXCircuitBreaker(name=name, **config)
             return breaker
-    given = {k: v for k, v in config.items() if k != "window"}
+    # None stands for the default, as in VIXCircuitBreaker's own arguments.
+    defaults = {"thresholds": Thresholds(), "policy": TTLPolicy.default()}
+    given = {k: defaults.get(k) if v is None else v for k, v in config.items() if k != "window"}
     if "window" in config and config["window"] is not breaker.window:
         given["window"] = config["window"]
     clashes = sorted(k for k, v in given.items() if getattr(breaker.config, k, _MISSING) != v)
