@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 test: lint
 	bash .ci/with-services $(BIN)/python -m pytest tests benchmarks --benchmark-disable
+	bash .ci/with-services $(BIN)/python tests/aiocache_suite/run.py
 
 bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks

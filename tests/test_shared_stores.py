@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import gc
 import math
 import os
@@ -727,3 +728,20 @@ async def test_set_with_an_explicit_none_never_expires_over_a_caches_ttl(
     clock.advance(3600)
     assert await cache.get("k") == "v"
     await cache.close()
+
+
+class Keys(enum.Enum):
+    ODDS = "odds-key"
+
+
+async def test_aiocache_cached_keys_an_enum_key_by_its_value_as_aiocache_does(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    @cached(ttl=60, key=Keys.ODDS, cache=RedisCache, endpoint="127.0.0.1", port=redis_port)
+    async def odds() -> float:
+        return 1.5
+
+    assert await odds() == 1.5
+    assert raw_redis.keys("*") == [b"odds-key"]
+    assert await odds() == 1.5
+    assert odds.cache_info().hits == 1

@@ -97,14 +97,14 @@ class AiocacheEngine(Engine):
         self._detached: set[asyncio.Future[Any]] = set()
         self._rejections = FaultLog(self.name, events=REJECTED_EVENTS)
         self._unstorable = FaultLog(self.name, events=UNSTORABLE)
-        self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], str] = self._vix_key
+        self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._vix_key
 
-    def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], str]) -> None:
+    def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
         """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
         self._wire_key = build
 
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        """The wire key of one call (before the cache's own namespace)."""
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The wire key of one call (before the cache's own namespace): a str, or aiocache's own key."""
         return self._wire_key(args, kwargs)
 
     def _vix_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
-from aiocache.base import SENTINEL, BaseCache
+from aiocache.base import SENTINEL, BaseCache, _ensure_key
 from aiocache.decorators import cached as _aiocache_cached
 from aiocache.plugins import BasePlugin
 from aiocache.serializers import BaseSerializer, JsonSerializer
@@ -329,12 +329,12 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
         wrapper = vix_cached(ttl, cache=self.cache, **self._vix)(f)  # type: ignore[arg-type]
         memcached = isinstance(self.cache, MemcachedBackend)
 
-        def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if not (self.key or self.key_builder):
                 _refuse_address_keys(f, args, kwargs)
-            built = str(self.get_cache_key(f, args, kwargs))
+            built = _ensure_key(self.get_cache_key(f, args, kwargs))  # as aiocache keys: an Enum by its value
             if memcached and not memcached_safe(f"{self.cache.namespace or ''}{built}"):
-                return "vix_ttl:" + digest(built)
+                return "vix_ttl:" + digest(str(built))
             return built
 
         engine_of(wrapper).use_keys(key)  # type: ignore[attr-defined]
