@@ -22,9 +22,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# aiocache's own suite first: the project's pytest run, the whole suite, closes the log.
 test: lint
-	bash .ci/with-services $(BIN)/python -m pytest tests benchmarks --benchmark-disable
 	bash .ci/with-services $(BIN)/python tests/aiocache_suite/run.py
+	bash .ci/with-services $(BIN)/python -m pytest tests benchmarks --benchmark-disable
 
 bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks
