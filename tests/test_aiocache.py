@@ -221,11 +221,13 @@ def test_loads_of_garbage_is_a_miss_never_an_exception(raw: Any) -> None:
     st.binary(),
     st.sampled_from(
         [
-            "1.0|5.0|10.0|normal\n",  # the one valid, fresh header
-            "nan|1|1|panic\n",
-            "1|-5|0|normal\n",
-            "1|5|0|calm\n",
-            "1|5|0\n",
+            "1.0|5.0|10.0|normal|0.25\n",  # the one valid, fresh header
+            "nan|1|1|panic|0\n",
+            "1|-5|0|normal|0\n",
+            "1|5|0|calm|0\n",
+            "1|5|0|normal|-1\n",
+            "1|5|0|normal|nan\n",
+            "1|5|0|normal\n",
         ]
     ),
 )

@@ -59,8 +59,8 @@ def planted_entries(marker: Path, stored_at: float) -> list[bytes]:
     return [
         payload,
         f"vix_ttl:1|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # 0.1.0's envelope
-        f"vix_ttl:2|-|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # unsigned
-        f"vix_ttl:2|{'A' * 43}|{stored_at}|3600.0|3600.0|normal\n".encode() + payload,  # forged
+        f"vix_ttl:2|-|{stored_at}|3600.0|3600.0|normal|0.0\n".encode() + payload,  # unsigned
+        f"vix_ttl:2|{'A' * 43}|{stored_at}|3600.0|3600.0|normal|0.0\n".encode() + payload,  # forged
     ]
 
 
@@ -537,7 +537,9 @@ async def test_a_failed_command_leaves_nothing_that_weakens_the_next_one(
     )
     shared = redis_cache(redis_port, timeout=0, serializer=VixSerializer(PickleSerializer(), secret=SECRET))
     now = time.time()
-    raw_redis.set("lineup", f"vix_ttl:2|-|{now}|60.0|60.0|normal\n".encode() + pickle.dumps(Plant(marker)))
+    raw_redis.set(
+        "lineup", f"vix_ttl:2|-|{now}|60.0|60.0|normal|0.0\n".encode() + pickle.dumps(Plant(marker))
+    )
     with pytest.raises(KeyError):
         await memory.set("x", {})  # fails inside dumps: the plugin's post hook never runs
     with pytest.raises(KeyError):
@@ -657,7 +659,7 @@ async def test_an_entry_stored_in_the_future_is_not_fresh(redis_port: int, raw_r
     await odds()
     (key,) = raw_redis.keys("*")
     ahead = time.time() + 3600  # a writer whose clock is an hour ahead, or a forged time
-    raw_redis.set(key, f'vix_ttl:2|-|{ahead}|5.0|5.0|normal\n"from the future"')
+    raw_redis.set(key, f'vix_ttl:2|-|{ahead}|5.0|5.0|normal|0.0\n"from the future"')
     assert await odds() == "computed"
     assert odds.cache_info().stale == 1
 

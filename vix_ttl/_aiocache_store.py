@@ -13,7 +13,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
@@ -36,11 +36,22 @@ from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
 from vix_ttl._keys import key_prefix, wire_key
+from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.aiocache import VixSerializer
+from vix_ttl.status import VixStatus
 
 __all__ = ["ADAPTER", "AiocacheEngine"]
 
 _T = TypeVar("_T")
+
+
+class _Found(NamedTuple):
+    """An entry read and decoded: its value, age, fresh TTL and computation time."""
+
+    value: Any
+    age: float
+    fresh_for: float
+    delta: float
 
 
 class _Adapter:
@@ -98,6 +109,8 @@ class AiocacheEngine(Engine):
         self._rejections = FaultLog(self.name, events=REJECTED_EVENTS)
         self._unstorable = FaultLog(self.name, events=UNSTORABLE)
         self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._vix_key
+        # The backend keeps an entry past its fresh TTL for as long as any allowance may serve it.
+        self._keep_longer = max(self._swr.largest, self._sie.largest)
 
     def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
         """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
@@ -120,7 +133,7 @@ class AiocacheEngine(Engine):
     ) -> Any:
         ttl, key, status, base = self.prepare(args if instance is None else (instance, *args), kwargs)
         signed_key = None if self._signer is None else key_bytes(self.cache, key)
-        outcome = BYPASS
+        outcome, stale = BYPASS, None
         # A hung backend costs a call one timeout in all: the write gets what the read left.
         budget = self._timeout
         if ttl:
@@ -134,33 +147,66 @@ class AiocacheEngine(Engine):
                 outcome = ERROR
             else:
                 self._faults.recovered()
-                if raw is None:
-                    outcome = MISS
-                else:
-                    opened = open_envelope(raw, signer=self._signer, key=signed_key)
-                    if opened is None:
-                        outcome = self._reject("not a valid, signed vix_ttl entry")
-                    elif fresh(self._clock() - opened[0].stored_at, opened[0].ttl, ttl):
-                        try:
-                            value = self._loads(opened[1])
-                        except Exception as exc:
-                            outcome = self._reject(f"its payload does not decode: {exc!r}")
-                        else:
-                            self._rejections.recovered()
-                            self.count(HIT)
-                            return value
-                    else:
-                        outcome = STALE
+                outcome, found = self._open(raw, signed_key, ttl)
+                if found is not None and outcome is HIT:
+                    self.count(HIT)
+                    if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
+                        produce, keep = self._producer(
+                            wrapped, args, kwargs, key, signed_key, ttl, base, status
+                        )
+                        self.refresh_early_async(key, produce, keep)
+                    return found.value
+                if found is not None:
+                    stale = Stale(found.value, found.age, found.fresh_for)
             if budget is not None:
                 budget -= time.monotonic() - started
-        return await self.compute_async(
-            key,
-            outcome,
-            lambda: wrapped(*args, **kwargs),
-            lambda value: self._write(
-                key, signed_key, value, Header(self._clock(), ttl, base, status.value), budget
-            ),
-        )
+        produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
+        return await self.compute_async(key, outcome, produce, keep, stale)
+
+    def _open(self, raw: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
+        """The outcome of reading *raw*, and what it held when it is fresh, or stale but servable."""
+        if raw is None:
+            return MISS, None
+        opened = open_envelope(raw, signer=self._signer, key=signed_key)
+        if opened is None:
+            return self._reject("not a valid, signed vix_ttl entry"), None
+        header, payload = opened
+        age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
+        if fresh(age, header.ttl, ttl):
+            outcome = HIT
+        elif age >= 0 and age < fresh_for + self._keep_longer:
+            outcome = STALE  # past its fresh TTL, but maybe within an allowance: decoded
+        else:
+            return STALE, None
+        try:
+            value = self._loads(payload)
+        except Exception as exc:
+            return self._reject(f"its payload does not decode: {exc!r}"), None
+        self._rejections.recovered()
+        return outcome, _Found(value, age, fresh_for, header.delta)
+
+    def _producer(  # noqa: PLR0917 - one call's whole context, passed along as it is
+        self,
+        wrapped: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: Any,
+        signed_key: bytes | None,
+        ttl: float,
+        base: float,
+        status: VixStatus,
+        budget: float | None = None,
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float], Awaitable[bool]]]:
+        """The computation of one call, and the write of its result (within *budget*)."""
+
+        def produce() -> Awaitable[Any]:
+            return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+
+        def keep(value: Any, delta: float) -> Awaitable[bool]:
+            header = Header(self._clock(), ttl, base, status.value, delta)
+            return self._write(key, signed_key, value, header, budget)
+
+        return produce, keep
 
     async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
         """Await a backend *command* for at most *budget* seconds (None: no bound)."""
@@ -205,7 +251,7 @@ class AiocacheEngine(Engine):
         try:
             if budget is not None and budget <= 0:
                 raise TimeoutError("the read took the call's whole timeout: not writing")
-            set_ttl = backend_ttl(self.cache, header.ttl)
+            set_ttl = backend_ttl(self.cache, header.ttl + self._keep_longer)  # served stale meanwhile
             await self._bounded(
                 self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=identity, timeout=0), budget
             )

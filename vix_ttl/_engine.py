@@ -25,18 +25,24 @@ from typing import Any, NamedTuple, Protocol
 from cachetools.keys import hashkey
 
 from vix_ttl._checks import check_ttl
+from vix_ttl._faults import SERVED_ON_ERROR as SERVED_ON_ERROR_EVENTS
 from vix_ttl._faults import FaultLog
+from vix_ttl._refresh import Refreshes
 from vix_ttl._signing import Signer
+from vix_ttl._stale import NO_ALLOWANCE, Allowance, Stale
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.status import VixStatus
 
 __all__ = [
     "BYPASS",
     "COALESCED",
+    "EARLY",
     "ERROR",
     "HIT",
     "MISS",
     "REJECTED",
+    "SERVED_ON_ERROR",
+    "SERVED_STALE",
     "STALE",
     "CacheInfo",
     "Compute",
@@ -54,7 +60,10 @@ TTLArg = float | Callable[..., float]
 
 
 class CacheInfo(NamedTuple):
-    """What happened to each call; every call counts under exactly one field."""
+    """What happened to each call; every call counts under exactly one field.
+
+    Read it by field name: fields are added between releases.
+    """
 
     hits: int
     """Served from the cache."""
@@ -70,6 +79,10 @@ class CacheInfo(NamedTuple):
     """The cache backend failed (or could not store the value): computed anyway."""
     rejected: int
     """An entry of a shared store failed its signature check or could not be decoded: computed."""
+    served_stale: int
+    """An entry past its fresh TTL, within ``stale_while_revalidate``: served while one refresh runs."""
+    served_on_error: int
+    """The computation raised; an entry within ``stale_if_error`` was served instead."""
 
     @property
     def calls(self) -> int:
@@ -77,8 +90,9 @@ class CacheInfo(NamedTuple):
         return sum(self)
 
 
-# The CacheInfo fields, as the outcomes of a call.
-HIT, MISS, STALE, BYPASS, COALESCED, ERROR, REJECTED = CacheInfo._fields
+# The CacheInfo fields, as the outcomes of a call; EARLY is a hit that starts an early refresh.
+HIT, MISS, STALE, BYPASS, COALESCED, ERROR, REJECTED, SERVED_STALE, SERVED_ON_ERROR = CacheInfo._fields
+EARLY = "early"
 
 
 class Entry(NamedTuple):
@@ -87,6 +101,8 @@ class Entry(NamedTuple):
     value: Any
     stored_at: float
     ttl: float
+    delta: float = 0.0
+    """How long its computation took (early refresh weighs it)."""
 
 
 def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
@@ -100,11 +116,13 @@ def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
 
 
 class Compute(NamedTuple):
-    """Why a call computes (its ``CacheInfo`` field), with the TTL and key to store it under."""
+    """Why a call computes (its ``CacheInfo`` field), with the TTL and key to store it under,
+    and the entry found past its fresh TTL, if any (or a hit due an early refresh: ``EARLY``)."""
 
     outcome: str
     ttl: float
     key: Any
+    stale: Stale | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +141,10 @@ class Options:
     signer: Signer | None
     clock: Callable[[], float] | None
     """None: the store's default (the breaker's clock in-process, wall-clock on shared stores)."""
+    stale_while_revalidate: Allowance = NO_ALLOWANCE
+    stale_if_error: Allowance = NO_ALLOWANCE
+    early_refresh: float = 0.0
+    """XFetch's beta; 0: off."""
 
 
 class StoreAdapter(Protocol):
@@ -170,8 +192,13 @@ class Engine(ABC):
         self._args_are_key = options.key is None  # without kwargs, the arguments are the key as they are
         self._clock = clock
         self._flights = flights  # None: every caller computes
+        self._swr = options.stale_while_revalidate
+        self._sie = options.stale_if_error
+        self._beta = options.early_refresh
+        self.refreshes = Refreshes(self.name)
         self.lock = threading.Lock()
         self._faults = FaultLog(self.name)
+        self._served_on_error = FaultLog(self.name, events=SERVED_ON_ERROR_EVENTS)
         self._reset_counts()
         _engines.add(self)
 
@@ -247,42 +274,117 @@ class Engine(ABC):
 
     # -- computing, shared with concurrent callers of the key ----------------------------
 
-    def compute(self, key: Any, outcome: str, produce: Callable[[], Any], keep: Callable[[Any], bool]) -> Any:
-        """Compute (shared with concurrent callers of *key*), store unless bypassing, count the call."""
+    def compute(
+        self,
+        key: Any,
+        outcome: str,
+        produce: Callable[[], Any],
+        keep: Callable[[Any, float], bool],
+        stale: Stale | None = None,
+    ) -> Any:
+        """Compute (shared with concurrent callers of *key*), store unless bypassing, count the call.
+
+        A *stale* entry within ``stale_while_revalidate`` is served at once while one
+        refresh runs in the background; within ``stale_if_error``, it is served
+        instead of the computation's exception. *keep* takes the value and how
+        long its computation took.
+        """
+        if stale is not None and self._swr and stale.within(self._swr, self.breaker.mode):
+            self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
+            self.count(SERVED_STALE)
+            return stale.value
+        run = self._runner(outcome, produce, keep)
+        (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
+        return self._counted(value, led, stored, outcome, stale)
+
+    def _runner(
+        self, outcome: str, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
+    ) -> Callable[[], tuple[Any, bool]]:
+        clock = self._clock
 
         def run() -> tuple[Any, bool]:
+            started = clock()
             try:
                 value = produce()
             except Exception as exc:
                 return _Raised(exc), True
-            return value, outcome is BYPASS or keep(value)
+            return value, outcome is BYPASS or keep(value, clock() - started)
 
-        (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
-        return self._counted(value, led, stored, outcome)
+        return run
+
+    def _refresh(self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]) -> None:
+        """A background refresh: concurrent callers of *key* join it, as they join any computation."""
+        run = self._runner(MISS, produce, keep)
+        (value, _), _ = (run(), True) if self._flights is None else self._flights.run(key, run)
+        if value.__class__ is _Raised:
+            raise value.error  # counted and logged by Refreshes
+
+    def refresh_early(self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]) -> None:
+        """Start an early refresh of *key* (a hit was due one)."""
+        self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
 
     async def compute_async(
         self,
         key: Any,
         outcome: str,
         produce: Callable[[], Awaitable[Any]],
-        keep: Callable[[Any], Awaitable[bool]],
+        keep: Callable[[Any, float], Awaitable[bool]],
+        stale: Stale | None = None,
     ) -> Any:
         """``compute`` for coroutine functions and asynchronous stores."""
+        if stale is not None and self._swr and stale.within(self._swr, self.breaker.mode):
+            self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep))
+            self.count(SERVED_STALE)
+            return stale.value
+        run = self._runner_async(outcome, produce, keep)
+        (value, stored), led = (
+            (await run(), True) if self._flights is None else await self._flights.run(key, run)
+        )
+        return self._counted(value, led, stored, outcome, stale)
+
+    def _runner_async(
+        self,
+        outcome: str,
+        produce: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any, float], Awaitable[bool]],
+    ) -> Callable[[], Awaitable[tuple[Any, bool]]]:
+        clock = self._clock
 
         async def run() -> tuple[Any, bool]:
+            started = clock()
             try:
                 value = await produce()
             except Exception as exc:
                 return _Raised(exc), True
-            return value, outcome is BYPASS or await keep(value)
+            return value, outcome is BYPASS or await keep(value, clock() - started)
 
-        (value, stored), led = (
-            (await run(), True) if self._flights is None else await self._flights.run(key, run)
-        )
-        return self._counted(value, led, stored, outcome)
+        return run
 
-    def _counted(self, value: Any, led: bool, stored: bool, outcome: str) -> Any:
+    async def _refresh_async(
+        self, key: Any, produce: Callable[[], Awaitable[Any]], keep: Callable[[Any, float], Awaitable[bool]]
+    ) -> None:
+        run = self._runner_async(MISS, produce, keep)
+        (value, _), _ = (await run(), True) if self._flights is None else await self._flights.run(key, run)
+        if value.__class__ is _Raised:
+            raise value.error
+
+    def refresh_early_async(
+        self, key: Any, produce: Callable[[], Awaitable[Any]], keep: Callable[[Any, float], Awaitable[bool]]
+    ) -> None:
+        """``refresh_early`` for coroutine functions and asynchronous stores."""
+        self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep))
+
+    def _counted(self, value: Any, led: bool, stored: bool, outcome: str, stale: Stale | None) -> Any:
         """Count the call (the caller that led the computation counts why it computed), then return."""
+        if (
+            value.__class__ is _Raised
+            and stale is not None
+            and self._sie
+            and stale.within(self._sie, self.breaker.mode)
+        ):
+            self._served_on_error.failed("compute", value.error)
+            self.count(SERVED_ON_ERROR)
+            return stale.value
         if not led:
             outcome = COALESCED
         elif not stored:
@@ -290,6 +392,7 @@ class Engine(ABC):
         self.count(outcome)
         if value.__class__ is _Raised:
             raise value.error
+        self._served_on_error.recovered()
         return value
 
     def in_flight(self, key: Any) -> int:

@@ -10,7 +10,7 @@ crosses any backend and any aiocache serializer unchanged:
   backend can hand back a tuple, so its type proves nobody else wrote it
 
 The header holds the wall-clock stored-at time, the decided TTL, the caller's
-base TTL (``inf``: never expires) and the status. ``<sig>`` is the HMAC of the
+base TTL (``inf``: never expires), the status and how long the computation took. ``<sig>`` is the HMAC of the
 wire key and of everything after the signature field (``-`` when unsigned).
 
 ``open_envelope`` never raises and never decodes a payload: it returns
@@ -40,6 +40,8 @@ class Header(NamedTuple):
     ttl: float
     base_ttl: float
     status: str
+    delta: float = 0.0
+    """How long the value took to compute (early refresh weighs it)."""
 
 
 def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: bytes | None = None) -> Any:
@@ -48,7 +50,7 @@ def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: byt
     Raises:
         TypeError: a signer is given but the payload is neither str nor bytes.
     """
-    head = f"{header.stored_at!r}|{header.ttl!r}|{header.base_ttl!r}|{header.status}\n"
+    head = f"{header.stored_at!r}|{header.ttl!r}|{header.base_ttl!r}|{header.status}|{header.delta!r}\n"
     if isinstance(payload, str):
         text = head + payload
         signature = _UNSIGNED if signer is None else signer.sign(key, text.encode())
@@ -96,18 +98,18 @@ def open_envelope(
                 return None
             head_bytes, _, payload_bytes = body_bytes.partition(b"\n")
             return _header(head_bytes.decode("ascii").split("|")), payload_bytes
-        if isinstance(raw, tuple) and len(raw) == 6 and raw[0] == _MARK:
-            return _header(list(raw[1:5])), raw[5]
+        if isinstance(raw, tuple) and len(raw) == 7 and raw[0] == _MARK:
+            return _header(list(raw[1:6])), raw[6]
     except (TypeError, ValueError, UnicodeError):
         pass
     return None
 
 
 def _header(fields: list[Any]) -> Header:
-    if len(fields) != 4 or fields[3] not in _STATUSES:
+    if len(fields) != 5 or fields[3] not in _STATUSES:
         raise ValueError("not a vix_ttl envelope header")
-    stored_at, ttl, base_ttl = (float(f) for f in fields[:3])
+    stored_at, ttl, base_ttl, delta = (float(f) for f in (*fields[:3], fields[4]))
     # `>= 0` is False for NaN; an infinite TTL means "never expires".
-    if not (math.isfinite(stored_at) and ttl >= 0 and base_ttl >= 0):
+    if not (math.isfinite(stored_at) and ttl >= 0 and base_ttl >= 0 and math.isfinite(delta) and delta >= 0):
         raise ValueError("bad vix_ttl envelope header")
-    return Header(stored_at, ttl, base_ttl, fields[3])
+    return Header(stored_at, ttl, base_ttl, fields[3], delta)

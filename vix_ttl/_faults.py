@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import structlog
 
-__all__ = ["BACKEND", "REJECTED", "UNSTORABLE", "Events", "FaultLog"]
+__all__ = ["BACKEND", "REFRESH", "REJECTED", "SERVED_ON_ERROR", "UNSTORABLE", "Events", "FaultLog"]
 
 _log = structlog.get_logger("vix_ttl")
 
@@ -31,6 +31,10 @@ BACKEND = Events("cache_backend_failed", "cache_backend_still_failing", "cache_b
 """A cache backend raised or timed out: the call computed anyway."""
 REJECTED = Events("cache_entry_rejected", "cache_entries_still_rejected", "cache_entries_valid_again")
 """An entry of a shared store failed its signature check or could not be decoded."""
+REFRESH = Events("cache_refresh_failed", "cache_refreshes_still_failing", "cache_refreshes_recovered")
+"""A background refresh raised: the entry it would have replaced stays."""
+SERVED_ON_ERROR = Events("cache_served_on_error", "cache_still_served_on_error", "cache_computes_again")
+"""The computation raised and a stale entry was served instead (stale_if_error)."""
 UNSTORABLE = Events(
     "cache_value_not_storable", "cache_values_still_not_storable", "cache_values_storable_again"
 )

@@ -8,13 +8,14 @@ status -> key -> record and decide -> lookup -> freshness.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import cachetools
 
 from vix_ttl._coalesce import AsyncFlights, ThreadFlights
-from vix_ttl._engine import BYPASS, ERROR, MISS, STALE, Compute, Engine, Entry, Options
+from vix_ttl._engine import BYPASS, EARLY, ERROR, MISS, STALE, Compute, Engine, Entry, Options
+from vix_ttl._stale import Stale, early_refresh_due
 
 __all__ = ["MappingEngine", "mapping_engine"]
 
@@ -76,11 +77,14 @@ class MappingEngine(Engine):
             entry = self.cache[key]
             if entry.__class__ is not Entry:  # not written by vix_ttl: a miss, overwritten
                 return Compute(MISS, ttl, key)
-            value, stored_at, stored_ttl = entry
-            if 0 <= now - stored_at < (stored_ttl if stored_ttl < ttl else ttl):
+            value, stored_at, stored_ttl, delta = entry
+            age, fresh_for = now - stored_at, (stored_ttl if stored_ttl < ttl else ttl)
+            if 0 <= age < fresh_for:
                 self.hits += 1
+                if self._beta and early_refresh_due(fresh_for - age, delta, self._beta):
+                    return Compute(EARLY, ttl, key, Stale(value, age, fresh_for))
                 return value
-            return Compute(STALE, ttl, key)
+            return Compute(STALE, ttl, key, Stale(value, age, fresh_for) if age >= 0 else None)
         except KeyError:
             return Compute(MISS, ttl, key)
         except Exception as exc:
@@ -90,9 +94,9 @@ class MappingEngine(Engine):
         finally:
             lock.release()
 
-    def keep(self, key: Any, value: Any, ttl: float) -> bool:
-        """Store a computed value; False if the store failed."""
-        entry = Entry(value, self._clock(), ttl)
+    def keep(self, key: Any, value: Any, ttl: float, delta: float) -> bool:
+        """Store a computed value (*delta*: how long it took); False if the store failed."""
+        entry = Entry(value, self._clock(), ttl, delta)
         with self.lock:
             try:
                 self.cache[key] = entry
@@ -141,8 +145,18 @@ class SyncMappingEngine(MappingEngine):
     def _miss(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
     ) -> Any:
-        outcome, ttl, key = why
-        return self.compute(key, outcome, lambda: wrapped(*args, **kwargs), lambda v: self.keep(key, v, ttl))
+        outcome, ttl, key, stale = why
+
+        def produce() -> Any:
+            return wrapped(*args, **kwargs)
+
+        def keep(value: Any, delta: float) -> bool:
+            return self.keep(key, value, ttl, delta)
+
+        if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
+            self.refresh_early(key, produce, keep)
+            return stale.value  # type: ignore[union-attr]
+        return self.compute(key, outcome, produce, keep, stale)
 
 
 class AsyncMappingEngine(MappingEngine):
@@ -164,9 +178,15 @@ class AsyncMappingEngine(MappingEngine):
     async def _miss(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
     ) -> Any:
-        outcome, ttl, key = why
+        outcome, ttl, key, stale = why
 
-        async def keep(value: Any) -> bool:
-            return self.keep(key, value, ttl)
+        def produce() -> Awaitable[Any]:
+            return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        return await self.compute_async(key, outcome, lambda: wrapped(*args, **kwargs), keep)
+        async def keep(value: Any, delta: float) -> bool:
+            return self.keep(key, value, ttl, delta)
+
+        if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
+            self.refresh_early_async(key, produce, keep)
+            return stale.value  # type: ignore[union-attr]
+        return await self.compute_async(key, outcome, produce, keep, stale)

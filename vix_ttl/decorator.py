@@ -11,16 +11,18 @@ proxy returned, in ``vix_ttl._proxy``. ``ARCHITECTURE.md`` draws the picture.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable, MutableMapping
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from vix_ttl._checks import check_clock, check_count, check_name, check_ttl
+from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
 from vix_ttl._engine import CacheInfo, Engine, Options, StoreAdapter, TTLArg, cached_functions
 from vix_ttl._mapping import mapping_engine
 from vix_ttl._proxy import wrap
 from vix_ttl._signing import Secret, signer_of
+from vix_ttl._stale import Allowance
 from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.mode import Mode
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
@@ -81,6 +83,9 @@ def vix_cached(
     key: Callable[..., Hashable] | None = None,
     namespace: str | None = None,
     coalesce: bool = True,
+    stale_while_revalidate: float | Mapping[Mode | str, float] = 0,
+    stale_if_error: float | Mapping[Mode | str, float] = 0,
+    early_refresh: float = 0,
     secret: Secret | None = None,
     clock: Callable[[], float] | None = None,
 ) -> _Decorator:
@@ -101,6 +106,14 @@ def vix_cached(
         namespace: Keeps this function's entries apart from other functions'
             in a shared cache (default: the function's ``module.qualname``).
         coalesce: Concurrent calls for one key share one computation.
+        stale_while_revalidate: Seconds an entry past its fresh TTL is still served
+            at once while one refresh runs in the background (a number, or a mapping
+            mode -> seconds: missing modes 0). Never while the decision is a bypass.
+        stale_if_error: Seconds an entry past its fresh TTL is served instead of
+            the computation's exception (a number, or a mapping mode -> seconds).
+        early_refresh: XFetch's beta (0: off): a hit with r seconds of freshness
+            left starts a background refresh with probability exp(-r / (delta * beta)),
+            delta being how long the entry took to compute.
         secret: Signs the entries of a shared store (Redis, memcached), so
             forged ones are rejected; a list of secrets rotates them (the
             first signs, every one verifies). Required when the cache's
@@ -124,6 +137,9 @@ def vix_cached(
         check_name("vix_cached namespace", namespace)
     if not isinstance(coalesce, bool):
         raise TypeError(f"vix_cached: coalesce must be True or False, got {coalesce!r}")
+    swr = Allowance.of("vix_cached stale_while_revalidate", stale_while_revalidate)
+    sie = Allowance.of("vix_cached stale_if_error", stale_if_error)
+    beta = check_seconds("vix_cached early_refresh", early_refresh)
     signer = signer_of(secret, owner="vix_cached")
     if clock is not None:
         clock = check_clock("vix_cached clock", clock)
@@ -146,6 +162,9 @@ def vix_cached(
             coalesce=coalesce,
             signer=signer,
             clock=clock,
+            stale_while_revalidate=swr,
+            stale_if_error=sie,
+            early_refresh=beta,
         )
         engine: Engine
         if adapter is None:

@@ -102,6 +102,8 @@ _RESULTS = {
     "coalesced": "coalesced",
     "errors": "error",
     "rejected": "rejected",
+    "served_stale": "served_stale",
+    "served_on_error": "served_on_error",
 }
 
 

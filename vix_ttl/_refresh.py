@@ -1,0 +1,85 @@
+"""Background refreshes: one per key per process at a time, a cap on how many run at once.
+
+A refresh recomputes an entry for callers who are not waiting (they were served a
+stale or a still-fresh value). Threads run them for sync functions, on one shared
+pool; tasks of the running event loop for coroutine functions, kept by strong
+reference until they end (asyncio keeps only weak ones), and cancelled with the
+loop's other tasks when it closes (``asyncio.run`` does). A refresh that fails is
+logged once per burst and counted; the entry it would have replaced stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from vix_ttl._faults import REFRESH, FaultLog
+
+__all__ = ["MAX_REFRESHES", "Refreshes"]
+
+MAX_REFRESHES = 32
+"""Refreshes one decorated function runs at once, at most; more keys wait for a later call."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool  # noqa: PLW0603 - one pool for the process, made on first use
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vix_ttl-refresh")
+        return _pool
+
+
+class Refreshes:
+    """The background refreshes of one decorated function."""
+
+    def __init__(self, name: str, *, limit: int = MAX_REFRESHES) -> None:
+        self._limit = limit
+        self._running: dict[Hashable, Future[Any] | asyncio.Task[Any]] = {}
+        self._lock = threading.Lock()
+        self.failures = 0
+        self._log = FaultLog(name, events=REFRESH)
+
+    def start(self, key: Hashable, refresh: Callable[[], Any]) -> bool:
+        """Run *refresh* in a thread, unless *key* is refreshing already or the cap is reached."""
+        with self._lock:
+            if key in self._running or len(self._running) >= self._limit:
+                return False
+            future = _threads().submit(refresh)
+            self._running[key] = future
+        future.add_done_callback(lambda done: self._land(key, done))
+        return True
+
+    def start_task(self, key: Hashable, refresh: Callable[[], Awaitable[Any]]) -> bool:
+        """Run *refresh* as a task of the running loop, on the same terms as ``start``."""
+        with self._lock:
+            if key in self._running or len(self._running) >= self._limit:
+                return False
+            task = asyncio.ensure_future(refresh())
+            self._running[key] = task
+        task.add_done_callback(lambda done: self._land(key, done))
+        return True
+
+    def running(self) -> int:
+        """How many refreshes run now."""
+        with self._lock:
+            return len(self._running)
+
+    def _land(self, key: Hashable, done: Future[Any] | asyncio.Future[Any]) -> None:
+        with self._lock:
+            if self._running.get(key) is done:
+                del self._running[key]
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is None:
+            self._log.recovered()
+            return
+        with self._lock:
+            self.failures += 1
+        self._log.failed("refresh", error)
