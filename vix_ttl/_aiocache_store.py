@@ -31,7 +31,18 @@ from vix_ttl._aiocache_backend import (
 )
 from vix_ttl._checks import check_seconds
 from vix_ttl._coalesce import AsyncFlights
-from vix_ttl._engine import BYPASS, ERROR, HIT, MISS, REJECTED, STALE, Engine, Options, fresh
+from vix_ttl._engine import (
+    BYPASS,
+    ERROR,
+    FROM_ANOTHER_PROCESS,
+    HIT,
+    MISS,
+    REJECTED,
+    STALE,
+    Engine,
+    Options,
+    fresh,
+)
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
@@ -40,9 +51,15 @@ from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.aiocache import VixSerializer
 from vix_ttl.status import VixStatus
 
-__all__ = ["ADAPTER", "AiocacheEngine"]
+__all__ = ["ADAPTER", "LEASE_SECONDS", "AiocacheEngine"]
 
 _T = TypeVar("_T")
+
+
+LEASE_SECONDS = 5.0
+"""How long a process may hold a key's lease: a holder that dies delays the others this long at most."""
+
+_POLL_SECONDS = (0.005, 0.05)  # a lease's waiters look for the holder's entry this often, first to last
 
 
 class _Found(NamedTuple):
@@ -81,6 +98,7 @@ class AiocacheEngine(Engine):
         )
         self.cache = cache
         self._namespace = options.namespace
+        self._coalesce = options.coalesce
         signer = options.signer
         self._args_are_key = False  # the wire key is always built
         wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
@@ -154,14 +172,14 @@ class AiocacheEngine(Engine):
                         produce, keep = self._producer(
                             wrapped, args, kwargs, key, signed_key, ttl, base, status
                         )
-                        self.refresh_early_async(key, produce, keep)
+                        self.refresh_early_async(key, produce, keep, ttl)
                     return found.value
                 if found is not None:
                     stale = Stale(found.value, found.age, found.fresh_for)
             if budget is not None:
                 budget -= time.monotonic() - started
         produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
-        return await self.compute_async(key, outcome, produce, keep, stale)
+        return await self.compute_async(key, outcome, produce, keep, stale, ttl)
 
     def _open(self, raw: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
         """The outcome of reading *raw*, and what it held when it is fresh, or stale but servable."""
@@ -207,6 +225,66 @@ class AiocacheEngine(Engine):
             return self._write(key, signed_key, value, header, budget)
 
         return produce, keep
+
+    def shared(
+        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float
+    ) -> Callable[[], Awaitable[tuple[Any, Any]]]:
+        """One computation per key across every process sharing the store: a lease in the store.
+
+        The process that adds the lease computes (and drops the lease); the others
+        wait for its entry, for one lease time at most, then compute themselves.
+        """
+        if not self._coalesce or self._in_process:
+            return run
+        lease = f"{key}|vix_ttl-lease"
+
+        async def leased() -> tuple[Any, Any]:
+            if await self._take(lease):
+                try:
+                    return await run()
+                finally:
+                    await self._drop(lease)
+            found = await self._await_entry(key, ttl)
+            return (found.value, FROM_ANOTHER_PROCESS) if found is not None else await run()
+
+        return leased
+
+    async def _take(self, lease: str) -> bool:
+        """Whether this process got *lease* (a backend that fails: computed as if it had)."""
+        try:
+            seconds = backend_ttl(self.cache, LEASE_SECONDS)
+            await self._bounded(
+                self.cache.add(lease, "1", ttl=seconds, dumps_fn=identity, timeout=0), self._timeout
+            )
+        except ValueError:  # aiocache's "key already exists": another process holds it
+            return False
+        except Exception as exc:
+            self._faults.failed("lease", exc)
+        return True
+
+    async def _drop(self, lease: str) -> None:
+        try:
+            await self._bounded(self.cache.delete(lease, timeout=0), self._timeout)
+        except Exception as exc:  # it expires on its own
+            self._faults.failed("lease", exc)
+
+    async def _await_entry(self, key: Any, ttl: float) -> _Found | None:
+        """The entry the lease holder writes, once there and fresh for *ttl*; None after one lease time."""
+        signed_key = None if self._signer is None else key_bytes(self.cache, key)
+        deadline = time.monotonic() + LEASE_SECONDS
+        pause, longest = _POLL_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
+            try:
+                raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), self._timeout)
+            except Exception as exc:
+                self._faults.failed("get", exc)
+                return None
+            outcome, found = self._open(raw, signed_key, ttl)
+            if outcome is HIT and found is not None:
+                return found
+        return None
 
     async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
         """Await a backend *command* for at most *budget* seconds (None: no bound)."""

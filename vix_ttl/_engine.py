@@ -15,6 +15,7 @@ for other kinds of cache are found through the ``vix_ttl.stores`` entry points
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -38,6 +39,7 @@ __all__ = [
     "COALESCED",
     "EARLY",
     "ERROR",
+    "FROM_ANOTHER_PROCESS",
     "HIT",
     "MISS",
     "REJECTED",
@@ -155,6 +157,10 @@ class StoreAdapter(Protocol):
 
     def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
         """The engine of one decorated function over *cache* (errors: at decoration time)."""
+
+
+FROM_ANOTHER_PROCESS: Any = "from another process"
+"""What a shared run says instead of "stored": it received another process's result."""
 
 
 class _Raised(NamedTuple):
@@ -323,24 +329,38 @@ class Engine(ABC):
         """Start an early refresh of *key* (a hit was due one)."""
         self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
 
-    async def compute_async(
+    async def compute_async(  # noqa: PLR0917 - compute's arguments, and the TTL a lease waits with
         self,
         key: Any,
         outcome: str,
         produce: Callable[[], Awaitable[Any]],
         keep: Callable[[Any, float], Awaitable[bool]],
         stale: Stale | None = None,
+        ttl: float = math.inf,
     ) -> Any:
-        """``compute`` for coroutine functions and asynchronous stores."""
+        """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided)."""
         if stale is not None and self._swr and stale.within(self._swr, self.breaker.mode):
-            self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep))
+            self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner_async(outcome, produce, keep)
+        # Nothing is stored on a bypass, and a store that just failed is not asked for a
+        # lease: both share in-process only.
+        if outcome is not BYPASS and outcome is not ERROR:
+            run = self.shared(key, run, ttl)
         (value, stored), led = (
             (await run(), True) if self._flights is None else await self._flights.run(key, run)
         )
         return self._counted(value, led, stored, outcome, stale)
+
+    def shared(
+        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float
+    ) -> Callable[[], Awaitable[tuple[Any, Any]]]:
+        """*run*, shared beyond this process when the store can (a lease in a shared store).
+
+        A result from another process is served only while fresh for *ttl*.
+        """
+        return run
 
     def _runner_async(
         self,
@@ -361,18 +381,26 @@ class Engine(ABC):
         return run
 
     async def _refresh_async(
-        self, key: Any, produce: Callable[[], Awaitable[Any]], keep: Callable[[Any, float], Awaitable[bool]]
+        self,
+        key: Any,
+        produce: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any, float], Awaitable[bool]],
+        ttl: float,
     ) -> None:
-        run = self._runner_async(MISS, produce, keep)
+        run = self.shared(key, self._runner_async(MISS, produce, keep), ttl)
         (value, _), _ = (await run(), True) if self._flights is None else await self._flights.run(key, run)
         if value.__class__ is _Raised:
             raise value.error
 
     def refresh_early_async(
-        self, key: Any, produce: Callable[[], Awaitable[Any]], keep: Callable[[Any, float], Awaitable[bool]]
+        self,
+        key: Any,
+        produce: Callable[[], Awaitable[Any]],
+        keep: Callable[[Any, float], Awaitable[bool]],
+        ttl: float,
     ) -> None:
         """``refresh_early`` for coroutine functions and asynchronous stores."""
-        self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep))
+        self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
 
     def _counted(self, value: Any, led: bool, stored: bool, outcome: str, stale: Stale | None) -> Any:
         """Count the call (the caller that led the computation counts why it computed), then return."""
@@ -385,7 +413,7 @@ class Engine(ABC):
             self._served_on_error.failed("compute", value.error)
             self.count(SERVED_ON_ERROR)
             return stale.value
-        if not led:
+        if not led or stored is FROM_ANOTHER_PROCESS:
             outcome = COALESCED
         elif not stored:
             outcome = ERROR
