@@ -58,7 +58,7 @@ def test_promtool_accepts_the_alert_rules(tmp_path: Path) -> None:
         [needs("promtool"), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
 
 
 def test_every_metric_the_dashboard_and_rules_query_is_exported() -> None:
