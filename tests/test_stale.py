@@ -272,3 +272,26 @@ def test_bad_allowances_fail_at_decoration(
 ) -> None:
     with pytest.raises(error, match=match):
         vix_cached(60, status=lambda: "normal", **kwargs)
+
+
+async def test_aiocache_cached_takes_the_same_allowances() -> None:
+    from aiocache import SimpleMemoryCache
+
+    from vix_ttl.aiocache import cached
+
+    failing = {"now": False}
+
+    @cached(ttl=10, cache=SimpleMemoryCache, stale_if_error=30)
+    async def odds(match: int) -> str:
+        if failing["now"]:
+            raise ConnectionError("down")
+        return "odds"
+
+    assert await odds(1) == "odds"
+    (key,) = list(await odds.cache.raw("keys"))
+    entry = await odds.cache.raw("get", key)  # an in-process envelope: mark, stored_at, ttl, ...
+    aged = (entry[0], entry[1] - 20, *entry[2:])  # written 20 s ago: 10 s past its fresh TTL
+    await odds.cache.set(key, aged, dumps_fn=lambda value: value)
+    failing["now"] = True
+    assert await odds(1) == "odds"  # within 10 + 30 s: served instead of the exception
+    assert odds.cache_info().served_on_error == 1

@@ -22,7 +22,7 @@ import importlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiocache.backends.memcached import MemcachedBackend
@@ -51,6 +51,7 @@ from vix_ttl._proxy import engine_of
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
+from vix_ttl.mode import Mode
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
@@ -284,7 +285,8 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
     Takes aiocache's arguments (``ttl``, ``key``, ``key_builder``, ``namespace``,
     ``cache``, ``serializer``, ``plugins``, ``alias``, backend kwargs) and
     vix_cached's (``status``, ``warning_ttl``, ``breaker``, ``coalesce``,
-    ``secret``). Entries sit where aiocache puts them (``get_cache_key``, under
+    ``stale_while_revalidate``, ``stale_if_error``, ``early_refresh``, ``secret``).
+    Entries sit where aiocache puts them (``get_cache_key``, under
     the cache's namespace), so code moving to it finds its keys; a memcached
     key that memcached would mangle (spaces) or refuse (over 250 bytes) is
     hashed instead. ``None`` results are cached. ``ttl`` defaults to the
@@ -308,6 +310,9 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
         warning_ttl: float | None = None,
         breaker: VIXCircuitBreaker | str | None = None,
         coalesce: bool = True,
+        stale_while_revalidate: float | Mapping[Mode | str, float] = 0,
+        stale_if_error: float | Mapping[Mode | str, float] = 0,
+        early_refresh: float = 0,
         secret: Secret | None = None,
         **kwargs: Any,
     ) -> None:
@@ -320,6 +325,9 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
             "warning_ttl": warning_ttl,
             "breaker": breaker,
             "coalesce": coalesce,
+            "stale_while_revalidate": stale_while_revalidate,
+            "stale_if_error": stale_if_error,
+            "early_refresh": early_refresh,
             "secret": secret,
         }
 
