@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-fleet lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 
 bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks
+	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
+
+bench-fleet: $(STAMP)
+	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis
