@@ -109,3 +109,33 @@ async def test_a_killed_lease_holder_delays_the_others_one_lease_at_most(redis_p
     assert counter.get(f"{namespace}computes") == b"2"
     assert odds.cache_info().misses == 1
     await cache.close()
+
+
+async def test_a_holder_that_fails_hands_the_lease_on_at_once(redis_port: int) -> None:
+    namespace = f"sf-{uuid.uuid4().hex[:8]}:"
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    def process(fails: bool) -> Any:  # two engines, two sets of flights: two processes on one Redis
+        @vix_cached(
+            60, status=lambda match: "normal", cache=cache_of("redis", redis_port, namespace), namespace="o"
+        )
+        async def odds(match: int) -> str:
+            if fails:
+                holding.set()
+                await release.wait()
+                raise ConnectionError("the holder's backend call failed")
+            return "computed by the second process"
+
+        return odds
+
+    first, second = process(fails=True), process(fails=False)
+    holder_call = asyncio.create_task(first(42))
+    await holding.wait()  # the first process holds the lease
+    waiter = asyncio.create_task(second(42))
+    await asyncio.sleep(0.05)  # the second process finds the key leased and waits on it
+    release.set()
+    with pytest.raises(ConnectionError):
+        await holder_call
+    # The lease went without an entry: the waiter takes it over, well before it would expire.
+    assert await asyncio.wait_for(waiter, timeout=LEASE_SECONDS / 2) == "computed by the second process"
+    assert second.cache_info().misses == 1

@@ -295,3 +295,27 @@ async def test_aiocache_cached_takes_the_same_allowances() -> None:
     failing["now"] = True
     assert await odds(1) == "odds"  # within 10 + 30 s: served instead of the exception
     assert odds.cache_info().served_on_error == 1
+
+
+def test_stale_if_error_judges_the_entrys_age_when_it_serves_it(
+    clock: FakeClock, breaker: VIXCircuitBreaker
+) -> None:
+    calls = {"n": 0}
+
+    def compute(key: int) -> str:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            clock.advance(8)  # a slow failure: the entry ages while it runs
+            raise ConnectionError("down")
+        return "v1"
+
+    price = vix_cached(5, status=lambda key: "normal", breaker=breaker, stale_if_error=10)(compute)
+    price(1)
+    clock.advance(14)  # read at 14 s: within 5 + 10
+    with pytest.raises(ConnectionError):
+        price(1)  # but served at 22 s it would be past them: the exception propagates
+
+
+def test_early_refresh_never_divides_by_nothing() -> None:
+    assert early_refresh_due(1.0, 5e-324, 0.5) is False
+    assert early_refresh_due(1.0, 0.0, 1.0) is False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
@@ -46,7 +47,7 @@ from vix_ttl._engine import (
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
-from vix_ttl._keys import key_prefix, wire_key
+from vix_ttl._keys import digest, key_prefix, wire_key
 from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.aiocache import VixSerializer
 from vix_ttl.status import VixStatus
@@ -61,11 +62,16 @@ LEASE_SECONDS = 5.0
 
 _POLL_SECONDS = (0.005, 0.05)  # a lease's waiters look for the holder's entry this often, first to last
 
+# Deletes the lease only if it still holds this process's token (it may have expired and
+# been taken by another process meanwhile). Everything here comes from this module.
+_DROP_IF_MINE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
 
 class _Found(NamedTuple):
-    """An entry read and decoded: its value, age, fresh TTL and computation time."""
+    """An entry read and decoded: its value, when it was stored, its age, fresh TTL and computation time."""
 
     value: Any
+    stored_at: float
     age: float
     fresh_for: float
     delta: float
@@ -175,7 +181,7 @@ class AiocacheEngine(Engine):
                         self.refresh_early_async(key, produce, keep, ttl)
                     return found.value
                 if found is not None:
-                    stale = Stale(found.value, found.age, found.fresh_for)
+                    stale = Stale(found.value, found.stored_at, found.fresh_for)
             if budget is not None:
                 budget -= time.monotonic() - started
         produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
@@ -201,7 +207,7 @@ class AiocacheEngine(Engine):
         except Exception as exc:
             return self._reject(f"its payload does not decode: {exc!r}"), None
         self._rejections.recovered()
-        return outcome, _Found(value, age, fresh_for, header.delta)
+        return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
 
     def _producer(  # noqa: PLR0917 - one call's whole context, passed along as it is
         self,
@@ -231,60 +237,100 @@ class AiocacheEngine(Engine):
     ) -> Callable[[], Awaitable[tuple[Any, Any]]]:
         """One computation per key across every process sharing the store: a lease in the store.
 
-        The process that adds the lease computes (and drops the lease); the others
-        wait for its entry, for one lease time at most, then compute themselves.
+        The process that adds the lease reads the entry once more (another may have
+        written it since this call's read), computes, and drops its own lease. The
+        others wait for the holder's entry; if the lease goes without one (the holder
+        failed), one of them takes it; after one lease time at most, they compute.
         """
         if not self._coalesce or self._in_process:
             return run
-        lease = f"{key}|vix_ttl-lease"
+        # A name of its own, of bounded length: never an entry's key, always a memcached key.
+        lease = "vix_ttl:lease" + digest(str(key))
 
         async def leased() -> tuple[Any, Any]:
-            if await self._take(lease):
-                try:
+            deadline = time.monotonic() + LEASE_SECONDS
+            while True:
+                token = await self._take(lease)
+                if token is not None:
+                    try:
+                        found = await self._fresh_entry(key, ttl)
+                        return (found.value, FROM_ANOTHER_PROCESS) if found is not None else await run()
+                    finally:
+                        self._drop_later(lease, token)
+                found, lease_gone = await self._await_entry(key, lease, ttl, deadline)
+                if found is not None:
+                    return found.value, FROM_ANOTHER_PROCESS
+                if not lease_gone:  # one lease time passed: the holder is dead or slow
                     return await run()
-                finally:
-                    await self._drop(lease)
-            found = await self._await_entry(key, ttl)
-            return (found.value, FROM_ANOTHER_PROCESS) if found is not None else await run()
 
         return leased
 
-    async def _take(self, lease: str) -> bool:
-        """Whether this process got *lease* (a backend that fails: computed as if it had)."""
+    async def _take(self, lease: str) -> str | None:
+        """A token if this process got *lease*; None if another holds it. A failing backend: a token."""
+        token = secrets.token_hex(8)
         try:
             seconds = backend_ttl(self.cache, LEASE_SECONDS)
             await self._bounded(
-                self.cache.add(lease, "1", ttl=seconds, dumps_fn=identity, timeout=0), self._timeout
+                self.cache.add(lease, token, ttl=seconds, dumps_fn=identity, timeout=0), self._timeout
             )
         except ValueError:  # aiocache's "key already exists": another process holds it
-            return False
+            return None
         except Exception as exc:
             self._faults.failed("lease", exc)
-        return True
+            return ""  # computed as if held; nothing to drop
+        return token
 
-    async def _drop(self, lease: str) -> None:
+    def _drop_later(self, lease: str, token: str) -> None:
+        """Drop *lease* if it is still this token's, off the caller's path (it expires anyway)."""
+        if token:
+            task = asyncio.ensure_future(self._drop(lease, token))
+            self._detached.add(task)
+            task.add_done_callback(self._land)
+
+    async def _drop(self, lease: str, token: str) -> None:
         try:
-            await self._bounded(self.cache.delete(lease, timeout=0), self._timeout)
-        except Exception as exc:  # it expires on its own
+            if isinstance(self.cache, RedisBackend):  # compare and delete, atomically
+                built = key_bytes(self.cache, lease)
+                await self._bounded(self.cache.client.eval(_DROP_IF_MINE, 1, built, token), self._timeout)
+            elif not isinstance(self.cache, MemcachedBackend):  # memcached: no atomic compare; it expires
+                held = await self._bounded(self.cache.get(lease, loads_fn=identity, timeout=0), self._timeout)
+                if held == token:
+                    await self._bounded(self.cache.delete(lease, timeout=0), self._timeout)
+        except Exception as exc:
             self._faults.failed("lease", exc)
 
-    async def _await_entry(self, key: Any, ttl: float) -> _Found | None:
-        """The entry the lease holder writes, once there and fresh for *ttl*; None after one lease time."""
+    async def _fresh_entry(self, key: Any, ttl: float) -> _Found | None:
+        """The entry of *key* if it is there, valid and fresh for *ttl* (a second look: faults are None)."""
         signed_key = None if self._signer is None else key_bytes(self.cache, key)
-        deadline = time.monotonic() + LEASE_SECONDS
+        try:
+            raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), self._timeout)
+        except UnicodeDecodeError:  # someone else's bytes: the first look counted them
+            return None
+        except Exception as exc:  # the store fails: compute
+            self._faults.failed("get", exc)
+            return None
+        outcome, found = self._open(raw, signed_key, ttl)
+        return found if outcome is HIT else None
+
+    async def _await_entry(
+        self, key: Any, lease: str, ttl: float, deadline: float
+    ) -> tuple[_Found | None, bool]:
+        """``(the holder's entry, fresh for *ttl*, or None; whether the lease went without one)``."""
         pause, longest = _POLL_SECONDS
         while time.monotonic() < deadline:
             await asyncio.sleep(pause)
             pause = min(pause * 2, longest)
             try:
-                raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), self._timeout)
-            except Exception as exc:
+                found = await self._fresh_entry(key, ttl)
+                if found is not None:
+                    return found, False
+                held = await self._bounded(self.cache.exists(lease, timeout=0), self._timeout)
+            except Exception as exc:  # the store fails: stop waiting on it, compute
                 self._faults.failed("get", exc)
-                return None
-            outcome, found = self._open(raw, signed_key, ttl)
-            if outcome is HIT and found is not None:
-                return found
-        return None
+                return None, False
+            if not held:
+                return None, True
+        return None, False
 
     async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
         """Await a backend *command* for at most *budget* seconds (None: no bound)."""

@@ -295,8 +295,12 @@ class Engine(ABC):
         instead of the computation's exception. *keep* takes the value and how
         long its computation took.
         """
-        if stale is not None and self._swr and stale.within(self._swr, self.breaker.mode):
-            self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
+        if (
+            stale is not None
+            and self._swr
+            and stale.within(self._swr, self.breaker.mode, self._clock())
+            and self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
+        ):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(outcome, produce, keep)
@@ -314,7 +318,7 @@ class Engine(ABC):
                 value = produce()
             except Exception as exc:
                 return _Raised(exc), True
-            return value, outcome is BYPASS or keep(value, clock() - started)
+            return value, outcome is BYPASS or keep(value, max(0.0, clock() - started))
 
         return run
 
@@ -339,8 +343,12 @@ class Engine(ABC):
         ttl: float = math.inf,
     ) -> Any:
         """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided)."""
-        if stale is not None and self._swr and stale.within(self._swr, self.breaker.mode):
-            self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
+        if (
+            stale is not None
+            and self._swr
+            and stale.within(self._swr, self.breaker.mode, self._clock())
+            and self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
+        ):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner_async(outcome, produce, keep)
@@ -376,7 +384,7 @@ class Engine(ABC):
                 value = await produce()
             except Exception as exc:
                 return _Raised(exc), True
-            return value, outcome is BYPASS or await keep(value, clock() - started)
+            return value, outcome is BYPASS or await keep(value, max(0.0, clock() - started))
 
         return run
 
@@ -408,7 +416,7 @@ class Engine(ABC):
             value.__class__ is _Raised
             and stale is not None
             and self._sie
-            and stale.within(self._sie, self.breaker.mode)
+            and stale.within(self._sie, self.breaker.mode, self._clock())
         ):
             self._served_on_error.failed("compute", value.error)
             self.count(SERVED_ON_ERROR)

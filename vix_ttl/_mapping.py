@@ -82,9 +82,9 @@ class MappingEngine(Engine):
             if 0 <= age < fresh_for:
                 self.hits += 1
                 if self._beta and early_refresh_due(fresh_for - age, delta, self._beta):
-                    return Compute(EARLY, ttl, key, Stale(value, age, fresh_for))
+                    return Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for))
                 return value
-            return Compute(STALE, ttl, key, Stale(value, age, fresh_for) if age >= 0 else None)
+            return Compute(STALE, ttl, key, Stale(value, stored_at, fresh_for) if age >= 0 else None)
         except KeyError:
             return Compute(MISS, ttl, key)
         except Exception as exc:

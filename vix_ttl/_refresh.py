@@ -46,11 +46,19 @@ class Refreshes:
         self._log = FaultLog(name, events=REFRESH)
 
     def start(self, key: Hashable, refresh: Callable[[], Any]) -> bool:
-        """Run *refresh* in a thread, unless *key* is refreshing already or the cap is reached."""
+        """Whether *key* is refreshing: already, or by *refresh* started now in a thread.
+
+        False when the cap is reached (or the interpreter shuts down): the caller computes.
+        """
         with self._lock:
-            if key in self._running or len(self._running) >= self._limit:
+            if key in self._running:
+                return True
+            if len(self._running) >= self._limit:
                 return False
-            future = _threads().submit(refresh)
+            try:
+                future = _threads().submit(refresh)
+            except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+                return False
             self._running[key] = future
         future.add_done_callback(lambda done: self._land(key, done))
         return True
@@ -58,7 +66,9 @@ class Refreshes:
     def start_task(self, key: Hashable, refresh: Callable[[], Awaitable[Any]]) -> bool:
         """Run *refresh* as a task of the running loop, on the same terms as ``start``."""
         with self._lock:
-            if key in self._running or len(self._running) >= self._limit:
+            if key in self._running:
+                return True
+            if len(self._running) >= self._limit:
                 return False
             task = asyncio.ensure_future(refresh())
             self._running[key] = task

@@ -71,12 +71,17 @@ class Stale(NamedTuple):
     """An entry found past its fresh TTL: served only within an allowance."""
 
     value: Any
-    age: float
+    stored_at: float
     fresh_for: float
     """Its fresh TTL: ``min(stored, decided)``."""
 
-    def within(self, allowance: Allowance, mode: Mode) -> bool:
-        return self.age < self.fresh_for + allowance[mode]
+    def within(self, allowance: Allowance, mode: Mode, now: float) -> bool:
+        """Whether it may still be served *now*: its age, then, below fresh + the allowance of *mode*.
+
+        Judged when it is served, not when it was read: a computation that ran (and
+        failed) meanwhile made it older.
+        """
+        return 0 <= now - self.stored_at < self.fresh_for + allowance[mode]
 
 
 def early_refresh_due(left: float, delta: float, beta: float, draw: float | None = None) -> bool:
@@ -86,6 +91,7 @@ def early_refresh_due(left: float, delta: float, beta: float, draw: float | None
     the closer the expiry, the likelier an early refresh, so that one caller
     recomputes before the others find the entry expired.
     """
-    if delta <= 0 or beta <= 0:
+    scale = delta * beta
+    if not scale > 0:  # no measured delta, early refresh off, or a product too small to divide by
         return False
-    return (random.random() if draw is None else draw) < math.exp(-left / (delta * beta))
+    return (random.random() if draw is None else draw) < math.exp(-left / scale)
