@@ -175,8 +175,8 @@ class AiocacheEngine(Engine):
                 if found is not None and outcome is HIT:
                     self.count(HIT)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
-                        produce, keep = self._producer(
-                            wrapped, args, kwargs, key, signed_key, ttl, base, status
+                        produce, keep = self._producer(  # written in the background, bounded
+                            wrapped, args, kwargs, key, signed_key, ttl, base, status, self._timeout
                         )
                         self.refresh_early_async(key, produce, keep, ttl)
                     return found.value
@@ -198,8 +198,8 @@ class AiocacheEngine(Engine):
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT
-        elif age >= 0 and age < fresh_for + self._keep_longer:
-            outcome = STALE  # past its fresh TTL, but maybe within an allowance: decoded
+        elif self._keep_longer and 0 <= age < fresh_for + self._allowed_now():
+            outcome = STALE  # past its fresh TTL, within an allowance of the mode now: decoded
         else:
             return STALE, None
         try:
@@ -208,6 +208,11 @@ class AiocacheEngine(Engine):
             return self._reject(f"its payload does not decode: {exc!r}"), None
         self._rejections.recovered()
         return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
+
+    def _allowed_now(self) -> float:
+        """The longest allowance of the breaker's mode now."""
+        mode = self.breaker.mode
+        return max(self._swr[mode], self._sie[mode])
 
     def _producer(  # noqa: PLR0917 - one call's whole context, passed along as it is
         self,

@@ -304,7 +304,11 @@ class Engine(ABC):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(outcome, produce, keep)
-        (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
+        try:
+            (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
+        except BaseException:  # an interrupt, not the function's error: counted all the same
+            self.count(outcome)
+            raise
         return self._counted(value, led, stored, outcome, stale)
 
     def _runner(
@@ -356,9 +360,13 @@ class Engine(ABC):
         # lease: both share in-process only.
         if outcome is not BYPASS and outcome is not ERROR:
             run = self.shared(key, run, ttl)
-        (value, stored), led = (
-            (await run(), True) if self._flights is None else await self._flights.run(key, run)
-        )
+        try:
+            (value, stored), led = (
+                (await run(), True) if self._flights is None else await self._flights.run(key, run)
+            )
+        except BaseException:  # a cancellation or an interrupt: counted all the same
+            self.count(outcome)
+            raise
         return self._counted(value, led, stored, outcome, stale)
 
     def shared(
