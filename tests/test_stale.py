@@ -321,7 +321,9 @@ def test_early_refresh_never_divides_by_nothing() -> None:
     assert early_refresh_due(1.0, 0.0, 1.0) is False
 
 
-def test_an_interrupt_in_the_computation_is_still_counted(clock: FakeClock, breaker: VIXCircuitBreaker) -> None:
+def test_an_interrupt_in_the_computation_is_still_counted(
+    clock: FakeClock, breaker: VIXCircuitBreaker
+) -> None:
     def compute(key: int) -> str:
         raise KeyboardInterrupt
 
