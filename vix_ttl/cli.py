@@ -21,7 +21,7 @@ from tqdm import tqdm
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.mode import Thresholds, Transition
 from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
-from vix_ttl.simulate import STRATEGIES, StrategyResult, share, simulate
+from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, share, simulate
 from vix_ttl.testing import FakeClock
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
@@ -101,12 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         help="simulation time step, seconds (default 1/32: binary fractions keep time exact)",
     )
     sim.add_argument(
-        "--strategies", default=",".join(STRATEGIES), help=f"comma-separated subset of {','.join(STRATEGIES)}"
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help=f"comma-separated subset of {','.join(STRATEGIES)} (default: the first three)",
     )
     sim.add_argument(
         "--workers",
         type=int,
-        default=len(STRATEGIES),
+        default=len(DEFAULT_STRATEGIES),
         help="processes, one strategy each (default 3; 1 runs them here, in turn)",
     )
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -270,17 +272,19 @@ def render(report: dict[str, Any]) -> str:
         f"(simulated as {sc['simulated_latency_seconds'] * 1000:g} ms), "
         f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, step {sc['step_seconds'] * 1000:g} ms",
         "",
-        f"{'strategy':<17} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
-        f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6}",
+        f"{'strategy':<22} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
+        f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6} "
+        f"{'wait p50/p99/max':>22}",
     ]
     for name, s in report["strategies"].items():
         oldest = " / ".join(f"{s['oldest_served_seconds'][k]:.2f} s" for k in ("normal", "warning", "panic"))
         vs = f"{s['share_of_bypass']:.1%}" if "share_of_bypass" in s else "-"
         vs_panic = f"{s['share_of_bypass_in_panic']:.1%}" if "share_of_bypass_in_panic" in s else "-"
         counts = f"{s['computes']:>10,} {s['computes_in_panic']:>10,} {s['peak_computes_per_second']:>7,}"
+        wait = " / ".join(f"{s['caller_wait_seconds'][k] * 1000:g}" for k in ("p50", "p99", "max")) + " ms"
         lines.append(
-            f"{name:<17} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
-            f"{s['staleness_violations']:>6}"
+            f"{name:<22} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
+            f"{s['staleness_violations']:>6} {wait:>22}"
         )
     lines += ["", "Mode timeline:"]
     lines += [

@@ -24,6 +24,7 @@ import asyncio
 import gc
 import math
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,9 +37,16 @@ from vix_ttl.policy import BASE, BYPASS, TTLPolicy
 from vix_ttl.scenario import Scenario
 from vix_ttl.status import VixStatus
 
-__all__ = ["STRATEGIES", "StrategyResult", "share", "simulate"]
+__all__ = ["DEFAULT_STRATEGIES", "STRATEGIES", "StrategyResult", "share", "simulate"]
 
-STRATEGIES = ("bypass", "breaker", "breaker+coalesce")
+STRATEGIES = ("bypass", "breaker", "breaker+coalesce", "breaker+coalesce+swr", "breaker+coalesce+early")
+DEFAULT_STRATEGIES = STRATEGIES[:3]
+"""What ``vix-ttl simulate`` runs unless told: the story of the breaker itself."""
+
+SWR_SECONDS = 5.0
+"""``stale_while_revalidate`` of the ``+swr`` strategy, in every mode."""
+EARLY_BETA = 1.0
+"""``early_refresh`` of the ``+early`` strategy."""
 
 _NAIVE_POLICY = TTLPolicy({mode: {"panic": BYPASS, "warning": BASE, "normal": BASE} for mode in Mode})
 """What a cache without a breaker does: bypass on panic, whatever has been happening."""
@@ -56,6 +64,8 @@ class StrategyResult:
     cache_info: dict[str, int] = field(default_factory=dict)
     oldest_served_seconds: dict[str, float] = field(default_factory=dict)
     staleness_violations: int = 0
+    caller_wait_seconds: dict[str, float] = field(default_factory=dict)
+    """How long callers waited for their value (virtual seconds): p50, p99, max."""
     transitions: list[dict[str, Any]] = field(default_factory=list)
     computes_per_second: list[int] = field(default_factory=list)
     panic_ratio_per_second: list[float] = field(default_factory=list)
@@ -127,14 +137,19 @@ class _Run:
         # Calls this driver runs itself that wait on the backend, resumed at
         # the step their computation ends (no round trip through the loop).
         self.last_wait: asyncio.Future[None] | None = None
-        self.resumes: dict[int, list[tuple[Any, float, str]]] = {}
+        self.resumes: dict[int, list[tuple[Any, float, str, int]]] = {}
+        # Values may be served past their TTL by this much, on purpose (stale-while-revalidate).
+        self.allowance = SWR_SECONDS if strategy.endswith("+swr") else 0.0
+        self.waits: Counter[int] = Counter()  # callers by how many steps they waited
         self.oldest: dict[str, float] = {}
         self.price = vix_cached(
             scenario.ttl,
             status=lambda key: self.status,
             breaker=self.breaker,
             maxsize=max(4096, 2 * scenario.keys),
-            coalesce=strategy == "breaker+coalesce",
+            coalesce=strategy.startswith("breaker+coalesce"),
+            stale_while_revalidate=SWR_SECONDS if strategy.endswith("+swr") else 0,
+            early_refresh=EARLY_BETA if strategy.endswith("+early") else 0,
             clock=loop.time,
         )(self._backend)
 
@@ -193,13 +208,25 @@ class _Run:
         }
         result.computes_per_second = self.computes_per_second[: math.ceil(scenario.duration)]
         result.peak_computes_per_second = max(result.computes_per_second, default=0)
+        result.caller_wait_seconds = self._wait_quantiles()
         return result
+
+    def _wait_quantiles(self) -> dict[str, float]:
+        """p50, p99 and max of how long callers waited, from the count of callers per step waited."""
+        total, seen, found = sum(self.waits.values()), 0, {}
+        for steps in sorted(self.waits):
+            seen += self.waits[steps]
+            for name, share_ in (("p50", 0.50), ("p99", 0.99)):
+                if name not in found and seen >= share_ * total:
+                    found[name] = round(steps * self.scenario.step, 6)
+        found["max"] = round(max(self.waits, default=0) * self.scenario.step, 6)
+        return {"p50": found.get("p50", 0.0), "p99": found.get("p99", 0.0), "max": found["max"]}
 
     def _end_computations(self, index: int) -> None:
         for done in self.pending.pop(index, ()):
             done.set_result(None)
-        for call, ttl, status in self.resumes.pop(index, ()):
-            self._resume(call, ttl, status)
+        for call, ttl, status, issued in self.resumes.pop(index, ()):
+            self._resume(call, ttl, status, issued)
 
     def _drain(self, finished: asyncio.Future[None]) -> None:
         while self.pending or self.resumes:
@@ -221,32 +248,33 @@ class _Run:
             try:
                 waiting = call.send(None)
             except StopIteration as served:
-                served_now(served.value, breaker.last_ttl, status)
+                served_now(served.value, breaker.last_ttl, status, self.tick)
                 continue
-            self._wait(call, waiting, breaker.last_ttl, status)
+            self._wait(call, waiting, breaker.last_ttl, status, self.tick)
 
-    def _resume(self, call: Any, ttl: float, status: str) -> None:
+    def _resume(self, call: Any, ttl: float, status: str, issued: int) -> None:
         """Run a waiting *call* on; note what it served when it is done."""
         try:
             waiting = call.send(None)
         except StopIteration as served:
-            self._served(served.value, ttl, status)
+            self._served(served.value, ttl, status, issued)
             return
-        self._wait(call, waiting, ttl, status)
+        self._wait(call, waiting, ttl, status, issued)
 
-    def _wait(self, call: Any, waiting: Any, ttl: float, status: str) -> None:
+    def _wait(self, call: Any, waiting: Any, ttl: float, status: str, issued: int) -> None:
         # A call yields the future it waits on (a driver need not touch it: every
         # await of a future marks it anew).
         if waiting is self.last_wait:  # the backend: resumed at the step it ends
-            self.resumes.setdefault(self.tick + self.latency_ticks, []).append((call, ttl, status))
+            self.resumes.setdefault(self.tick + self.latency_ticks, []).append((call, ttl, status, issued))
         else:  # a shared computation, or anything else asyncio schedules
-            waiting.add_done_callback(lambda _: self._resume(call, ttl, status))
+            waiting.add_done_callback(lambda _: self._resume(call, ttl, status, issued))
 
-    def _served(self, produced_at: float, ttl: float, status: str) -> None:
+    def _served(self, produced_at: float, ttl: float, status: str, issued: int) -> None:
+        self.waits[self.tick - issued] += 1
         age = self.loop.time() - produced_at
         if age > self.oldest.get(status, -1.0):
             self.oldest[status] = age
-        if age > 0 and age >= ttl:  # served past the TTL decided for this request
+        if age > 0 and age >= ttl + self.allowance:  # served past its TTL and what it may be allowed
             self.result.staleness_violations += 1
 
     def _sample(self, now: float) -> None:
