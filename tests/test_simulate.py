@@ -168,3 +168,24 @@ def test_results_are_json_ready(leak: dict[str, object]) -> None:
     summary = leak["breaker"].summary()  # type: ignore[attr-defined]
     assert json.loads(json.dumps(summary)) == summary
     assert "computes_per_second" not in summary
+
+
+def test_a_fleet_over_one_store_computes_each_expiry_once(leak: dict[str, object]) -> None:
+    """Eight processes, each with its own in-flight sharing, over one store with leases:
+    every expired entry is recomputed once fleet-wide. Only bypassed calls (nothing is
+    stored) share in-process alone, so the fleet computes those once per process."""
+    fleet = simulate(small_leak(processes=8), "breaker+coalesce")
+    single = leak["breaker+coalesce"]
+
+    def stored_computes(result: object) -> int:  # computations whose result was stored
+        return int(result.computes - result.cache_info["bypasses"])  # type: ignore[attr-defined]
+
+    assert fleet.requests == single.requests  # type: ignore[attr-defined]
+    assert stored_computes(fleet) == stored_computes(single)
+    assert fleet.staleness_violations == 0
+    assert sum(fleet.cache_info.values()) == fleet.requests
+
+
+def test_a_fleet_needs_a_whole_number_of_processes() -> None:
+    with pytest.raises(ValueError, match=r"processes must be a finite number >= 1 \(a whole number\)"):
+        small_leak(processes=0)

@@ -247,7 +247,7 @@ class AiocacheEngine(Engine):
         others wait for the holder's entry; if the lease goes without one (the holder
         failed), one of them takes it; after one lease time at most, they compute.
         """
-        if not self._coalesce or self._in_process:
+        if not self._coalesce:
             return run
         # A name of its own, of bounded length: never an entry's key, always a memcached key.
         lease = "vix_ttl:lease" + digest(str(key))
@@ -339,6 +339,8 @@ class AiocacheEngine(Engine):
 
     async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
         """Await a backend *command* for at most *budget* seconds (None: no bound)."""
+        if budget is None:  # no bound to keep (and no task needed, as asyncio.timeout would)
+            return await command
         if not self._detach:
             async with asyncio.timeout(budget):
                 return await command

@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seed", type=int, default=1, help="traffic random seed (default 1)")
     sim.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="a fleet: this many copies of the function, each with its own in-flight sharing, over one "
+        "shared store with fleet-wide leases, like workers over one Redis (default 1: one process, "
+        "its own in-memory store)",
+    )
+    sim.add_argument(
         "--step",
         type=float,
         default=1 / 32,
@@ -143,6 +151,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         "min_samples": args.min_samples,
         "seed": args.seed,
         "step": args.step,
+        "processes": args.processes,
         "thresholds": Thresholds(enter_hv, exit_hv, enter_co, exit_co),
     }
     if args.scenario is not None:

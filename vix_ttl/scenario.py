@@ -43,6 +43,8 @@ class Scenario:
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 1
     step: float = 1 / 32
+    processes: int = 1
+    """Worker processes of the fleet, each with its own in-flight sharing, over one shared store."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -54,6 +56,7 @@ class Scenario:
             ("ttl", self.ttl > 0, "> 0"),
             ("step", 0 < self.step <= 1, "in (0, 1] seconds"),
             ("min_samples", self.min_samples >= 0, ">= 0"),
+            ("processes", isinstance(self.processes, int) and self.processes >= 1, ">= 1 (a whole number)"),
         ]
         for name, ok, allowed in checks:
             value = getattr(self, name)

@@ -142,16 +142,28 @@ class _Run:
         self.allowance = SWR_SECONDS if strategy.endswith("+swr") else 0.0
         self.waits: Counter[int] = Counter()  # callers by how many steps they waited
         self.oldest: dict[str, float] = {}
-        self.price = vix_cached(
-            scenario.ttl,
-            status=lambda key: self.status,
-            breaker=self.breaker,
-            maxsize=max(4096, 2 * scenario.keys),
-            coalesce=strategy.startswith("breaker+coalesce"),
-            stale_while_revalidate=SWR_SECONDS if strategy.endswith("+swr") else 0,
-            early_refresh=EARLY_BETA if strategy.endswith("+early") else 0,
-            clock=loop.time,
-        )(self._backend)
+        coalesce = strategy.startswith("breaker+coalesce")
+        options: dict[str, Any] = {
+            "status": lambda key: self.status,
+            "breaker": self.breaker,  # a fleet judges by one window, as with a RedisWindow
+            "coalesce": coalesce,
+            "stale_while_revalidate": SWR_SECONDS if strategy.endswith("+swr") else 0,
+            "early_refresh": EARLY_BETA if strategy.endswith("+early") else 0,
+            "clock": loop.time,
+        }
+        if scenario.processes == 1:
+            self.processes = [
+                vix_cached(scenario.ttl, maxsize=max(4096, 2 * scenario.keys), **options)(self._backend)
+            ]
+        else:
+            # The fleet's store: one aiocache memory cache, leases and all, as one Redis would be.
+            from aiocache import SimpleMemoryCache  # noqa: PLC0415 - the aiocache extra, for fleets only
+
+            store = SimpleMemoryCache()
+            self.processes = [
+                vix_cached(scenario.ttl, cache=store, namespace="odds", **options)(self._backend)
+                for _ in range(scenario.processes)
+            ]
 
     async def _backend(self, key: int) -> float:
         """The backend: one computation, ``latency`` long; returns when it ended."""
@@ -202,7 +214,8 @@ class _Run:
         loop.call_at(0.0, tick, 0)
         loop.run_until_complete(finished)
         result = self.result
-        result.cache_info = self.price.cache_info()._asdict()
+        infos = [process.cache_info()._asdict() for process in self.processes]
+        result.cache_info = {field: sum(info[field] for info in infos) for field in infos[0]}
         result.oldest_served_seconds = {
             s: round(self.oldest.get(s, 0.0), 6) for s in ("normal", "warning", "panic")
         }
@@ -239,11 +252,14 @@ class _Run:
         Most calls are hits that finish on their first step, without any
         round trip through the loop.
         """
-        price, breaker, status, served_now = self.price, self.breaker, self.status, self._served
+        breaker, status, served_now = self.breaker, self.status, self._served
         hot, cold, draw = self.scenario.hot_share, self.scenario.keys, rng.random
+        processes, fleet = self.processes, len(self.processes)
+        first = self.result.requests
         self.result.requests += arrivals
-        for _ in range(arrivals):
+        for n in range(arrivals):
             r = draw()  # one draw: the hot key below hot_share, a cold key above
+            price = processes[(first + n) % fleet]  # the load balancer: round robin
             call = price(0 if r < hot else 1 + int((r - hot) / (1 - hot) * cold))
             try:
                 waiting = call.send(None)
