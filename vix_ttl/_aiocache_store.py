@@ -104,7 +104,6 @@ class AiocacheEngine(Engine):
         )
         self.cache = cache
         self._namespace = options.namespace
-        self._coalesce = options.coalesce
         signer = options.signer
         self._args_are_key = False  # the wire key is always built
         wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
@@ -178,7 +177,7 @@ class AiocacheEngine(Engine):
                         produce, keep = self._producer(  # written in the background, bounded
                             wrapped, args, kwargs, key, signed_key, ttl, base, status, self._timeout
                         )
-                        self.refresh_early_async(key, produce, keep, ttl)
+                        self.refresh_behind_async(key, produce, keep, ttl)
                     return found.value
                 if found is not None:
                     stale = Stale(found.value, found.stored_at, found.fresh_for)
@@ -247,7 +246,7 @@ class AiocacheEngine(Engine):
         others wait for the holder's entry; if the lease goes without one (the holder
         failed), one of them takes it; after one lease time at most, they compute.
         """
-        if not self._coalesce:
+        if self._flights is None:  # coalesce=False: every caller computes, in every process
             return run
         # A name of its own, of bounded length: never an entry's key, always a memcached key.
         lease = "vix_ttl:lease" + digest(str(key))

@@ -299,13 +299,13 @@ class Engine(ABC):
             stale is not None
             and self._swr
             and stale.within(self._swr, self.breaker.mode, self._clock())
-            and self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
+            and self.refresh_behind(key, produce, keep)
         ):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(outcome, produce, keep)
         try:
-            (value, stored), led = (run(), True) if self._flights is None else self._flights.run(key, run)
+            (value, stored), led = self._fly(key, run)
         except BaseException:  # an interrupt, not the function's error: counted all the same
             self.count(outcome)
             raise
@@ -326,16 +326,21 @@ class Engine(ABC):
 
         return run
 
+    def _fly(self, key: Any, run: Callable[[], Any]) -> tuple[Any, bool]:
+        """*run*'s result, shared with concurrent callers of *key* (coalescing on); whether this call led."""
+        return (run(), True) if self._flights is None else self._flights.run(key, run)
+
+    def refresh_behind(
+        self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
+    ) -> bool:
+        """Whether *key* refreshes in the background (started now, or already): a stale or early serve."""
+        return self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
+
     def _refresh(self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]) -> None:
         """A background refresh: concurrent callers of *key* join it, as they join any computation."""
-        run = self._runner(MISS, produce, keep)
-        (value, _), _ = (run(), True) if self._flights is None else self._flights.run(key, run)
+        (value, _), _ = self._fly(key, self._runner(MISS, produce, keep))
         if value.__class__ is _Raised:
             raise value.error  # counted and logged by Refreshes
-
-    def refresh_early(self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]) -> None:
-        """Start an early refresh of *key* (a hit was due one)."""
-        self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
 
     async def compute_async(  # noqa: PLR0917 - compute's arguments, and the TTL a lease waits with
         self,
@@ -351,7 +356,7 @@ class Engine(ABC):
             stale is not None
             and self._swr
             and stale.within(self._swr, self.breaker.mode, self._clock())
-            and self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
+            and self.refresh_behind_async(key, produce, keep, ttl)
         ):
             self.count(SERVED_STALE)
             return stale.value
@@ -361,9 +366,7 @@ class Engine(ABC):
         if outcome is not BYPASS and outcome is not ERROR:
             run = self.shared(key, run, ttl)
         try:
-            (value, stored), led = (
-                (await run(), True) if self._flights is None else await self._flights.run(key, run)
-            )
+            (value, stored), led = await self._fly_async(key, run)
         except BaseException:  # a cancellation or an interrupt: counted all the same
             self.count(outcome)
             raise
@@ -403,20 +406,27 @@ class Engine(ABC):
         keep: Callable[[Any, float], Awaitable[bool]],
         ttl: float,
     ) -> None:
-        run = self.shared(key, self._runner_async(MISS, produce, keep), ttl)
-        (value, _), _ = (await run(), True) if self._flights is None else await self._flights.run(key, run)
+        (value, _), _ = await self._fly_async(
+            key, self.shared(key, self._runner_async(MISS, produce, keep), ttl)
+        )
         if value.__class__ is _Raised:
             raise value.error
 
-    def refresh_early_async(
+    async def _fly_async(self, key: Any, run: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+        """``_fly`` for coroutine functions and asynchronous stores."""
+        if self._flights is None:
+            return await run(), True
+        return await self._flights.run(key, run)  # type: ignore[no-any-return]
+
+    def refresh_behind_async(
         self,
         key: Any,
         produce: Callable[[], Awaitable[Any]],
         keep: Callable[[Any, float], Awaitable[bool]],
         ttl: float,
-    ) -> None:
-        """``refresh_early`` for coroutine functions and asynchronous stores."""
-        self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
+    ) -> bool:
+        """``refresh_behind`` for coroutine functions and asynchronous stores."""
+        return self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
 
     def _counted(self, value: Any, led: bool, stored: bool, outcome: str, stale: Stale | None) -> Any:
         """Count the call (the caller that led the computation counts why it computed), then return."""

@@ -154,7 +154,7 @@ class SyncMappingEngine(MappingEngine):
             return self.keep(key, value, ttl, delta)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
-            self.refresh_early(key, produce, keep)
+            self.refresh_behind(key, produce, keep)
             return stale.value  # type: ignore[union-attr]
         return self.compute(key, outcome, produce, keep, stale)
 
@@ -187,6 +187,6 @@ class AsyncMappingEngine(MappingEngine):
             return self.keep(key, value, ttl, delta)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
-            self.refresh_early_async(key, produce, keep, ttl)
+            self.refresh_behind_async(key, produce, keep, ttl)
             return stale.value  # type: ignore[union-attr]
         return await self.compute_async(key, outcome, produce, keep, stale, ttl)
