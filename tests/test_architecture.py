@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parent.parent / "vix_ttl"
 # layer's modules listed before it).
 LAYERS = [
     ["_checks", "_enum", "status", "_signing", "_keys", "_faults"],
-    ["window", "mode", "policy", "_envelope", "_coalesce", "_stale", "_refresh"],
+    ["window", "mode", "learning", "policy", "_envelope", "_coalesce", "_stale", "_refresh"],
     ["breaker", "registry", "detector"],
     ["_engine", "_mapping", "_proxy", "decorator"],
     [
@@ -27,7 +27,9 @@ LAYERS = [
         "prometheus",
         "_virtual_loop",
         "scenario",
+        "truth",
         "simulate",
+        "frontier",
         "plot",
         "testing",
         "pytest_plugin",

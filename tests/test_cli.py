@@ -99,7 +99,9 @@ def test_simulate_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     ("args", "message"),
     [
         (["--rate", "-5"], "rate must be a finite number > 0"),
-        (["--strategies", "lru"], "--strategies takes a comma-separated subset"),
+        (["--strategies", "lru"], "--strategies: unknown strategy 'lru'"),
+        (["--change-every", "300,30"], "--change-every needs three numbers"),
+        (["--change-every", "300,30,0"], "change_every must give normal, warning and panic"),
         (["--thresholds", "0.5,0.3"], "--thresholds needs four numbers"),
         (["--thresholds", "0.5,0.6,0.8,0.6"], "exit_high_volatility .* strictly below"),
         (["--scenario", "/nowhere.csv"], "cannot read scenario"),

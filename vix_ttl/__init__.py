@@ -4,7 +4,7 @@ from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import CachedFunction, CacheInfo, vix_cached
 from vix_ttl.detector import VolatilityDetector
 from vix_ttl.mode import Mode, Thresholds, Transition
-from vix_ttl.policy import BASE, BYPASS, Decision, Rule, Strategy, TTLPolicy
+from vix_ttl.policy import BASE, BYPASS, Decision, Learned, Rule, Strategy, TTLPolicy
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
@@ -14,6 +14,7 @@ __all__ = [
     "CacheInfo",
     "CachedFunction",
     "Decision",
+    "Learned",
     "Mode",
     "Rule",
     "Strategy",

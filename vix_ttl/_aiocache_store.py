@@ -184,7 +184,7 @@ class AiocacheEngine(Engine):
             if budget is not None:
                 budget -= time.monotonic() - started
         produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
-        return await self.compute_async(key, outcome, produce, keep, stale, ttl)
+        return await self.compute_async(key, outcome, produce, keep, stale, ttl, status)
 
     def _open(self, raw: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
         """The outcome of reading *raw*, and what it held when it is fresh, or stale but servable."""

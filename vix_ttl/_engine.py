@@ -119,12 +119,14 @@ def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
 
 class Compute(NamedTuple):
     """Why a call computes (its ``CacheInfo`` field), with the TTL and key to store it under,
-    and the entry found past its fresh TTL, if any (or a hit due an early refresh: ``EARLY``)."""
+    the entry found past its fresh TTL, if any (or a hit due an early refresh: ``EARLY``),
+    and the call's status (what a learning policy files the recomputation under)."""
 
     outcome: str
     ttl: float
     key: Any
     stale: Stale | None = None
+    status: VixStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,8 @@ class Engine(ABC):
         self._swr = options.stale_while_revalidate
         self._sie = options.stale_if_error
         self._beta = options.early_refresh
+        # A policy with Learned cells learns from recomputations that replace an entry.
+        self._learn = options.breaker._learn if options.breaker.policy.learns else None
         self.refreshes = Refreshes(self.name)
         self.lock = threading.Lock()
         self._faults = FaultLog(self.name)
@@ -280,13 +284,14 @@ class Engine(ABC):
 
     # -- computing, shared with concurrent callers of the key ----------------------------
 
-    def compute(
+    def compute(  # noqa: PLR0917 - the Compute's fields, and how to produce and keep the value
         self,
         key: Any,
         outcome: str,
         produce: Callable[[], Any],
         keep: Callable[[Any, float], bool],
         stale: Stale | None = None,
+        status: VixStatus | None = None,
     ) -> Any:
         """Compute (shared with concurrent callers of *key*), store unless bypassing, count the call.
 
@@ -304,12 +309,25 @@ class Engine(ABC):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(outcome, produce, keep)
+        started = self._clock()
         try:
             (value, stored), led = self._fly(key, run)
         except BaseException:  # an interrupt, not the function's error: counted all the same
             self.count(outcome)
             raise
+        if led and stale is not None and self._learn is not None:
+            self.learn(status, started - stale.stored_at, value, stale.value)
         return self._counted(value, led, stored, outcome, stale)
+
+    def learn(self, status: VixStatus | None, interval: float, value: Any, old: Any) -> None:
+        """Tell a learning policy whether a recomputation *interval* seconds on changed the value."""
+        if value.__class__ is _Raised or status is None:
+            return
+        try:
+            changed = bool(value != old)
+        except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
+            return
+        self._learn(status, max(0.0, interval), changed)  # type: ignore[misc]
 
     def _runner(
         self, outcome: str, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
@@ -350,6 +368,7 @@ class Engine(ABC):
         keep: Callable[[Any, float], Awaitable[bool]],
         stale: Stale | None = None,
         ttl: float = math.inf,
+        status: VixStatus | None = None,
     ) -> Any:
         """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided)."""
         if (
@@ -365,11 +384,14 @@ class Engine(ABC):
         # lease: both share in-process only.
         if outcome is not BYPASS and outcome is not ERROR:
             run = self.shared(key, run, ttl)
+        started = self._clock()
         try:
             (value, stored), led = await self._fly_async(key, run)
         except BaseException:  # a cancellation or an interrupt: counted all the same
             self.count(outcome)
             raise
+        if led and stale is not None and self._learn is not None and stored is not FROM_ANOTHER_PROCESS:
+            self.learn(status, started - stale.stored_at, value, stale.value)
         return self._counted(value, led, stored, outcome, stale)
 
     def shared(

@@ -84,7 +84,7 @@ class MappingEngine(Engine):
                 if self._beta and early_refresh_due(fresh_for - age, delta, self._beta):
                     return Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for))
                 return value
-            return Compute(STALE, ttl, key, Stale(value, stored_at, fresh_for) if age >= 0 else None)
+            return Compute(STALE, ttl, key, Stale(value, stored_at, fresh_for) if age >= 0 else None, status)
         except KeyError:
             return Compute(MISS, ttl, key)
         except Exception as exc:
@@ -145,7 +145,7 @@ class SyncMappingEngine(MappingEngine):
     def _miss(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
     ) -> Any:
-        outcome, ttl, key, stale = why
+        outcome, ttl, key, stale, status = why
 
         def produce() -> Any:
             return wrapped(*args, **kwargs)
@@ -156,7 +156,7 @@ class SyncMappingEngine(MappingEngine):
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind(key, produce, keep)
             return stale.value  # type: ignore[union-attr]
-        return self.compute(key, outcome, produce, keep, stale)
+        return self.compute(key, outcome, produce, keep, stale, status)
 
 
 class AsyncMappingEngine(MappingEngine):
@@ -178,7 +178,7 @@ class AsyncMappingEngine(MappingEngine):
     async def _miss(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
     ) -> Any:
-        outcome, ttl, key, stale = why
+        outcome, ttl, key, stale, status = why
 
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
@@ -189,4 +189,4 @@ class AsyncMappingEngine(MappingEngine):
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind_async(key, produce, keep, ttl)
             return stale.value  # type: ignore[union-attr]
-        return await self.compute_async(key, outcome, produce, keep, stale, ttl)
+        return await self.compute_async(key, outcome, produce, keep, stale, ttl, status)

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import structlog
 
 from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
+from vix_ttl.learning import ChangeRate
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
-from vix_ttl.policy import Decision, Strategy, TTLPolicy
+from vix_ttl.policy import Decision, Learned, Strategy, TTLPolicy, floor_ttl
 from vix_ttl.status import VixStatus
 from vix_ttl.window import RollingWindow, Window
 
@@ -252,13 +253,36 @@ class VIXCircuitBreaker:
         lock.acquire()
         try:
             hops = self._settle()
-            decision = self.policy.decision(self._machine.mode, status, base)
-            self._rows[status][_COUNT[decision.strategy]] += 1
+            mode, row = self._machine.mode, self._rows[status]
+            if self._rates is None:
+                decision = self.policy.decision(mode, status, base)
+            else:  # a learned floor moves: the row holds the current one
+                decision = Decision(*floor_ttl(row[0], base), mode, status)
+            row[_COUNT[decision.strategy]] += 1
         finally:
             lock.release()
         if hops:
             self._publish(hops)
         return decision
+
+    def _learn(self, status: VixStatus, interval: float, changed: bool) -> None:
+        """A recomputation under *status*, *interval* seconds after the one before: did the value change?
+
+        Called by ``@vix_cached`` when the policy has ``Learned`` cells; moves their floors.
+        """
+        with self._lock:
+            learned = self._rates.observe(status, interval, changed)  # type: ignore[union-attr]
+            rule = self.policy.rule(self._machine.mode, status)
+            if isinstance(rule, Learned):
+                self._rows[status][0] = rule.floor(learned)
+
+    @property
+    def learned_intervals(self) -> dict[str, float]:
+        """Per status, the mean seconds between changes learned so far (empty: the policy learns nothing)."""
+        if self._rates is None:
+            return {}
+        rates = self._rates
+        return self._read(lambda: {status.value: rates.interval(status) for status in VixStatus})
 
     def get_adaptive_ttl(self, status: VixStatus | str, base_ttl: float | None) -> tuple[float, str]:
         """``decide`` as a ``(ttl, strategy)`` tuple; records nothing."""
@@ -319,8 +343,9 @@ class VIXCircuitBreaker:
     # -- internals --------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        floors = self.policy.floors(Mode.NORMAL)
-        self._rows: dict[VixStatus, list[Any]] = {status: [floors[status], 0, 0, 0] for status in VixStatus}
+        self._rates = ChangeRate() if self.policy.learns else None
+        self._rows: dict[VixStatus, list[Any]] = {status: [None, 0, 0, 0] for status in VixStatus}
+        self._set_floors(Mode.NORMAL)
         self._transitions = dict.fromkeys(_TRANSITION_KEYS, 0)
         self._time_in_mode = dict.fromkeys(Mode, 0.0)
         self._mode_since = self._clock()
@@ -352,8 +377,18 @@ class VIXCircuitBreaker:
             self._transitions[f"{hop.old.value}->{hop.new.value}"] += 1
         self._time_in_mode[hops[0].old] += last.at - self._mode_since
         self._mode_since = last.at
-        for status, floor in self.policy.floors(last.new).items():
-            self._rows[status][0] = floor
+        self._set_floors(last.new)
+
+    def _set_floors(self, mode: Mode) -> None:
+        """Put *mode*'s floors in the rows the hot path reads, learned ones as learned so far."""
+        rates = self._rates
+        for status, floor in self.policy.floors(mode).items():
+            rule = self.policy.rule(mode, status)
+            self._rows[status][0] = (
+                rule.floor(rates.interval(status))
+                if rates is not None and isinstance(rule, Learned)
+                else floor
+            )
 
     def _publish(self, hops: list[Transition]) -> None:
         listeners = self._listeners

@@ -1,10 +1,12 @@
-"""The ``vix-ttl`` command: ``simulate`` (the main job) and ``demo``."""
+"""The ``vix-ttl`` command: ``simulate`` (the main job), ``frontier`` and ``demo``."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import math
+import os
 import queue
 import sys
 from collections.abc import Sequence
@@ -19,9 +21,10 @@ import structlog
 from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
+from vix_ttl.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies, render_frontier
 from vix_ttl.mode import Thresholds, Transition
-from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
-from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, share, simulate
+from vix_ttl.scenario import BUILT_IN, Scenario, lineup_leak, load_scenario
+from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, check_strategy, share, simulate
 from vix_ttl.testing import FakeClock
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
@@ -41,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         scenario = _scenario(args)
-        strategies = _strategies(args.strategies)
+        strategies = _strategies(args.strategies) if args.command == "simulate" else _ttls(args.ttls)
     except ValueError as exc:
         parser.error(str(exc))
     if args.plot is not None:
         _check_plotting(parser)
+    if args.command == "frontier":
+        return frontier_command(scenario, strategies, args)
     results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
     report = build_report(scenario, results)
     if args.json:
@@ -63,18 +68,76 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vix-ttl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    traffic = argparse.ArgumentParser(add_help=False)
+    _traffic_options(traffic)
     sim = commands.add_parser(
         "simulate",
+        parents=[traffic],
         help="real vix_ttl code under simulated traffic, three strategies side by side",
         description="Drive the real @vix_cached and breaker with a simulated workload on a virtual clock "
         "and compare: bypass (the naive cache), breaker (coalescing off), breaker+coalesce.",
     )
     sim.add_argument(
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help=f"comma-separated subset of {','.join(STRATEGIES)}, or fixed:SECONDS (default: the first three)",
+    )
+    sim.add_argument(
+        "--workers",
+        type=int,
+        default=len(DEFAULT_STRATEGIES),
+        help="processes, one strategy each (default 3; 1 runs them here, in turn)",
+    )
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--plot", type=Path, metavar="PNG", help="also draw the run (needs vix_ttl[plot])")
+    sim.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    front = commands.add_parser(
+        "frontier",
+        parents=[traffic],
+        help="freshness against load: vix_ttl beside fixed TTLs on the same traffic",
+        description="Run the same traffic under fixed TTLs and under vix_ttl's policies (default and "
+        "learned, with coalescing), and show backend computes against the share of calls served a "
+        "value the truth had moved past.",
+    )
+    front.add_argument(
+        "--ttls",
+        default=",".join(f"{t:g}" for t in DEFAULT_TTLS),
+        metavar="T1,T2,...",
+        help=f"the fixed TTLs in seconds (default {','.join(f'{t:g}' for t in DEFAULT_TTLS)})",
+    )
+    front.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes, one point each (default: one per CPU)",
+    )
+    front.add_argument("--json", action="store_true", help="print the frontier as JSON")
+    front.add_argument("--plot", type=Path, metavar="PNG", help="also draw it (needs vix_ttl[plot])")
+    front.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    commands.add_parser(
+        "dashboard", help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics"
+    )
+    commands.add_parser("alert-rules", help="print the Prometheus alert rules (YAML) for vix_ttl")
+    demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
+    demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
+    return parser
+
+
+def _traffic_options(sim: argparse.ArgumentParser) -> None:
+    """The options of a simulated workload, shared by ``simulate`` and ``frontier``."""
+    sim.add_argument(
         "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="replay a CSV or JSON file of timestamped statuses or observed values "
-        "(default: the built-in lineup-leak scenario)",
+        default="lineup-leak",
+        metavar="NAME|FILE",
+        help=f"a bundled scenario ({', '.join(BUILT_IN)}), or a CSV or JSON file of timestamped "
+        "statuses or observed values to replay (default: lineup-leak)",
+    )
+    sim.add_argument(
+        "--change-every",
+        default="300,30,2",
+        metavar="N,W,P",
+        help="the truth: mean seconds between two changes of a key's value in normal, warning, panic "
+        "(default 300,30,2)",
     )
     sim.add_argument("--calm-minutes", type=float, default=30, help="lineup-leak: calm before (default 30)")
     sim.add_argument("--panic-minutes", type=float, default=45, help="lineup-leak: panic (default 45)")
@@ -108,27 +171,6 @@ def _parser() -> argparse.ArgumentParser:
         default=1 / 32,
         help="simulation time step, seconds (default 1/32: binary fractions keep time exact)",
     )
-    sim.add_argument(
-        "--strategies",
-        default=",".join(DEFAULT_STRATEGIES),
-        help=f"comma-separated subset of {','.join(STRATEGIES)} (default: the first three)",
-    )
-    sim.add_argument(
-        "--workers",
-        type=int,
-        default=len(DEFAULT_STRATEGIES),
-        help="processes, one strategy each (default 3; 1 runs them here, in turn)",
-    )
-    sim.add_argument("--json", action="store_true", help="print the report as JSON")
-    sim.add_argument("--plot", type=Path, metavar="PNG", help="also draw the run (needs vix_ttl[plot])")
-    sim.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    commands.add_parser(
-        "dashboard", help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics"
-    )
-    commands.add_parser("alert-rules", help="print the Prometheus alert rules (YAML) for vix_ttl")
-    demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
-    demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
-    return parser
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -140,6 +182,12 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         ) from None
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    try:
+        normal, warning, panic = (float(x) for x in args.change_every.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--change-every needs three numbers of seconds like 300,30,2, got {args.change_every!r}"
+        ) from None
     settings: dict[str, Any] = {
         "rate": args.rate,
         "hot_share": args.hot_share,
@@ -153,9 +201,12 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         "step": args.step,
         "processes": args.processes,
         "thresholds": Thresholds(enter_hv, exit_hv, enter_co, exit_co),
+        "change_every": {"normal": normal, "warning": warning, "panic": panic},
     }
-    if args.scenario is not None:
-        return load_scenario(args.scenario, **settings)
+    if args.scenario != "lineup-leak":
+        if args.scenario in BUILT_IN:
+            return BUILT_IN[args.scenario](**settings)
+        return load_scenario(Path(args.scenario), **settings)
     for name in ("calm_minutes", "panic_minutes", "after_minutes"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
@@ -169,12 +220,41 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 def _strategies(text: str) -> list[str]:
     chosen = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in STRATEGIES]
-    if unknown or not chosen:
-        raise ValueError(
-            f"--strategies takes a comma-separated subset of {', '.join(STRATEGIES)}, got {text!r}"
-        )
+    if not chosen:
+        raise ValueError(f"--strategies takes a comma-separated subset of {', '.join(STRATEGIES)}")
+    for strategy in chosen:
+        try:
+            check_strategy(strategy)
+        except ValueError as exc:
+            raise ValueError(f"--strategies: {exc}") from None
     return chosen
+
+
+def _ttls(text: str) -> list[str]:
+    """The strategies of a frontier over the fixed TTLs in *text*."""
+    try:
+        ttls = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        ttls = []
+    if not ttls or not all(math.isfinite(t) and t >= 0 for t in ttls):
+        raise ValueError(f"--ttls needs comma-separated seconds >= 0 like 0,1,5,60, got {text!r}")
+    return frontier_strategies(sorted(set(ttls)))
+
+
+def frontier_command(scenario: Scenario, strategies: list[str], args: argparse.Namespace) -> int:
+    """``vix-ttl frontier``: run every point, then print (or --json) and draw the frontier."""
+    results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
+    frontier = build_frontier(results, scenario.ttl)
+    if args.json:
+        print(json.dumps({"scenario": _scenario_summary(scenario), **frontier}, indent=2))
+    else:
+        print(render_frontier(frontier, _title(_scenario_summary(scenario))))
+    if args.plot is not None:
+        from vix_ttl.plot import plot_frontier  # noqa: PLC0415 - matplotlib is an optional extra
+
+        plot_frontier(scenario, frontier, args.plot)
+        print(f"\nplot written to {args.plot}", file=sys.stderr)
+    return 0
 
 
 def _check_plotting(parser: argparse.ArgumentParser) -> None:
@@ -240,23 +320,7 @@ def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict
         strategies[name] = summary
     timeline_of = next((results[s] for s in ("breaker+coalesce", "breaker") if s in results), naive)
     return {
-        "scenario": {
-            "name": scenario.name,
-            "duration_seconds": scenario.duration,
-            "panic_seconds": scenario.panic_seconds,
-            "changes": [list(change) for change in scenario.changes],
-            "rate": scenario.rate,
-            "hot_share": scenario.hot_share,
-            "keys": scenario.keys,
-            "latency_seconds": scenario.latency,
-            "ttl": scenario.ttl,
-            "window_seconds": scenario.window_seconds,
-            "min_samples": scenario.min_samples,
-            "thresholds": asdict(scenario.thresholds),
-            "seed": scenario.seed,
-            "step_seconds": scenario.step,
-            "simulated_latency_seconds": scenario.latency_steps * scenario.step,
-        },
+        "scenario": _scenario_summary(scenario),
         "strategies": strategies,
         "timeline": timeline_of.transitions if timeline_of is not None else [],
         "acceptance": {
@@ -270,20 +334,50 @@ def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict
     }
 
 
-def render(report: dict[str, Any]) -> str:
-    """The report as a table for people."""
-    sc = report["scenario"]
+def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
+    """What a report says of its scenario."""
+    return {
+        "name": scenario.name,
+        "duration_seconds": scenario.duration,
+        "panic_seconds": scenario.panic_seconds,
+        "changes": [list(change) for change in scenario.changes],
+        "rate": scenario.rate,
+        "hot_share": scenario.hot_share,
+        "keys": scenario.keys,
+        "latency_seconds": scenario.latency,
+        "ttl": scenario.ttl,
+        "window_seconds": scenario.window_seconds,
+        "min_samples": scenario.min_samples,
+        "thresholds": asdict(scenario.thresholds),
+        "change_every": scenario.change_every,
+        "seed": scenario.seed,
+        "step_seconds": scenario.step,
+        "simulated_latency_seconds": scenario.latency_steps * scenario.step,
+    }
+
+
+def _title(sc: dict[str, Any]) -> str:
+    """The two lines that say what was simulated."""
     phases = ", ".join(f"{status} from {t / 60:g} min" for t, status in sc["changes"])
-    lines = [
-        f"{sc['name']}: {sc['duration_seconds'] / 60:g} min simulated ({phases})",
+    every = "/".join(f"{sc['change_every'][s]:g}" for s in ("normal", "warning", "panic"))
+    return (
+        f"{sc['name']}: {sc['duration_seconds'] / 60:g} min simulated ({phases})\n"
         f"{sc['rate']:,.0f} requests/s (hot key {sc['hot_share']:.0%}, {sc['keys']} other keys), "
         f"backend {sc['latency_seconds'] * 1000:g} ms "
         f"(simulated as {sc['simulated_latency_seconds'] * 1000:g} ms), "
-        f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, step {sc['step_seconds'] * 1000:g} ms",
+        f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, "
+        f"step {sc['step_seconds'] * 1000:g} ms, values change every {every} s (normal/warning/panic)"
+    )
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as a table for people."""
+    lines = [
+        _title(report["scenario"]),
         "",
         f"{'strategy':<22} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
         f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6} "
-        f"{'wait p50/p99/max':>22}",
+        f"{'wait p50/p99/max':>22} {'wrong served (calm / panic)':>26}",
     ]
     for name, s in report["strategies"].items():
         oldest = " / ".join(f"{s['oldest_served_seconds'][k]:.2f} s" for k in ("normal", "warning", "panic"))
@@ -291,9 +385,12 @@ def render(report: dict[str, Any]) -> str:
         vs_panic = f"{s['share_of_bypass_in_panic']:.1%}" if "share_of_bypass_in_panic" in s else "-"
         counts = f"{s['computes']:>10,} {s['computes_in_panic']:>10,} {s['peak_computes_per_second']:>7,}"
         wait = " / ".join(f"{s['caller_wait_seconds'][k] * 1000:g}" for k in ("p50", "p99", "max")) + " ms"
+        wrong = (
+            f"{s['wrong_served']:.1%} ({s['wrong_served_in_calm']:.1%} / {s['wrong_served_in_panic']:.1%})"
+        )
         lines.append(
             f"{name:<22} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
-            f"{s['staleness_violations']:>6} {wait:>22}"
+            f"{s['staleness_violations']:>6} {wait:>22} {wrong:>26}"
         )
     lines += ["", "Mode timeline:"]
     lines += [

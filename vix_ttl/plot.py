@@ -10,11 +10,12 @@ import matplotlib
 matplotlib.use("Agg")  # files, never a window
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from vix_ttl.scenario import Scenario
 from vix_ttl.simulate import StrategyResult
 
-__all__ = ["plot"]
+__all__ = ["frontier_figure", "plot", "plot_frontier"]
 
 _MODE_COLOURS = {"normal": "#ffffff", "high_volatility": "#fde2b5", "circuit_open": "#f8b4b4"}
 _STRATEGY_COLOURS = {"bypass": "#c0392b", "breaker": "#2471a3", "breaker+coalesce": "#1e8449"}
@@ -69,3 +70,60 @@ def _mode_bands(axis: Any, modes: list[str]) -> None:
             if modes[start] != "normal":
                 axis.axvspan(start / 60, second / 60, color=_MODE_COLOURS[modes[start]], zorder=0)
             start = second
+
+
+_POLICY_COLOURS = {"default": "#1e8449", "learned": "#8e44ad"}
+
+
+def plot_frontier(scenario: Scenario, frontier: dict[str, Any], path: Path) -> None:
+    """Draw ``frontier_figure`` to *path*."""
+    figure = frontier_figure(scenario, frontier)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def frontier_figure(scenario: Scenario, frontier: dict[str, Any]) -> Figure:
+    """Backend computes (x, log) against wrong served (y): the fixed-TTL curve, the frontier
+    (the points nothing dominates) and vix_ttl's points, labelled."""
+    figure, axis = plt.subplots(figsize=(9, 6))
+    points = frontier["points"]
+    fixed = sorted((p for p in points if p["kind"] == "fixed"), key=lambda p: p["computes"])
+    axis.plot(*_xy(fixed), color="#7f8c8d", marker="o", label="fixed TTL")
+    for p in fixed:
+        axis.annotate(f"{p['ttl']:g} s", _point(p), textcoords="offset points", xytext=(4, 4))
+    best = sorted((p for p in points if not p["dominated_by"]), key=lambda p: p["computes"])
+    axis.step(*_xy(best), where="post", color="#2c3e50", linestyle=":", label="frontier: nothing does better")
+    for p in points:
+        if p["kind"] == "vix_ttl":
+            colour = _POLICY_COLOURS.get(p["policy"], "#2471a3")
+            axis.scatter(*_xy([p]), s=90, color=colour, zorder=3, label=p["name"])
+            axis.annotate(
+                p["name"],
+                _point(p),
+                textcoords="offset points",
+                xytext=(-8, -14),
+                horizontalalignment="right",  # left of the point: the fixed-TTL labels sit right
+                color=colour,
+                fontweight="bold",
+            )
+    axis.set_xscale("log")
+    axis.set_xlabel("backend computes (log scale)")
+    axis.set_ylabel("calls served a wrong value (%)")
+    axis.set_ylim(bottom=0)
+    verdict = "dominated" if frontier["dominated"] else "not dominated"
+    axis.set_title(f"{scenario.name}: freshness against load (vix_ttl default {verdict})")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _point(point: dict[str, Any]) -> tuple[int, float]:
+    """A frontier point's computes and wrong served (in %): where it sits on the plot."""
+    return point["computes"], point["wrong_served"] * 100
+
+
+def _xy(points: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """The plot coordinates of *points*: their computes, and their wrong served."""
+    pairs = [_point(p) for p in points]
+    return [x for x, _ in pairs], [y for _, y in pairs]

@@ -12,7 +12,7 @@ from vix_ttl._enum import ValueEnum
 from vix_ttl.mode import Mode
 from vix_ttl.status import VixStatus
 
-__all__ = ["BASE", "BYPASS", "PANIC_BASE_TTL", "Decision", "Rule", "Strategy", "TTLPolicy"]
+__all__ = ["BASE", "BYPASS", "PANIC_BASE_TTL", "Decision", "Learned", "Rule", "Strategy", "TTLPolicy"]
 
 
 class Rule(ValueEnum):
@@ -33,8 +33,44 @@ BASE = Rule.BASE
 PANIC_BASE_TTL = 0.0
 """The caller's TTL for a PANIC value, everywhere: its mode's floor decides, or it is bypassed."""
 
-RuleLike: TypeAlias = Rule | float | str
-"""A policy cell: ``BYPASS``, ``BASE`` (or ``"bypass"`` / ``"base"``), or seconds >= 0."""
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """A floor learned from the data's own change rate: *fraction* of the mean interval between
+    two changes, learned from recomputations (``vix_ttl.learning``), kept within [*low*, *high*].
+
+    Like a number, it is a floor: the TTL is ``max(base_ttl, floor)``, so it shortens
+    nothing the caller asked for, and it matters where the caller's TTL is 0, for
+    PANIC. Until a change has been seen under a status, the floor is *high*.
+
+    Raises:
+        ValueError: a bound is not a finite number of seconds, ``low`` is 0 (nothing
+            would be stored to learn from) or above ``high``, or *fraction* is not > 0.
+    """
+
+    low: float
+    high: float
+    fraction: float = 0.6
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"Learned {name} must be a finite number, got {value!r}")
+        if not 0 < self.low <= self.high:
+            raise ValueError(
+                f"Learned needs 0 < low <= high seconds, got low={self.low!r}, high={self.high!r}"
+            )
+        if not self.fraction > 0:
+            raise ValueError(f"Learned fraction must be > 0, got {self.fraction!r}")
+
+    def floor(self, interval: float) -> float:
+        """The floor for a learned mean *interval* between changes (``inf``: nothing learned yet)."""
+        return min(self.high, max(self.low, self.fraction * interval))
+
+
+RuleLike: TypeAlias = Rule | float | str | Learned
+"""A policy cell: ``BYPASS``, ``BASE`` (or ``"bypass"`` / ``"base"``), seconds >= 0, or ``Learned``."""
 
 
 class Strategy(ValueEnum):
@@ -75,7 +111,8 @@ class TTLPolicy:
     """Maps (mode, status) to a rule: ``BYPASS``, ``BASE`` or a floor in seconds.
 
     A number of seconds is a floor: the TTL becomes ``max(base_ttl, n)``, so the
-    policy never lowers the caller's TTL; only ``BYPASS`` does.
+    policy never lowers the caller's TTL; only ``BYPASS`` does. A ``Learned`` cell
+    is a floor that follows how fast the data changes (``TTLPolicy.learned()``).
 
     Args:
         cells: mode -> status -> rule, with modes and statuses as members or
@@ -83,15 +120,15 @@ class TTLPolicy:
 
     Raises:
         ValueError: A mode or status is unknown, a cell is missing, or a rule
-            is not ``BYPASS``, ``BASE`` or a finite number >= 0.
+            is not ``BYPASS``, ``BASE``, a finite number >= 0 or a ``Learned``.
     """
 
-    __slots__ = ("_floors", "_memo", "_rules")
+    __slots__ = ("_floors", "_memo", "_rules", "learns")
 
     def __init__(self, cells: Mapping[Mode | str, Mapping[VixStatus | str, RuleLike]]) -> None:
         if not isinstance(cells, Mapping):
             raise TypeError(f"TTLPolicy cells must be a mapping mode -> status -> rule, got {cells!r}")
-        rules: dict[Mode, dict[VixStatus, Rule | float]] = {}
+        rules: dict[Mode, dict[VixStatus, Rule | float | Learned]] = {}
         for mode_key, row in cells.items():
             mode = Mode.coerce(mode_key)
             if mode in rules:
@@ -108,11 +145,13 @@ class TTLPolicy:
         if missing:
             raise ValueError(f"TTLPolicy is missing cells: {', '.join(missing)}; all nine are required")
         self._rules = rules
-        # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base).
+        # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base), a
+        # Learned cell its high bound until its breaker has learned something.
         self._floors: dict[Mode, dict[VixStatus, float | None]] = {
-            m: {s: None if r is BYPASS else 0.0 if r is BASE else float(r) for s, r in row.items()}
-            for m, row in rules.items()
+            m: {s: _compiled(r) for s, r in row.items()} for m, row in rules.items()
         }
+        # A Learned cell makes its breaker learn from recomputations.
+        self.learns = any(isinstance(r, Learned) for row in rules.values() for r in row.values())
         # Decisions are immutable and few (3 modes x 3 statuses x the callers'
         # TTLs): building one costs more than the rest of a decide().
         self._memo: dict[tuple[Mode, VixStatus, float], Decision] = {}
@@ -137,7 +176,45 @@ class TTLPolicy:
             }
         )
 
-    def rule(self, mode: Mode | str, status: VixStatus | str) -> Rule | float:
+    @classmethod
+    def learned(cls) -> TTLPolicy:
+        """The default policy with the PANIC column learned from the data's change rate (opt-in).
+
+        =============== ================== ======= ======
+        mode            panic              warning normal
+        =============== ================== ======= ======
+        NORMAL          Learned(0.5, 5)    BASE    BASE
+        HIGH_VOLATILITY Learned(1, 5)      10      BASE
+        CIRCUIT_OPEN    Learned(1, 10)     30      60
+        =============== ================== ======= ======
+
+        A panic value is cached for 0.6 of the mean interval between changes learned
+        under panic, never longer than the default table's floor, and never shorter
+        than 1 s once the breaker has tripped: at most one computation per key a
+        second, however many requests. Instead of bypassing the first minutes of a
+        panic at full price, it caches for half a second or more from the start.
+        """
+        return cls(
+            {
+                Mode.NORMAL: {
+                    VixStatus.PANIC: Learned(0.5, 5),
+                    VixStatus.WARNING: BASE,
+                    VixStatus.NORMAL: BASE,
+                },
+                Mode.HIGH_VOLATILITY: {
+                    VixStatus.PANIC: Learned(1, 5),
+                    VixStatus.WARNING: 10,
+                    VixStatus.NORMAL: BASE,
+                },
+                Mode.CIRCUIT_OPEN: {
+                    VixStatus.PANIC: Learned(1, 10),
+                    VixStatus.WARNING: 30,
+                    VixStatus.NORMAL: 60,
+                },
+            }
+        )
+
+    def rule(self, mode: Mode | str, status: VixStatus | str) -> Rule | float | Learned:
         """The rule of one cell."""
         return self._rules[Mode.coerce(mode)][VixStatus.coerce(status)]
 
@@ -175,7 +252,17 @@ class TTLPolicy:
         return f"TTLPolicy({cells!r})"
 
 
-def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float:
+def _compiled(rule: Rule | float | Learned) -> float | None:
+    if rule is BYPASS:
+        return None
+    if rule is BASE:
+        return 0.0
+    return rule.high if isinstance(rule, Learned) else float(rule)
+
+
+def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float | Learned:
+    if isinstance(rule, Learned):
+        return rule
     if isinstance(rule, str) and rule.lower() in ("bypass", "base"):
         return Rule(rule.lower())
     if isinstance(rule, int | float) and not isinstance(rule, bool) and math.isfinite(rule) and rule >= 0:
@@ -184,6 +271,6 @@ def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float:
         ValueError if isinstance(rule, str | int | float) else TypeError
     )  # a wrong value, or no value at all
     raise kind(
-        f"TTLPolicy cell ({mode.value}, {status.value}) is {rule!r}: expected BYPASS, BASE "
-        f"or a finite number of seconds >= 0"
+        f"TTLPolicy cell ({mode.value}, {status.value}) is {rule!r}: expected BYPASS, BASE, "
+        f"a finite number of seconds >= 0 or a Learned"
     )

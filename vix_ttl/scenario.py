@@ -1,7 +1,9 @@
 """Scenarios for the simulator: the traffic, the status timeline and the run's settings.
 
-A ``Scenario`` is built in (``lineup_leak``, the production story) or replayed
-from a file of timestamped statuses or observed values (``load_scenario``).
+A ``Scenario`` is built in (``lineup_leak``, the production story;
+``flash_crash``, short violent panics; ``calm_day``, warning bursts and no
+panic) or replayed from a file of timestamped statuses or observed values
+(``load_scenario``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import bisect
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,18 @@ from vix_ttl.detector import VolatilityDetector
 from vix_ttl.mode import Thresholds
 from vix_ttl.status import VixStatus
 
-__all__ = ["Scenario", "lineup_leak", "load_scenario"]
+__all__ = [
+    "BUILT_IN",
+    "DEFAULT_CHANGE_EVERY",
+    "Scenario",
+    "calm_day",
+    "flash_crash",
+    "lineup_leak",
+    "load_scenario",
+]
+
+DEFAULT_CHANGE_EVERY = {"normal": 300.0, "warning": 30.0, "panic": 2.0}
+"""Mean seconds between two changes of a key's true value, by the status in force (section 7a)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,10 @@ class Scenario:
     step: float = 1 / 32
     processes: int = 1
     """Worker processes of the fleet, each with its own in-flight sharing, over one shared store."""
+    change_every: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHANGE_EVERY))
+    """The truth model: status -> mean seconds between two changes of a key's true value."""
+    truth_changes: tuple[float, ...] | None = None
+    """Observed values' own truth (a replayed file): every key changes at these times."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -67,6 +85,14 @@ class Scenario:
                 or not ok
             ):
                 raise ValueError(f"scenario {name} must be a finite number {allowed}, got {value!r}")
+        if set(self.change_every) != {s.value for s in VixStatus} or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in self.change_every.values()
+        ):
+            raise ValueError(
+                "scenario change_every must give normal, warning and panic a finite number of "
+                f"seconds > 0, got {self.change_every!r}"
+            )
         if not self.changes or self.changes[0][0] > 0:
             raise ValueError("scenario changes must start at time 0")
         for _, status in self.changes:
@@ -102,12 +128,51 @@ def lineup_leak(
     )
 
 
+def flash_crash(
+    *, panics: int = 3, panic_minutes: float = 2, every_minutes: float = 20, **settings: Any
+) -> Scenario:
+    """Short violent panics: *panics* of *panic_minutes* each, *every_minutes* apart, each
+    announced by a minute of warning, then calm to the end of the last period."""
+    if panic_minutes + 1 > every_minutes / 2:
+        raise ValueError("flash-crash: a panic and its minute of warning must fit in half a period")
+    changes: list[tuple[float, str]] = [(0.0, "normal")]
+    for n in range(panics):
+        start = (n * every_minutes + every_minutes / 2) * 60
+        changes += [(start - 60, "warning"), (start, "panic"), (start + panic_minutes * 60, "normal")]
+    return Scenario(
+        name="flash-crash", changes=tuple(changes), duration=panics * every_minutes * 60, **settings
+    )
+
+
+def calm_day(
+    *, hours: float = 1, bursts_per_hour: int = 6, burst_minutes: float = 2, **settings: Any
+) -> Scenario:
+    """No panic: calm with short bursts of warning (*bursts_per_hour*, *burst_minutes* each)."""
+    period = 3600 / bursts_per_hour
+    if not 0 < burst_minutes * 60 < period:
+        raise ValueError("calm-day: a burst must be shorter than the time between two")
+    changes: list[tuple[float, str]] = [(0.0, "normal")]
+    for n in range(round(hours * bursts_per_hour)):
+        start = n * period + period / 2
+        changes += [(start, "warning"), (start + burst_minutes * 60, "normal")]
+    return Scenario(name="calm-day", changes=tuple(changes), duration=hours * 3600, **settings)
+
+
+BUILT_IN: dict[str, Callable[..., Scenario]] = {
+    "lineup-leak": lineup_leak,
+    "flash-crash": flash_crash,
+    "calm-day": calm_day,
+}
+"""The bundled scenarios, by the name ``--scenario`` takes."""
+
+
 def load_scenario(path: Path, **settings: Any) -> Scenario:
     """A scenario replayed from a file of timestamped statuses or observed values.
 
     CSV with a header, or JSON (a list of objects), with ``t`` (seconds from
     the start) and either ``status`` or ``value`` (plus an optional ``series``,
-    default one series): observed values go through a ``VolatilityDetector``.
+    default one series): observed values go through a ``VolatilityDetector``,
+    and each new value of a series changes the truth of every key (section 7a).
     The run ends one second after the last row.
 
     Raises:
@@ -127,6 +192,8 @@ def load_scenario(path: Path, **settings: Any) -> Scenario:
         )
     detector = VolatilityDetector()
     changes: list[tuple[float, str]] = []
+    last_values: dict[str, float] = {}
+    truth: list[float] = []  # the times an observed value moved: the truth changed
     for number, row in enumerate(sorted(rows, key=lambda r: _number(r, "t", path)), start=1):
         t = _number(row, "t", path)
         if "status" in row and row["status"] not in (None, ""):
@@ -135,8 +202,12 @@ def load_scenario(path: Path, **settings: Any) -> Scenario:
             except ValueError as exc:
                 raise ValueError(f"scenario {path.name}, row {number}: {exc}") from None
         elif "value" in row:
+            series, value = row.get("series") or "default", _number(row, "value", path)
+            if last_values.setdefault(series, value) != value:
+                truth.append(t)
+                last_values[series] = value
             try:
-                status = detector.update(row.get("series") or "default", _number(row, "value", path))
+                status = detector.update(series, value)
             except ValueError as exc:
                 raise ValueError(f"scenario {path.name}, row {number}: {exc}") from None
         else:
@@ -144,6 +215,8 @@ def load_scenario(path: Path, **settings: Any) -> Scenario:
         changes.append((t, status.value))
     start = changes[0][0]
     changes = [(t - start, s) for t, s in changes]
+    if last_values:
+        settings["truth_changes"] = tuple(t - start for t in truth)
     return Scenario(name=path.name, changes=tuple(changes), duration=changes[-1][0] + 1, **settings)
 
 

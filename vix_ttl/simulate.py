@@ -11,16 +11,25 @@ as 2 steps, 62.5 ms). What is real: everything between a request and the backend
 breaker, its window, its mode machine and its policy — run call by call, with
 every request one call.
 
-Three strategies see the same traffic:
+Strategies see the same traffic:
 
 - ``bypass``: the naive cache — panic always means TTL 0; no breaker, no coalescing;
 - ``breaker``: vix_ttl with coalescing off;
-- ``breaker+coalesce``: vix_ttl as shipped.
+- ``breaker+coalesce``: vix_ttl as shipped;
+- ``breaker+coalesce+swr`` / ``+early`` / ``+learned``: with stale-while-revalidate,
+  early refresh, or the learned change-rate policy (``TTLPolicy.learned()``);
+- ``fixed:<seconds>``: one TTL whatever happens (0: compute every call), coalesced,
+  the baseline of ``vix-ttl frontier``.
+
+The simulator also knows the truth (``vix_ttl.truth``): the backend returns the
+version of the key's true value when its computation began, so every served
+value is judged right or wrong (section 7a).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import random
@@ -36,10 +45,26 @@ from vix_ttl.mode import Mode, Transition
 from vix_ttl.policy import BASE, BYPASS, TTLPolicy
 from vix_ttl.scenario import Scenario
 from vix_ttl.status import VixStatus
+from vix_ttl.truth import Truth
 
-__all__ = ["DEFAULT_STRATEGIES", "STRATEGIES", "StrategyResult", "share", "simulate"]
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "FIXED",
+    "STRATEGIES",
+    "StrategyResult",
+    "check_strategy",
+    "share",
+    "simulate",
+]
 
-STRATEGIES = ("bypass", "breaker", "breaker+coalesce", "breaker+coalesce+swr", "breaker+coalesce+early")
+STRATEGIES = (
+    "bypass",
+    "breaker",
+    "breaker+coalesce",
+    "breaker+coalesce+swr",
+    "breaker+coalesce+early",
+    "breaker+coalesce+learned",
+)
 DEFAULT_STRATEGIES = STRATEGIES[:3]
 """What ``vix-ttl simulate`` runs unless told: the story of the breaker itself."""
 
@@ -50,6 +75,44 @@ EARLY_BETA = 1.0
 
 _NAIVE_POLICY = TTLPolicy({mode: {"panic": BYPASS, "warning": BASE, "normal": BASE} for mode in Mode})
 """What a cache without a breaker does: bypass on panic, whatever has been happening."""
+
+FIXED = "fixed:"
+"""The prefix of a fixed-TTL strategy: ``fixed:5`` caches everything for 5 s."""
+
+
+def check_strategy(strategy: str) -> float | None:
+    """The TTL of a ``fixed:<seconds>`` strategy, None for a named one; ValueError for neither."""
+    if strategy in STRATEGIES:
+        return None
+    if strategy.startswith(FIXED):
+        try:
+            ttl = float(strategy.removeprefix(FIXED))
+        except ValueError:
+            ttl = math.nan
+        if math.isfinite(ttl) and ttl >= 0:
+            return ttl
+    raise ValueError(
+        f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}, "
+        f"or {FIXED}<seconds> (a fixed TTL >= 0)"
+    )
+
+
+def _fixed_policy(ttl: float) -> TTLPolicy:
+    """One TTL whatever the mode and status (0: bypass, every call computes)."""
+    rule = BYPASS if ttl == 0 else ttl
+    return TTLPolicy({mode: dict.fromkeys(VixStatus, rule) for mode in Mode})
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """What the simulated backend returns: its key's true version when the computation began."""
+
+    key: int
+    version: int
+    produced_at: float = field(compare=False)
+    """When the computation ended (ages are measured from it); not part of the value."""
+    moved_at: float = field(compare=False)
+    """When the truth next changed after the computation began: served from then on, it is wrong."""
 
 
 @dataclass
@@ -64,6 +127,13 @@ class StrategyResult:
     cache_info: dict[str, int] = field(default_factory=dict)
     oldest_served_seconds: dict[str, float] = field(default_factory=dict)
     staleness_violations: int = 0
+    calls_in_panic: int = 0
+    wrong_served: float = 0.0
+    """Share of all calls served a value the truth had moved past (section 7a)."""
+    wrong_served_in_calm: float = 0.0
+    """The same share among calls made while the status was not panic."""
+    wrong_served_in_panic: float = 0.0
+    """The same share among calls made during panic."""
     caller_wait_seconds: dict[str, float] = field(default_factory=dict)
     """How long callers waited for their value (virtual seconds): p50, p99, max."""
     transitions: list[dict[str, Any]] = field(default_factory=list)
@@ -93,8 +163,7 @@ def simulate(
     scenario: Scenario, strategy: str, progress: Callable[[float], None] | None = None
 ) -> StrategyResult:
     """Run *scenario* through *strategy*; *progress* is told the simulated seconds done."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     loop = VirtualTimeLoop()
     # Millions of short-lived coroutines and futures, all freed by reference
     # counting: the cyclic collector would only scan them, for a third of the run.
@@ -118,13 +187,25 @@ class _Run:
     ) -> None:
         self.scenario, self.loop, self.progress = scenario, loop, progress
         self.result = StrategyResult(strategy)
+        self.truth = Truth(scenario)
+        self.wrong = [0, 0]  # calls served a moved value: in calm, in panic
+        fixed_ttl = check_strategy(strategy)
+        base_ttl = scenario.ttl if fixed_ttl is None else fixed_ttl
+        if fixed_ttl is not None:
+            policy = _fixed_policy(fixed_ttl)
+        elif strategy == "bypass":
+            policy = _NAIVE_POLICY
+        elif strategy.endswith("+learned"):
+            policy = TTLPolicy.learned()
+        else:
+            policy = None
         self.breaker = _RecordingBreaker(
             name=strategy,
             window_seconds=scenario.window_seconds,
             bucket_seconds=scenario.bucket_seconds,
             min_samples=scenario.min_samples,
             thresholds=scenario.thresholds,
-            policy=_NAIVE_POLICY if strategy == "bypass" else None,
+            policy=policy,
             clock=loop.time,
         )
         self.breaker.subscribe(self._transition)
@@ -142,9 +223,10 @@ class _Run:
         self.allowance = SWR_SECONDS if strategy.endswith("+swr") else 0.0
         self.waits: Counter[int] = Counter()  # callers by how many steps they waited
         self.oldest: dict[str, float] = {}
-        coalesce = strategy.startswith("breaker+coalesce")
+        coalesce = strategy.startswith(("breaker+coalesce", FIXED))
         options: dict[str, Any] = {
-            "status": lambda key: self.status,
+            # getattr(self, "status", key): the status in force, read in C, not a Python frame.
+            "status": functools.partial(getattr, self, "status"),
             "breaker": self.breaker,  # a fleet judges by one window, as with a RedisWindow
             "coalesce": coalesce,
             "stale_while_revalidate": SWR_SECONDS if strategy.endswith("+swr") else 0,
@@ -153,7 +235,7 @@ class _Run:
         }
         if scenario.processes == 1:
             self.processes = [
-                vix_cached(scenario.ttl, maxsize=max(4096, 2 * scenario.keys), **options)(self._backend)
+                vix_cached(base_ttl, maxsize=max(4096, 2 * scenario.keys), **options)(self._backend)
             ]
         else:
             # The fleet's store: one aiocache memory cache, leases and all, as one Redis would be.
@@ -161,12 +243,13 @@ class _Run:
 
             store = SimpleMemoryCache()
             self.processes = [
-                vix_cached(scenario.ttl, cache=store, namespace="odds", **options)(self._backend)
+                vix_cached(base_ttl, cache=store, namespace="odds", **options)(self._backend)
                 for _ in range(scenario.processes)
             ]
 
-    async def _backend(self, key: int) -> float:
-        """The backend: one computation, ``latency`` long; returns when it ended."""
+    async def _backend(self, key: int) -> _Value:
+        """The backend: one computation, ``latency`` long, of the key's true value as it begins."""
+        version, moved_at = self.truth.version(key, self.loop.time())
         self.result.computes += 1
         if self.status == "panic":
             self.result.computes_in_panic += 1
@@ -178,7 +261,7 @@ class _Run:
             self.pending.setdefault(self.tick + self.latency_ticks, []).append(done)
             self.last_wait = done
             await done
-        return self.loop.time()
+        return _Value(key, version, self.loop.time(), moved_at)
 
     def run(self) -> StrategyResult:
         scenario, loop = self.scenario, self.loop
@@ -222,6 +305,10 @@ class _Run:
         result.computes_per_second = self.computes_per_second[: math.ceil(scenario.duration)]
         result.peak_computes_per_second = max(result.computes_per_second, default=0)
         result.caller_wait_seconds = self._wait_quantiles()
+        calm_calls = result.requests - result.calls_in_panic
+        result.wrong_served = round(share(sum(self.wrong), result.requests), 6)
+        result.wrong_served_in_calm = round(share(self.wrong[0], calm_calls), 6)
+        result.wrong_served_in_panic = round(share(self.wrong[1], result.calls_in_panic), 6)
         return result
 
     def _wait_quantiles(self) -> dict[str, float]:
@@ -250,13 +337,17 @@ class _Run:
         """Issue this step's requests: each a real call, run until it waits on the backend.
 
         Most calls are hits that finish on their first step, without any
-        round trip through the loop.
+        round trip through the loop; a run of them served the same entry under
+        the same TTL is judged once (same value, same moment, same verdict).
         """
-        breaker, status, served_now = self.breaker, self.status, self._served
+        breaker, status, served_now, tick = self.breaker, self.status, self._served, self.tick
         hot, cold, draw = self.scenario.hot_share, self.scenario.keys, rng.random
         processes, fleet = self.processes, len(self.processes)
         first = self.result.requests
         self.result.requests += arrivals
+        if status == "panic":
+            self.result.calls_in_panic += arrivals
+        last, last_ttl, repeats = None, 0.0, 0
         for n in range(arrivals):
             r = draw()  # one draw: the hot key below hot_share, a cold key above
             price = processes[(first + n) % fleet]  # the load balancer: round robin
@@ -264,9 +355,16 @@ class _Run:
             try:
                 waiting = call.send(None)
             except StopIteration as served:
-                served_now(served.value, breaker.last_ttl, status, self.tick)
+                if served.value is last and breaker.last_ttl == last_ttl:
+                    repeats += 1
+                    continue
+                if repeats:
+                    served_now(last, last_ttl, status, tick, repeats)  # type: ignore[arg-type]
+                last, last_ttl, repeats = served.value, breaker.last_ttl, 1
                 continue
-            self._wait(call, waiting, breaker.last_ttl, status, self.tick)
+            self._wait(call, waiting, breaker.last_ttl, status, tick)
+        if repeats:
+            served_now(last, last_ttl, status, tick, repeats)  # type: ignore[arg-type]
 
     def _resume(self, call: Any, ttl: float, status: str, issued: int) -> None:
         """Run a waiting *call* on; note what it served when it is done."""
@@ -285,13 +383,17 @@ class _Run:
         else:  # a shared computation, or anything else asyncio schedules
             waiting.add_done_callback(lambda _: self._resume(call, ttl, status, issued))
 
-    def _served(self, produced_at: float, ttl: float, status: str, issued: int) -> None:
-        self.waits[self.tick - issued] += 1
-        age = self.loop.time() - produced_at
+    def _served(self, value: _Value, ttl: float, status: str, issued: int, calls: int = 1) -> None:
+        """Judge *calls* calls issued at step *issued*, served *value* now under *ttl*."""
+        self.waits[self.tick - issued] += calls
+        now = self.loop.time()
+        if now >= value.moved_at:
+            self.wrong[status == "panic"] += calls
+        age = now - value.produced_at
         if age > self.oldest.get(status, -1.0):
             self.oldest[status] = age
         if age > 0 and age >= ttl + self.allowance:  # served past its TTL and what it may be allowed
-            self.result.staleness_violations += 1
+            self.result.staleness_violations += calls
 
     def _sample(self, now: float) -> None:
         result = self.result
