@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-fleet lint clean
+.PHONY: demo test bench bench-fleet bench-frontier lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ test: lint
 bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
+	$(BIN)/python benchmarks/frontier_speed.py
 
 bench-fleet: $(STAMP)
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
+
+bench-frontier: $(STAMP)
+	$(BIN)/python benchmarks/frontier_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis
