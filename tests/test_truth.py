@@ -116,19 +116,27 @@ def test_the_bundled_scenarios_tell_their_story() -> None:
         flash_crash(panic_minutes=15)
 
 
-def result(name: str, computes: int, wrong: float) -> StrategyResult:
-    return StrategyResult(name, requests=1000, computes=computes, wrong_served=wrong)
+def results(points: dict[str, tuple[int, float]]) -> dict[str, StrategyResult]:
+    """Strategy -> (computes, wrong served), as the simulator's results of 1,000 calls."""
+    return {
+        name: StrategyResult(name, requests=1000, computes=computes, wrong_served=wrong)
+        for name, (computes, wrong) in points.items()
+    }
 
 
 def test_the_frontier_names_what_dominates_the_default() -> None:
-    results = {
-        "fixed:0": result("fixed:0", 1000, 0.0),
-        "fixed:5": result("fixed:5", 90, 0.20),
-        "fixed:10": result("fixed:10", 50, 0.30),
-        "breaker+coalesce": result("breaker+coalesce", 100, 0.25),
-        "breaker+coalesce+learned": result("breaker+coalesce+learned", 90, 0.20),  # a tie with fixed 5
-    }
-    frontier = build_frontier(results, base_ttl=60)
+    frontier = build_frontier(
+        results(
+            {
+                "fixed:0": (1000, 0.0),
+                "fixed:5": (90, 0.20),
+                "fixed:10": (50, 0.30),
+                "breaker+coalesce": (100, 0.25),
+                "breaker+coalesce+learned": (90, 0.20),  # a tie with fixed 5
+            }
+        ),
+        base_ttl=60,
+    )
     assert frontier["dominated"] is True
     assert sorted(frontier["dominated_by"]) == ["fixed 5 s", "vix_ttl learned"]
     learned = next(p for p in frontier["points"] if p["policy"] == "learned")
@@ -185,13 +193,9 @@ def test_frontier_bad_ttls(ttls: str, capsys: pytest.CaptureFixture[str]) -> Non
 def test_the_frontier_plot_shows_the_curve_the_frontier_and_vix_ttl() -> None:
     from vix_ttl.plot import frontier_figure  # matplotlib: the plot extra, in [dev]
 
-    results = {
-        "fixed:0": result("fixed:0", 1000, 0.01),
-        "fixed:10": result("fixed:10", 50, 0.30),
-        "breaker+coalesce": result("breaker+coalesce", 100, 0.25),
-        "breaker+coalesce+learned": result("breaker+coalesce+learned", 90, 0.10),
-    }
-    figure = frontier_figure(lineup_leak(), build_frontier(results, base_ttl=60))
+    points = {"fixed:0": (1000, 0.01), "fixed:10": (50, 0.30), "breaker+coalesce": (100, 0.25)}
+    points["breaker+coalesce+learned"] = (90, 0.10)
+    figure = frontier_figure(lineup_leak(), build_frontier(results(points), base_ttl=60))
     (axis,) = figure.axes
     assert axis.get_xscale() == "log"
     assert axis.get_xlabel() == "backend computes (log scale)"
