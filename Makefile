@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-fleet bench-frontier lint clean
+.PHONY: demo test bench bench-fleet bench-frontier bench-http serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,20 @@ bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
 	$(BIN)/python benchmarks/frontier_speed.py
+	$(BIN)/python benchmarks/http_load.py
 
 bench-fleet: $(STAMP)
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
 
 bench-frontier: $(STAMP)
 	$(BIN)/python benchmarks/frontier_speed.py
+
+bench-http: $(STAMP)
+	$(BIN)/python benchmarks/http_load.py
+
+# The HTTP example: odds behind VixCacheMiddleware on http://127.0.0.1:8000 (REDIS_URL: in Redis).
+serve: $(STAMP)
+	$(BIN)/uvicorn examples.odds_service:app --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis

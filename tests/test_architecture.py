@@ -23,6 +23,7 @@ LAYERS = [
         "_aiocache_backend",
         "aiocache",
         "_aiocache_store",
+        "asgi",
         "fleet",
         "prometheus",
         "_virtual_loop",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -162,3 +164,38 @@ def test_a_custom_table_can_learn_in_any_cell() -> None:
         breaker._learn(PANIC, 4.0, n % 2 == 0)  # moved in half of them: every 4 / ln 2 = 5.8 s
     assert breaker.decide("panic", 0).ttl == pytest.approx(0.5 * 4 / math.log(2), rel=0.05)
     assert "Learned(low=2, high=8, fraction=0.5)" in repr(policy)
+
+
+@pytest.mark.parametrize(
+    ("store", "options"),
+    [
+        ("memory", {}),
+        ("memory", {"stale_while_revalidate": 10}),
+        ("memory", {"early_refresh": 100}),
+        ("aiocache", {}),
+        ("aiocache", {"stale_while_revalidate": 10}),
+        ("aiocache", {"stale_if_error": 10}),
+    ],
+)
+async def test_every_recomputation_teaches_background_ones_and_shared_stores_included(
+    store: str, options: dict[str, Any]
+) -> None:
+    from aiocache import SimpleMemoryCache
+
+    clock = FakeClock(1_000_000.0)
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock, min_samples=10**9)
+    cache = SimpleMemoryCache() if store == "aiocache" else None
+    moves = iter(range(10**6))
+
+    @vix_cached(60, status=lambda: "panic", breaker=breaker, cache=cache, clock=clock, **options)
+    async def odds() -> int:
+        clock.advance(0.5)  # a computation takes half a second: early refresh weighs it
+        return next(moves)  # a new value every time: the data moves faster than anything seen
+
+    for _ in range(60):
+        await odds()
+        for _ in range(10):
+            await asyncio.sleep(0)  # let a background refresh land
+        clock.advance(6)
+    assert breaker.learned_intervals["panic"] < 6  # every interval saw a change
+    assert breaker.decide("panic", 0).ttl < 5  # below the high bound: it learned

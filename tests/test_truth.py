@@ -148,12 +148,21 @@ def test_the_frontier_names_what_dominates_the_default() -> None:
 
 def test_frontier_runs_the_slowest_point_first() -> None:
     assert frontier_strategies([5, 0, 60]) == [
-        "fixed:0",
+        "fixed:0.0",
         "breaker+coalesce",
         "breaker+coalesce+learned",
-        "fixed:5",
-        "fixed:60",
+        "fixed:5.0",
+        "fixed:60.0",
     ]
+
+
+def test_frontier_ttls_run_exactly_as_asked() -> None:
+    strategies = frontier_strategies([1.0000001, 1.0000002, -0.0])
+    assert [check_strategy(s) for s in strategies if s.startswith("fixed:")] == [0.0, 1.0000001, 1.0000002]
+    assert "fixed:-0.0" not in strategies
+    points = build_frontier(results(dict.fromkeys(strategies, (10, 0.5))), base_ttl=60)["points"]
+    names = sorted(p["name"] for p in points if p["kind"] == "fixed")
+    assert names == ["fixed 0 s", "fixed 1.0000001 s", "fixed 1.0000002 s"]  # two TTLs, two names
 
 
 SMALL = ["--calm-minutes", "1", "--panic-minutes", "2", "--after-minutes", "1", "--rate", "100"]

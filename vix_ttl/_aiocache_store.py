@@ -59,6 +59,9 @@ _T = TypeVar("_T")
 
 LEASE_SECONDS = 5.0
 """How long a process may hold a key's lease: a holder that dies delays the others this long at most."""
+LEARNING_KEEP_SECONDS = 60.0
+"""Under a learning policy, how long the backend keeps an entry past its TTL: its value is
+what the next recomputation is compared with."""
 
 _POLL_SECONDS = (0.005, 0.05)  # a lease's waiters look for the holder's entry this often, first to last
 
@@ -133,7 +136,9 @@ class AiocacheEngine(Engine):
         self._unstorable = FaultLog(self.name, events=UNSTORABLE)
         self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._vix_key
         # The backend keeps an entry past its fresh TTL for as long as any allowance may serve it.
-        self._keep_longer = max(self._swr.largest, self._sie.largest)
+        # A learning policy compares a recomputed value with the one it replaces: kept a while.
+        learning = LEARNING_KEEP_SECONDS if self._learn is not None else 0.0
+        self._keep_longer = max(self._swr.largest, self._sie.largest, learning)
 
     def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
         """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
@@ -171,16 +176,16 @@ class AiocacheEngine(Engine):
             else:
                 self._faults.recovered()
                 outcome, found = self._open(raw, signed_key, ttl)
+                if found is not None:
+                    stale = Stale(found.value, found.stored_at, found.fresh_for)
                 if found is not None and outcome is HIT:
                     self.count(HIT)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
                         produce, keep = self._producer(  # written in the background, bounded
                             wrapped, args, kwargs, key, signed_key, ttl, base, status, self._timeout
                         )
-                        self.refresh_behind_async(key, produce, keep, ttl)
+                        self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)
                     return found.value
-                if found is not None:
-                    stale = Stale(found.value, found.stored_at, found.fresh_for)
             if budget is not None:
                 budget -= time.monotonic() - started
         produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
@@ -197,8 +202,15 @@ class AiocacheEngine(Engine):
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT
-        elif self._keep_longer and 0 <= age < fresh_for + self._allowed_now():
-            outcome = STALE  # past its fresh TTL, within an allowance of the mode now: decoded
+        elif (
+            0
+            <= age
+            < fresh_for
+            + (self._keep_longer if self._learn is not None else self._keep_longer and self._allowed_now())
+        ):
+            # Past its fresh TTL: decoded to be served within an allowance of the mode now
+            # (the engine judges), or kept for a learning policy to compare with.
+            outcome = STALE
         else:
             return STALE, None
         try:
@@ -230,9 +242,12 @@ class AiocacheEngine(Engine):
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        def keep(value: Any, delta: float) -> Awaitable[bool]:
-            header = Header(self._clock(), ttl, base, status.value, delta)
-            return self._write(key, signed_key, value, header, budget)
+        async def keep(value: Any, delta: float) -> bool:
+            kept = ttl if self._entry_ttl is None else self._entry_ttl(value, ttl)
+            if not kept:
+                return True  # nothing to keep: as a bypass
+            header = Header(self._clock(), kept, base, status.value, delta)
+            return await self._write(key, signed_key, value, header, budget)
 
         return produce, keep
 

@@ -20,6 +20,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -42,6 +43,7 @@ __all__ = [
     "FROM_ANOTHER_PROCESS",
     "HIT",
     "MISS",
+    "OUTCOMES",
     "REJECTED",
     "SERVED_ON_ERROR",
     "SERVED_STALE",
@@ -149,6 +151,12 @@ class Options:
     stale_if_error: Allowance = NO_ALLOWANCE
     early_refresh: float = 0.0
     """XFetch's beta; 0: off."""
+    records: bool = True
+    """Whether each call records its status; False: statuses are recorded elsewhere, when an
+    entry is stored, and a call is only judged (the ASGI middleware's ``X-Vix-Status``)."""
+    entry_ttl: Callable[[Any, float], float] | None = None
+    """The TTL a computed value is stored with, from the value and the TTL decided for its
+    call (None: that TTL); 0 stores nothing."""
 
 
 class StoreAdapter(Protocol):
@@ -161,8 +169,16 @@ class StoreAdapter(Protocol):
         """The engine of one decorated function over *cache* (errors: at decoration time)."""
 
 
+OUTCOMES: ContextVar[list[str] | None] = ContextVar("vix_ttl_outcomes", default=None)
+"""Set to a list, it receives the outcome of every call counted in this context but hits
+on an in-process store (which count nothing else): how a caller learns what one call did."""
+
 FROM_ANOTHER_PROCESS: Any = "from another process"
 """What a shared run says instead of "stored": it received another process's result."""
+
+
+_Keep = Callable[[Any, float], Any]
+"""Writes a computed value (and how long it took); True if kept (a bool, or an awaitable of one)."""
 
 
 class _Raised(NamedTuple):
@@ -195,7 +211,8 @@ class Engine(ABC):
         self.breaker = options.breaker
         self._status = options.status
         self._bases = options.bases
-        self._observe = options.breaker._observe
+        self._observe = options.breaker._observe if options.records else options.breaker._judge
+        self._entry_ttl = options.entry_ttl
         self._user_key = options.key
         self._args_are_key = options.key is None  # without kwargs, the arguments are the key as they are
         self._clock = clock
@@ -300,6 +317,7 @@ class Engine(ABC):
         instead of the computation's exception. *keep* takes the value and how
         long its computation took.
         """
+        keep = self.learning(keep, stale, status)
         if (
             stale is not None
             and self._swr
@@ -309,25 +327,34 @@ class Engine(ABC):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(outcome, produce, keep)
-        started = self._clock()
         try:
             (value, stored), led = self._fly(key, run)
         except BaseException:  # an interrupt, not the function's error: counted all the same
             self.count(outcome)
             raise
-        if led and stale is not None and self._learn is not None:
-            self.learn(status, started - stale.stored_at, value, stale.value)
         return self._counted(value, led, stored, outcome, stale)
 
-    def learn(self, status: VixStatus | None, interval: float, value: Any, old: Any) -> None:
-        """Tell a learning policy whether a recomputation *interval* seconds on changed the value."""
-        if value.__class__ is _Raised or status is None:
-            return
-        try:
-            changed = bool(value != old)
-        except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
-            return
-        self._learn(status, max(0.0, interval), changed)  # type: ignore[misc]
+    def learning(self, keep: _Keep, stale: Stale | None, status: VixStatus | None) -> _Keep:
+        """*keep*, first telling a learning policy whether the value it keeps changed from *stale*'s.
+
+        Every recomputation that replaces an entry goes through its write: in the
+        foreground, in a background refresh (stale-while-revalidate, early refresh), sync
+        or async; a result received from another process is not this one's to learn from.
+        """
+        if self._learn is None or stale is None or status is None:
+            return keep
+        learn, clock, old, since = self._learn, self._clock, stale.value, stale.stored_at
+
+        def keep_and_learn(value: Any, delta: float) -> Any:
+            try:
+                changed = bool(value != old)
+            except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
+                pass
+            else:
+                learn(status, max(0.0, clock() - delta - since), changed)
+            return keep(value, delta)
+
+        return keep_and_learn
 
     def _runner(
         self, outcome: str, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
@@ -371,6 +398,7 @@ class Engine(ABC):
         status: VixStatus | None = None,
     ) -> Any:
         """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided)."""
+        keep = self.learning(keep, stale, status)
         if (
             stale is not None
             and self._swr
@@ -384,14 +412,11 @@ class Engine(ABC):
         # lease: both share in-process only.
         if outcome is not BYPASS and outcome is not ERROR:
             run = self.shared(key, run, ttl)
-        started = self._clock()
         try:
             (value, stored), led = await self._fly_async(key, run)
         except BaseException:  # a cancellation or an interrupt: counted all the same
             self.count(outcome)
             raise
-        if led and stale is not None and self._learn is not None and stored is not FROM_ANOTHER_PROCESS:
-            self.learn(status, started - stale.stored_at, value, stale.value)
         return self._counted(value, led, stored, outcome, stale)
 
     def shared(
@@ -481,6 +506,14 @@ class Engine(ABC):
         """Count one call under *outcome*, a ``CacheInfo`` field."""
         with self.lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
+        seen = OUTCOMES.get()
+        if seen is not None:
+            seen.append(outcome)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """What entry ages are measured with."""
+        return self._clock
 
     def cache_info(self) -> CacheInfo:
         with self.lock:

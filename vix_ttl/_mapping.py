@@ -82,7 +82,7 @@ class MappingEngine(Engine):
             if 0 <= age < fresh_for:
                 self.hits += 1
                 if self._beta and early_refresh_due(fresh_for - age, delta, self._beta):
-                    return Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for))
+                    return Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for), status)
                 return value
             return Compute(STALE, ttl, key, Stale(value, stored_at, fresh_for) if age >= 0 else None, status)
         except KeyError:
@@ -96,6 +96,10 @@ class MappingEngine(Engine):
 
     def keep(self, key: Any, value: Any, ttl: float, delta: float) -> bool:
         """Store a computed value (*delta*: how long it took); False if the store failed."""
+        if self._entry_ttl is not None:
+            ttl = self._entry_ttl(value, ttl)
+            if not ttl:
+                return True  # nothing to keep: as a bypass
         entry = Entry(value, self._clock(), ttl, delta)
         with self.lock:
             try:
@@ -154,7 +158,7 @@ class SyncMappingEngine(MappingEngine):
             return self.keep(key, value, ttl, delta)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
-            self.refresh_behind(key, produce, keep)
+            self.refresh_behind(key, produce, self.learning(keep, stale, status))
             return stale.value  # type: ignore[union-attr]
         return self.compute(key, outcome, produce, keep, stale, status)
 
@@ -187,6 +191,6 @@ class AsyncMappingEngine(MappingEngine):
             return self.keep(key, value, ttl, delta)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
-            self.refresh_behind_async(key, produce, keep, ttl)
+            self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)
             return stale.value  # type: ignore[union-attr]
         return await self.compute_async(key, outcome, produce, keep, stale, ttl, status)

@@ -265,6 +265,19 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return decision
 
+    def _judge(self, status: VixStatus, base_ttl: float) -> float:
+        """The TTL ``decide`` would give, recording and counting nothing.
+
+        For callers whose statuses are recorded elsewhere (``X-Vix-Status`` stored with
+        a response), or that only restate a decision (an HTTP response's ``max-age``).
+        """
+        with self._lock:
+            hops = self._settle()
+            floor = self._rows[status][0]
+        if hops:
+            self._publish(hops)
+        return floor_ttl(floor, base_ttl)[0]
+
     def _learn(self, status: VixStatus, interval: float, changed: bool) -> None:
         """A recomputation under *status*, *interval* seconds after the one before: did the value change?
 

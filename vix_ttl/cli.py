@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if args.plot is not None:
-        _check_plotting(parser)
+        _check_plotting(parser, args.plot)
     if args.command == "frontier":
         return frontier_command(scenario, strategies, args)
     results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
@@ -257,11 +257,20 @@ def frontier_command(scenario: Scenario, strategies: list[str], args: argparse.N
     return 0
 
 
-def _check_plotting(parser: argparse.ArgumentParser) -> None:
+def _check_plotting(parser: argparse.ArgumentParser, path: Path) -> None:
+    """Whether the picture can be drawn to *path*: said before the run, not after it."""
     try:
-        import matplotlib  # noqa: F401, PLC0415
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     except ImportError:
         parser.error("--plot needs matplotlib: pip install 'vix_ttl[plot]'")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        parser.error(
+            f"--plot {str(path)!r}: name a picture file ending in one of .{', .'.join(sorted(formats))}"
+        )
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist or cannot be written")
 
 
 def run(
@@ -318,7 +327,8 @@ def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict
                 share(result.computes_in_panic, naive.computes_in_panic), 4
             )
         strategies[name] = summary
-    timeline_of = next((results[s] for s in ("breaker+coalesce", "breaker") if s in results), naive)
+    # Every strategy's breaker sees the same statuses: their timelines are one timeline.
+    timeline_of = next(iter(results.values()), None)
     return {
         "scenario": _scenario_summary(scenario),
         "strategies": strategies,
@@ -375,7 +385,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         _title(report["scenario"]),
         "",
-        f"{'strategy':<22} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
+        f"{'strategy':<24} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
         f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6} "
         f"{'wait p50/p99/max':>22} {'wrong served (calm / panic)':>26}",
     ]
@@ -385,11 +395,10 @@ def render(report: dict[str, Any]) -> str:
         vs_panic = f"{s['share_of_bypass_in_panic']:.1%}" if "share_of_bypass_in_panic" in s else "-"
         counts = f"{s['computes']:>10,} {s['computes_in_panic']:>10,} {s['peak_computes_per_second']:>7,}"
         wait = " / ".join(f"{s['caller_wait_seconds'][k] * 1000:g}" for k in ("p50", "p99", "max")) + " ms"
-        wrong = (
-            f"{s['wrong_served']:.1%} ({s['wrong_served_in_calm']:.1%} / {s['wrong_served_in_panic']:.1%})"
-        )
+        in_panic = f"{s['wrong_served_in_panic']:.1%}" if s["calls_in_panic"] else "-"  # no panic call
+        wrong = f"{s['wrong_served']:.1%} ({s['wrong_served_in_calm']:.1%} / {in_panic})"
         lines.append(
-            f"{name:<22} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
+            f"{name:<24} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
             f"{s['staleness_violations']:>6} {wait:>22} {wrong:>26}"
         )
     lines += ["", "Mode timeline:"]

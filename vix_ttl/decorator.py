@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Hashable, Mapping, MutableMapping
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -27,7 +28,7 @@ from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
 
-__all__ = ["CacheInfo", "CachedFunction", "cached_functions", "vix_cached"]
+__all__ = ["CacheInfo", "CachedFunction", "Decorate", "cached_functions", "vix_cached"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -143,37 +144,55 @@ def vix_cached(
     signer = signer_of(secret, owner="vix_cached")
     if clock is not None:
         clock = check_clock("vix_cached clock", clock)
-    the_breaker = _resolve_breaker(breaker)
+    options = Options(
+        name="",  # the function's, once decorated
+        status=status,
+        bases=bases,
+        breaker=_resolve_breaker(breaker),
+        key=key,
+        namespace=namespace or "",
+        coalesce=coalesce,
+        signer=signer,
+        clock=clock,
+        stale_while_revalidate=swr,
+        stale_if_error=sie,
+        early_refresh=beta,
+    )
     adapter = None if cache is None or isinstance(cache, MutableMapping) else _adapter_for(cache)
+    return Decorate(options, cache, maxsize, adapter)
 
-    def decorate(func: Any) -> Any:
+
+class Decorate:
+    """What ``vix_cached(...)`` returns: options checked, ready to decorate a function.
+
+    ``options_for`` and ``build`` are its two steps, apart for vix_ttl's own
+    integrations (the ASGI middleware) that set options the decorator does not take.
+    """
+
+    def __init__(self, options: Options, cache: Any, maxsize: int, adapter: StoreAdapter | None) -> None:
+        self._options, self._cache, self._maxsize, self._adapter = options, cache, maxsize, adapter
+
+    def __call__(self, func: Any) -> Any:
+        return self.build(func, self.options_for(func))
+
+    def options_for(self, func: Any) -> Options:
+        """The options of *func*, named after it."""
         target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
         if not callable(target):
             raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
         name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
-        is_async = inspect.iscoroutinefunction(target)
-        options = Options(
-            name=name,
-            status=status,
-            bases=bases,
-            breaker=the_breaker,
-            key=key,
-            namespace=namespace or name,
-            coalesce=coalesce,
-            signer=signer,
-            clock=clock,
-            stale_while_revalidate=swr,
-            stale_if_error=sie,
-            early_refresh=beta,
-        )
-        engine: Engine
-        if adapter is None:
-            engine = mapping_engine(cache, options, maxsize=maxsize, is_async=is_async)
-        else:
-            engine = adapter.engine(cache, options, is_async=is_async)
-        return wrap(func, engine)
+        return replace(self._options, name=name, namespace=self._options.namespace or name)
 
-    return decorate
+    def build(self, func: Any, options: Options) -> Any:
+        """*func* cached with *options*: its engine over the store, in its proxy."""
+        target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
+        is_async = inspect.iscoroutinefunction(target)
+        engine: Engine
+        if self._adapter is None:
+            engine = mapping_engine(self._cache, options, maxsize=self._maxsize, is_async=is_async)
+        else:
+            engine = self._adapter.engine(self._cache, options, is_async=is_async)
+        return wrap(func, engine)
 
 
 def _base_ttls(ttl: TTLArg | None, warning_ttl: TTLArg | None) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:

@@ -25,7 +25,7 @@ POLICIES = {"default": "breaker+coalesce", "learned": "breaker+coalesce+learned"
 
 def frontier_strategies(ttls: Sequence[float]) -> list[str]:
     """The strategies of a frontier: vix_ttl's policies, then the fixed TTLs, the slowest to run first."""
-    fixed = [f"{FIXED}{ttl:g}" for ttl in sorted(ttls)]  # TTL 0 computes every call: the longest run
+    fixed = [f"{FIXED}{ttl + 0.0!r}" for ttl in sorted(ttls)]  # TTL 0 computes every call: the longest run
     return fixed[:1] + list(POLICIES.values()) + fixed[1:]
 
 
@@ -38,7 +38,7 @@ def build_frontier(results: dict[str, StrategyResult], base_ttl: float) -> dict[
         ttl = base_ttl if policy is not None else float(strategy.removeprefix(FIXED))
         points.append(
             {
-                "name": f"vix_ttl {policy}" if policy is not None else f"fixed {ttl:g} s",
+                "name": f"vix_ttl {policy}" if policy is not None else f"fixed {_seconds(ttl)} s",
                 "kind": "vix_ttl" if policy is not None else "fixed",
                 "policy": policy,
                 "ttl": ttl,
@@ -56,6 +56,12 @@ def build_frontier(results: dict[str, StrategyResult], base_ttl: float) -> dict[
     default = next((p for p in points if p["policy"] == "default"), None)
     dominated_by = [] if default is None else default["dominated_by"]
     return {"points": points, "dominated": bool(dominated_by), "dominated_by": dominated_by}
+
+
+def _seconds(ttl: float) -> str:
+    """*ttl* as people write it, unless that would make two TTLs look alike."""
+    short = f"{ttl:g}"
+    return short if float(short) == ttl else repr(ttl)
 
 
 def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -62,5 +62,5 @@ class ChangeRate:
         return 1 / rate
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{s.value}={self.interval(s):.3g}s" for s in VixStatus)
+        shown = ", ".join(f"{s.value}={self.interval(s):.3g} s" for s in VixStatus)
         return f"<ChangeRate {shown}>"

@@ -66,7 +66,7 @@ class Learned:
 
     def floor(self, interval: float) -> float:
         """The floor for a learned mean *interval* between changes (``inf``: nothing learned yet)."""
-        return min(self.high, max(self.low, self.fraction * interval))
+        return float(min(self.high, max(self.low, self.fraction * interval)))
 
 
 RuleLike: TypeAlias = Rule | float | str | Learned
@@ -257,7 +257,7 @@ def _compiled(rule: Rule | float | Learned) -> float | None:
         return None
     if rule is BASE:
         return 0.0
-    return rule.high if isinstance(rule, Learned) else float(rule)
+    return float(rule.high) if isinstance(rule, Learned) else float(rule)
 
 
 def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float | Learned:

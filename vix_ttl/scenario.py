@@ -86,12 +86,14 @@ class Scenario:
             ):
                 raise ValueError(f"scenario {name} must be a finite number {allowed}, got {value!r}")
         if set(self.change_every) != {s.value for s in VixStatus} or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= self.step
             for v in self.change_every.values()
         ):
+            # A value that changes more often than every step cannot be told apart from one
+            # that changes every step, and would cost memory for nothing.
             raise ValueError(
                 "scenario change_every must give normal, warning and panic a finite number of "
-                f"seconds > 0, got {self.change_every!r}"
+                f"seconds >= the step ({self.step:g} s), got {self.change_every!r}"
             )
         if not self.changes or self.changes[0][0] > 0:
             raise ValueError("scenario changes must start at time 0")

@@ -1,0 +1,356 @@
+"""VixCacheMiddleware: vix_ttl's decisions for whole responses, and the headers that carry them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from vix_ttl import Mode, VIXCircuitBreaker
+from vix_ttl.asgi import VixCacheMiddleware
+from vix_ttl.testing import FakeClock
+
+
+class Service:
+    """A Starlette app whose every route counts its computations; a test sets statuses and faults."""
+
+    def __init__(self) -> None:
+        self.computes: dict[str, int] = {}
+        self.status = "normal"  # what status(scope) says
+        self.failing = False
+        routes = [
+            Route("/odds/{match}", self.odds),
+            Route("/cookie", self.cookie),
+            Route("/private", self.private),
+            Route("/vary-star", self.vary_star),
+            Route("/lang", self.lang),
+            Route("/stream", self.stream),
+            Route("/stated/{status}", self.stated),
+        ]
+        self.app = Starlette(routes=routes)
+
+    def count(self, name: str) -> int:
+        self.computes[name] = self.computes.get(name, 0) + 1
+        return self.computes[name]
+
+    async def odds(self, request: Request) -> Response:
+        n = self.count("odds")
+        if self.failing:
+            return PlainTextResponse("backend down", status_code=503)
+        return JSONResponse({"match": request.path_params["match"], "n": n, "q": str(request.query_params)})
+
+    async def cookie(self, request: Request) -> Response:
+        response = PlainTextResponse(f"session {self.count('cookie')}")
+        response.set_cookie("session", f"secret-{self.computes['cookie']}")
+        return response
+
+    async def private(self, request: Request) -> Response:
+        return PlainTextResponse(f"yours {self.count('private')}", headers={"cache-control": "private"})
+
+    async def vary_star(self, request: Request) -> Response:
+        return PlainTextResponse(f"any {self.count('vary-star')}", headers={"vary": "*"})
+
+    async def lang(self, request: Request) -> Response:
+        self.count("lang")
+        text = {"fr": "bonjour", "de": "hallo"}.get(request.headers.get("accept-language", ""), "hello")
+        return PlainTextResponse(text, headers={"vary": "Accept-Language"})
+
+    async def stream(self, request: Request) -> Response:
+        self.count("stream")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for n in range(3):
+                yield f"chunk {n};".encode()
+
+        return StreamingResponse(chunks())
+
+    async def stated(self, request: Request) -> Response:
+        self.count("stated")
+        return PlainTextResponse(
+            f"n={self.computes['stated']}", headers={"x-vix-status": request.path_params["status"]}
+        )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
+
+
+@pytest.fixture
+def service() -> Service:
+    return Service()
+
+
+def middleware(service: Service, clock: FakeClock, **options: Any) -> VixCacheMiddleware:
+    breaker = VIXCircuitBreaker(clock=clock, min_samples=10**9)  # stays NORMAL unless a test forces it
+    options.setdefault("status", lambda scope: service.status)
+    return VixCacheMiddleware(service.app, ttl=60, breaker=breaker, **options)
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://odds.test")
+
+
+def fresh_left(response: httpx.Response) -> int:
+    """What a cache in front computes: max-age - Age."""
+    directives = dict(
+        part.strip().partition("=")[::2] for part in response.headers["cache-control"].split(",")
+    )
+    return int(directives["max-age"]) - int(response.headers["age"])
+
+
+async def test_a_get_is_computed_once_then_served_with_its_freshness(
+    service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock)) as http:
+        first = await http.get("/odds/1")
+        assert first.headers["x-vix-cache"] == "miss"
+        assert first.headers["cache-control"] == "max-age=60" and first.headers["age"] == "0"
+        clock.advance(25.5)
+        second = await http.get("/odds/1")
+        assert second.headers["x-vix-cache"] == "hit"
+        assert second.json() == first.json() and service.computes["odds"] == 1
+        assert second.headers["age"] == "25" and fresh_left(second) == 35
+        clock.advance(35)
+        third = await http.get("/odds/1")
+        assert third.headers["x-vix-cache"] == "stale" and third.json()["n"] == 2
+
+
+async def test_max_age_follows_the_breaker_decision_for_the_entry_now(
+    service: Service, clock: FakeClock
+) -> None:
+    breaker = VIXCircuitBreaker(clock=clock, min_samples=0)
+    app = VixCacheMiddleware(service.app, ttl=60, breaker=breaker, status=lambda scope: service.status)
+    async with client(app) as http:
+        await http.get("/odds/1")
+        clock.advance(4)
+        for _ in range(10):
+            breaker.record("panic")  # the feed panics: the breaker trips
+        assert breaker.mode is Mode.CIRCUIT_OPEN
+        service.status = "panic"
+        hit = await http.get("/odds/1")
+    # Stored for 60 s in calm; a panic request in CIRCUIT_OPEN decides 10 s: the entry's fresh TTL.
+    assert hit.headers["x-vix-cache"] == "hit"
+    assert hit.headers["cache-control"] == "max-age=10" and fresh_left(hit) == 6
+
+
+async def test_panic_in_calm_bypasses_and_says_no_store(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        await http.get("/odds/1")
+        service.status = "panic"
+        for _ in range(2):
+            response = await http.get("/odds/1")
+            assert response.headers["x-vix-cache"] == "bypass"
+            assert response.headers["cache-control"] == "no-store" and "age" not in response.headers
+        assert service.computes["odds"] == 3
+
+
+async def test_the_query_is_part_of_the_key_in_any_order(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        a = await http.get("/odds/1?b=2&a=1")
+        b = await http.get("/odds/1?a=1&b=2")
+        c = await http.get("/odds/1?a=1&b=3")
+    assert b.headers["x-vix-cache"] == "hit" and b.json() == a.json()
+    assert c.headers["x-vix-cache"] == "miss" and service.computes["odds"] == 2
+
+
+async def test_etag_is_the_body_hash_and_if_none_match_gets_304(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        first = await http.get("/odds/1")
+        etag = first.headers["etag"]
+        assert etag == '"' + hashlib.sha256(first.content).hexdigest()[:32] + '"'
+        other = await http.get("/odds/2")
+        assert other.headers["etag"] != etag
+        not_modified = await http.get("/odds/1", headers={"if-none-match": f'W/"x", {etag}'})
+        assert not_modified.status_code == 304 and not_modified.content == b""
+        assert not_modified.headers["etag"] == etag and not_modified.headers["x-vix-cache"] == "hit"
+        changed = await http.get("/odds/1", headers={"if-none-match": '"other"'})
+        assert changed.status_code == 200 and changed.content == first.content
+
+
+async def test_head_is_answered_from_the_get_entry(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        get = await http.get("/odds/1")
+        head = await http.head("/odds/1")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == get.headers["etag"] and head.headers["x-vix-cache"] == "hit"
+    assert head.headers["content-length"] == str(len(get.content))
+    assert service.computes["odds"] == 1
+
+
+async def test_request_no_cache_recomputes_and_no_store_bypasses(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        await http.get("/odds/1")
+        again = await http.get("/odds/1", headers={"cache-control": "no-cache"})
+        assert again.headers["x-vix-cache"] == "miss" and again.json()["n"] == 2
+        assert (await http.get("/odds/1")).json()["n"] == 2  # the recomputed entry replaced the old
+        passed = await http.get("/odds/1", headers={"cache-control": "no-store"})
+        assert passed.headers["x-vix-cache"] == "bypass" and passed.json()["n"] == 3
+        assert (await http.get("/odds/1")).json()["n"] == 2  # nothing written
+
+
+@pytest.mark.parametrize("path", ["/cookie", "/private", "/vary-star"])
+async def test_responses_that_are_someone_elses_are_never_stored(
+    path: str, service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock)) as http:
+        bodies = [(await http.get(path)).text for _ in range(3)]
+    assert len(set(bodies)) == 3  # computed every time
+    assert service.computes[path.strip("/")] == 3
+
+
+async def test_a_cookie_is_never_shared_with_concurrent_callers(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        responses = await asyncio.gather(*(http.get("/cookie") for _ in range(20)))
+    cookies = [r.headers["set-cookie"] for r in responses]
+    assert len(set(cookies)) == 20  # each client its own session, none another's
+
+
+async def test_vary_keys_by_the_request_headers_it_names(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        first = await http.get("/lang", headers={"accept-language": "fr"})  # learns the Vary: not kept
+        assert first.text == "bonjour"
+        assert (await http.get("/lang", headers={"accept-language": "fr"})).headers["x-vix-cache"] == "miss"
+        fr = await http.get("/lang", headers={"accept-language": "fr"})
+        de = await http.get("/lang", headers={"accept-language": "de"})
+    assert (fr.text, fr.headers["x-vix-cache"]) == ("bonjour", "hit")
+    assert (de.text, de.headers["x-vix-cache"]) == ("hallo", "miss")
+
+
+async def test_streaming_responses_pass_through(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        for _ in range(2):
+            response = await http.get("/stream")
+            assert response.text == "chunk 0;chunk 1;chunk 2;"
+            assert response.headers["x-vix-cache"] == "miss"
+    assert service.computes["stream"] == 2
+
+
+async def test_a_5xx_is_a_failed_computation_served_stale_within_stale_if_error(
+    service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock, stale_if_error=30)) as http:
+        good = await http.get("/odds/1")
+        service.failing = True
+        clock.advance(70)  # past its 60 s, within 60 + 30
+        fallback = await http.get("/odds/1")
+        assert fallback.status_code == 200 and fallback.json() == good.json()
+        assert fallback.headers["x-vix-cache"] == "fallback"
+        assert "stale-if-error=30" in fallback.headers["cache-control"]
+        clock.advance(25)  # 95 s: past the allowance
+        failed = await http.get("/odds/1")
+        assert failed.status_code == 503 and failed.headers["cache-control"] == "no-store"
+        service.failing = False
+        recovered = await http.get("/odds/1")  # the 503 was not stored: the old entry is what is there
+        assert recovered.headers["x-vix-cache"] == "stale" and recovered.status_code == 200
+
+
+async def test_stale_while_revalidate_serves_at_once_and_refreshes_behind(
+    service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock, stale_while_revalidate=10)) as http:
+        await http.get("/odds/1")
+        clock.advance(65)
+        served = await http.get("/odds/1")
+        assert served.headers["x-vix-cache"] == "revalidating" and served.json()["n"] == 1
+        assert "stale-while-revalidate=10" in served.headers["cache-control"]
+        assert fresh_left(served) < 0  # a cache in front sees it stale too
+        for _ in range(20):
+            await asyncio.sleep(0)  # let the background refresh land
+        refreshed = await http.get("/odds/1")
+    assert refreshed.headers["x-vix-cache"] == "hit" and refreshed.json()["n"] == 2
+
+
+async def test_concurrent_misses_share_one_computation(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        responses = await asyncio.gather(*(http.get("/odds/9") for _ in range(30)))
+    assert service.computes["odds"] == 1
+    assert {r.json()["n"] for r in responses} == {1}
+
+
+async def test_without_status_the_app_states_it_and_later_requests_are_judged_by_it(
+    service: Service, clock: FakeClock
+) -> None:
+    app = middleware(service, clock, status=None)
+    async with client(app) as http:
+        calm = await http.get("/stated/normal")
+        assert "x-vix-status" not in calm.headers  # stripped before it leaves
+        assert calm.headers["cache-control"] == "max-age=60"
+        assert (await http.get("/stated/normal")).headers["x-vix-cache"] == "hit"
+        panic = await http.get("/stated/panic")  # NORMAL mode: a panic response is not kept
+        assert panic.headers["cache-control"] == "no-store"
+        again = await http.get("/stated/panic")
+        assert again.headers["x-vix-cache"] == "bypass" and again.headers["cache-control"] == "no-store"
+    assert app.breaker.metrics()["panic_samples"] == 2  # recorded when computed, not per request
+    assert app.breaker.metrics()["samples"] == 3
+
+
+async def test_other_methods_and_protocols_pass_through(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        posted = await http.post("/odds/1")
+    assert posted.status_code == 405 and "x-vix-cache" not in posted.headers
+
+
+def test_bad_arguments_are_clear() -> None:
+    with pytest.raises(TypeError, match="app must be an ASGI application"):
+        VixCacheMiddleware(None, ttl=60)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="status must be a callable of the scope"):
+        VixCacheMiddleware(Service().app, ttl=60, status="panic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl"):
+        VixCacheMiddleware(Service().app, ttl=-1)
+
+
+def test_cache_info_counts_requests(service: Service, clock: FakeClock) -> None:
+    app = middleware(service, clock)
+
+    async def run() -> None:
+        async with client(app) as http:
+            await http.get("/odds/1")
+            await http.get("/odds/1")
+
+    asyncio.run(run())
+    info = app.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert json.loads(json.dumps(info._asdict()))["hits"] == 1
+
+
+async def test_on_redis_a_tampered_response_is_never_served(
+    service: Service, clock: FakeClock, redis_port: int
+) -> None:
+    import redis.asyncio as redis
+    from aiocache import RedisCache
+    from aiocache.serializers import JsonSerializer
+
+    namespace = f"asgi-test-{clock()}-{id(service)}"
+    cache = RedisCache(
+        endpoint="127.0.0.1", port=redis_port, namespace=namespace, serializer=JsonSerializer()
+    )
+    app = middleware(service, clock, cache=cache, secret="a secret of sixteen bytes+")
+    raw = redis.Redis(port=redis_port)
+    try:
+        async with client(app) as http:
+            genuine = await http.get("/odds/1")
+            assert (await http.get("/odds/1")).headers["x-vix-cache"] == "hit"
+            (key,) = [k async for k in raw.scan_iter(f"{namespace}*")]
+            stored = await raw.get(key)
+            assert isinstance(stored, bytes)
+            forged = stored.replace(b'\\"n\\":1', b'\\"n\\":666')  # someone rewrites the odds
+            assert forged != stored
+            await raw.set(key, forged)
+            served = await http.get("/odds/1")
+        assert b"666" not in served.content
+        assert served.headers["x-vix-cache"] == "miss" and served.json()["n"] == 2  # rejected: recomputed
+        assert app.cache_info().rejected == 1 and genuine.json()["n"] == 1
+    finally:
+        await raw.delete(*[k async for k in raw.scan_iter(f"{namespace}*")])
+        await raw.aclose()
+        await cache.close()

@@ -1,0 +1,460 @@
+"""``VixCacheMiddleware``: vix_ttl's decisions for whole HTTP responses, as pure ASGI (DESIGN 7b).
+
+A GET is one call of a ``@vix_cached`` coroutine whose key is the request's path,
+sorted query string and the request headers the response varies on, and whose
+computation runs the application and captures its response: the same stores,
+keys, signing, coalescing and stale rules as ``vix_cached``, on the same clock.
+What HTTP adds lives here: which responses may be kept, the status from the
+request (``status(scope)``) or from the application (``X-Vix-Status``), and the
+RFC 9111 / RFC 5861 headers that let a CDN or a browser in front compute the
+same freshness (``max-age`` - ``Age``).
+
+Responses that must never be shared — ``Set-Cookie``, ``Cache-Control: private``
+or ``no-store``, ``Vary: *``, streamed ones — end the computation with
+``_Passed``, a ``BaseException``: the engine neither stores it nor serves a stale
+entry instead, and callers that joined the computation run the application
+themselves, so one client's cookie never reaches another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from vix_ttl._checks import check_ttl
+from vix_ttl._engine import (
+    BYPASS,
+    COALESCED,
+    ERROR,
+    HIT,
+    MISS,
+    OUTCOMES,
+    REJECTED,
+    SERVED_ON_ERROR,
+    SERVED_STALE,
+    STALE,
+    CacheInfo,
+)
+from vix_ttl._proxy import engine_of
+from vix_ttl._signing import Secret
+from vix_ttl.decorator import Decorate, vix_cached
+from vix_ttl.mode import Mode
+from vix_ttl.policy import PANIC_BASE_TTL
+from vix_ttl.status import VixStatus
+
+__all__ = ["STATUS_HEADER", "VixCacheMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+STATUS_HEADER = "x-vix-status"
+"""The response header an application states its data's status in (stripped before it leaves)."""
+
+# X-Vix-Cache: what happened to a request, from the outcome its call was counted under.
+_SAID = {
+    HIT: "hit",
+    MISS: "miss",
+    STALE: "stale",
+    BYPASS: "bypass",
+    COALESCED: "miss",
+    ERROR: "error",
+    REJECTED: "miss",
+    SERVED_STALE: "revalidating",
+    SERVED_ON_ERROR: "fallback",
+}
+# Headers this middleware states itself, or that describe one connection only.
+_OWN = frozenset(
+    {b"cache-control", b"age", b"etag", b"x-vix-cache", STATUS_HEADER.encode(), b"content-length"}
+)
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+
+
+@dataclass
+class _Request:
+    """One request, as the computation it may lead needs it."""
+
+    scope: Scope
+    send: Send
+    answered: bool = False
+    """Its response has begun: a background refresh it started must not write to it."""
+    outcomes: list[str] = field(default_factory=list)
+    status: VixStatus | None = None
+    """What ``status(scope)`` said of it (status mode)."""
+
+
+_REQUEST: ContextVar[_Request] = ContextVar("vix_ttl_asgi_request")
+
+
+class _Response:
+    """A response as the application gave it: status, headers, one body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+class _Passed(BaseException):
+    """A response that must not be stored nor shared (or was streamed to its client already)."""
+
+    def __init__(self, request: _Request, response: _Response | None) -> None:
+        super().__init__()
+        # The request whose computation it was: the only one the response is for.
+        self.request, self.response = request, response
+
+
+class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure of ours
+    """The application answered 5xx: a failed computation (``stale_if_error``), never stored."""
+
+    def __init__(self, response: _Response) -> None:
+        super().__init__(f"the application answered {response.status}")
+        self.response = response
+
+
+class VixCacheMiddleware:
+    """Cache 200 responses to GET (HEAD answered from them) with vix_ttl's adaptive TTLs.
+
+    Args:
+        app: The ASGI application.
+        ttl: Base TTL in seconds for NORMAL status (``None``: never expires).
+        status: A callable of the request's ASGI ``scope`` returning its status, recorded
+            per request; None: the application's ``X-Vix-Status`` response header,
+            recorded when the response is stored, judges later requests.
+        breaker, cache, namespace, stale_while_revalidate, stale_if_error, secret, clock:
+            As for ``vix_cached`` (``namespace`` default: ``"vix_ttl.asgi"``).
+
+    Raises:
+        TypeError, ValueError: an argument out of range, as ``vix_cached`` says.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        ttl: float | None,
+        status: Callable[[Scope], VixStatus | str] | None = None,
+        breaker: Any = None,
+        cache: Any = None,
+        namespace: str | None = None,
+        stale_while_revalidate: float | Mapping[Mode | str, float] = 0,
+        stale_if_error: float | Mapping[Mode | str, float] = 0,
+        secret: Secret | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"VixCacheMiddleware: app must be an ASGI application, got {app!r}")
+        if status is not None and not callable(status):
+            raise TypeError(f"VixCacheMiddleware: status must be a callable of the scope, got {status!r}")
+        self.app = app
+        self._base = check_ttl("ttl", ttl)
+        self._scope_status = status
+        self._seen: dict[Any, VixStatus] = {}  # header mode: each key's last stored status
+        decorate = vix_cached(
+            ttl,
+            status=self._request_status if status is not None else self._stored_status,
+            breaker=breaker,
+            cache=cache,
+            namespace=namespace or "vix_ttl.asgi",
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
+            secret=secret,
+            clock=clock,
+        )
+        assert isinstance(decorate, Decorate)
+        options = decorate.options_for(self._compute)
+        if status is None:  # statuses come with responses: recorded when stored, not per request
+            options = replace(options, records=False, entry_ttl=_stored_ttl)
+        self._cached = decorate.build(self._compute, options)
+        self.breaker = self._cached.breaker
+        engine = engine_of(self._cached)
+        self._clock = engine.clock
+        self._swr, self._sie = options.stale_while_revalidate, options.stale_if_error
+        self._vary: dict[str, tuple[str, ...]] = {}  # path -> the request headers its responses vary on
+
+    def cache_info(self) -> CacheInfo:
+        """What happened to the requests so far, as ``vix_cached``'s ``cache_info()`` says it."""
+        info: CacheInfo = self._cached.cache_info()
+        return info
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        directives = _directives(_request_header(scope, b"cache-control"))
+        if "no-store" in directives:
+            await self.app(scope, receive, _saying(send, "bypass"))
+            return
+        key = self._key(scope)
+        request = _Request(scope, send)
+        token = _REQUEST.set(request)
+        outcomes = OUTCOMES.set(request.outcomes)
+        try:
+            if "no-cache" in directives:  # recompute: the fresh result replaces the entry
+                dropped = self._cached.invalidate(key)
+                if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
+                    await dropped
+            try:
+                value = await self._cached(key)
+            except _Passed as passed:
+                if passed.request is not request:  # another client's response: run the app for this one
+                    await self.app(scope, receive, _saying(send, "miss"))
+                elif passed.response is not None:  # not streamed to its client already
+                    await self._send(request, passed.response, "miss")
+                return
+            except _AppFailed as failed:
+                await self._send(request, failed.response, "miss", no_store=True)
+                return
+        finally:
+            OUTCOMES.reset(outcomes)
+            _REQUEST.reset(token)
+        said = _SAID[request.outcomes[-1]] if request.outcomes else "hit"
+        await self._serve(request, value, said)
+
+    # -- the computation: the application, captured ------------------------------------
+
+    async def _compute(self, key: Any) -> dict[str, Any]:
+        """Run the application for the request that leads; its response as a storable value."""
+        request = _REQUEST.get()
+        scope = dict(request.scope, method="GET")  # HEAD is answered from the GET entry
+        response = await self._capture(scope, request)
+        if response.status >= 500:
+            raise _AppFailed(response)
+        if not _storable(response) or _vary_names(response) != key[2]:
+            if _vary_names(response) is not None:
+                self._vary[scope["path"]] = _vary_names(response) or ()
+            raise _Passed(request, response)
+        status = self._status_of(response, key)
+        body = response.body
+        return {
+            "status": response.status,
+            "headers": [
+                [k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers if k not in _OWN
+            ],
+            "body": body.decode("latin-1"),  # JSON-safe and byte-exact; shared stores serialize it
+            "etag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            "vix_status": status.value,
+            "ttl": self.breaker._judge(status, self._base_of(status)),
+            "at": self._clock(),
+        }
+
+    async def _capture(self, scope: Scope, request: _Request) -> _Response:
+        """The application's response to *scope*; a streamed one goes on to the client as it comes."""
+        start: Message = {}
+        chunks: list[bytes] = []
+        streamed = forwarding = False
+
+        async def capture(message: Message) -> None:
+            nonlocal streamed, forwarding
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body" and (streamed or message.get("more_body", False)):
+                if not streamed:  # a stream: never kept; the client that asked gets it as it comes
+                    streamed = True
+                    forwarding = not request.answered  # a background refresh has no client
+                    if forwarding:
+                        request.answered = True
+                        await _saying(request.send, "miss")(start)
+                        for chunk in chunks:
+                            await request.send(
+                                {"type": "http.response.body", "body": chunk, "more_body": True}
+                            )
+                if forwarding:
+                    await request.send(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, _no_body(), capture)
+        if streamed:
+            raise _Passed(request, None)
+        headers = [(k.lower(), v) for k, v in start.get("headers", [])]
+        return _Response(start.get("status", 500), headers, b"".join(chunks))
+
+    def _status_of(self, response: _Response, key: Any) -> VixStatus:
+        """The status a stored response carries: the request's, or the application's header (recorded)."""
+        if self._scope_status is not None:
+            return self._request_status(key)
+        stated = response.header(STATUS_HEADER.encode())
+        status = self._checked(
+            stated.decode("latin-1").strip().lower() if stated else "normal", "X-Vix-Status"
+        )
+        self.breaker.record(status)
+        self._seen[key] = status
+        if len(self._seen) > 65536:  # bounded: the oldest statuses go first
+            del self._seen[next(iter(self._seen))]
+        return status
+
+    def _request_status(self, key: Any) -> VixStatus:
+        request = _REQUEST.get()
+        if request.status is None:
+            request.status = self._checked(self._scope_status(request.scope), "status(scope)")  # type: ignore[misc]
+        return request.status
+
+    def _stored_status(self, key: Any) -> VixStatus:
+        return self._seen.get(key, VixStatus.NORMAL)
+
+    def _checked(self, status: Any, where: str) -> VixStatus:
+        try:
+            return VixStatus.coerce(status)
+        except ValueError as exc:
+            raise ValueError(f"VixCacheMiddleware: {where} gave {exc}") from None
+
+    def _base_of(self, status: VixStatus) -> float:
+        return PANIC_BASE_TTL if status is VixStatus.PANIC else self._base
+
+    # -- the response: headers a CDN computes the same freshness from -------------------
+
+    async def _serve(self, request: _Request, value: dict[str, Any], said: str) -> None:
+        # The TTL decided now: for this request's status, or the stored one's (header mode).
+        status = request.status or VixStatus(value["vix_status"])
+        decided = self.breaker._judge(status, self._base_of(status))
+        fresh_for = min(value["ttl"], decided) if said != "bypass" else 0.0
+        age = max(0, math.floor(self._clock() - value["at"]))
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
+        headers.append((b"etag", value["etag"].encode()))
+        headers.append((b"cache-control", self._cache_control(fresh_for).encode()))
+        if fresh_for:
+            headers.append((b"age", str(age).encode()))
+        body = value["body"].encode("latin-1")
+        if _matches(_request_header(request.scope, b"if-none-match"), value["etag"]):
+            await _respond(request, 304, headers, b"", said)
+            return
+        await _respond(request, value["status"], [*headers, _length(body)], body, said)
+
+    async def _send(
+        self, request: _Request, response: _Response, said: str, *, no_store: bool = False
+    ) -> None:
+        headers = [
+            (k, v) for k, v in response.headers if k != STATUS_HEADER.encode() and k != b"content-length"
+        ]
+        if no_store:
+            headers = [(k, v) for k, v in headers if k != b"cache-control"] + [
+                (b"cache-control", b"no-store")
+            ]
+        await _respond(request, response.status, [*headers, _length(response.body)], response.body, said)
+
+    def _cache_control(self, fresh_for: float) -> str:
+        if not fresh_for:
+            return "no-store"
+        directives = [f"max-age={math.floor(fresh_for) if math.isfinite(fresh_for) else 31536000}"]
+        mode = self.breaker.mode
+        for name, allowance in (("stale-while-revalidate", self._swr), ("stale-if-error", self._sie)):
+            if allowance[mode]:
+                directives.append(f"{name}={math.floor(allowance[mode])}")
+        return ", ".join(directives)
+
+    # -- keys --------------------------------------------------------------------------
+
+    def _key(
+        self, scope: Scope
+    ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...] | None, tuple[str, ...]]:
+        """Path, sorted query, the vary header names known for the path, and the request's values of them."""
+        path = scope["path"]
+        query = tuple(
+            sorted(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        )
+        names = self._vary.get(path)
+        values = tuple(
+            (_request_header(scope, name.encode()) or b"").decode("latin-1") for name in names or ()
+        )
+        return path, query, names, values
+
+
+def _stored_ttl(value: Any, decided: float) -> float:
+    """Header mode: a response is kept for the TTL its own status decided when it was computed."""
+    return float(value["ttl"])
+
+
+def _storable(response: _Response) -> bool:
+    if response.status != 200 or response.header(b"set-cookie") is not None:
+        return False
+    directives = _directives(response.header(b"cache-control"))
+    return not ({"private", "no-store"} & directives) and _vary_names(response) != ("*",)
+
+
+def _vary_names(response: _Response) -> tuple[str, ...] | None:
+    """The request headers *response* varies on, lower case and sorted (None: it names none)."""
+    names = {
+        n.strip().lower() for k, v in response.headers if k == b"vary" for n in v.decode("latin-1").split(",")
+    }
+    names.discard("")
+    return tuple(sorted(names)) if names else None
+
+
+def _directives(header: bytes | None) -> set[str]:
+    if not header:
+        return set()
+    return {
+        part.split("=", 1)[0].strip().lower() for part in header.decode("latin-1").split(",") if part.strip()
+    }
+
+
+def _request_header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def _matches(if_none_match: bytes | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison, a list of tags, or ``*``."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.decode("latin-1").split(",")]
+    return "*" in tags or etag in tags
+
+
+def _length(body: bytes) -> tuple[bytes, bytes]:
+    return b"content-length", str(len(body)).encode()
+
+
+async def _respond(
+    request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes, said: str
+) -> None:
+    request.answered = True
+    headers = [(k, v) for k, v in headers if k not in _HOP_BY_HOP] + [(b"x-vix-cache", said.encode())]
+    await request.send({"type": "http.response.start", "status": status, "headers": headers})
+    head = request.scope["method"] == "HEAD" or status == 304
+    await request.send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
+
+
+def _saying(send: Send, said: str) -> Send:
+    """*send*, adding ``X-Vix-Cache: said`` to the response it starts."""
+
+    async def saying(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != STATUS_HEADER.encode()]
+            message = {**message, "headers": [*headers, (b"x-vix-cache", said.encode())]}
+        await send(message)
+
+    return saying
+
+
+def _no_body() -> Receive:
+    """The request a computation reads: a GET has no body, and no client disconnects from it."""
+    given = False
+
+    async def receive() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # never set: an application listening for a disconnect waits
+        raise AssertionError("unreachable")
+
+    return receive
