@@ -94,7 +94,7 @@ def run(name: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
             out = subprocess.run(
                 [
                     "wrk",
-                    "-t2",
+                    "-t1",  # one thread: the other core is the server's
                     f"-c{args.connections}",
                     f"-d{args.seconds}s",
                     "--latency",

@@ -44,8 +44,9 @@ CACHE = os.environ.get("VIX_EXAMPLE_CACHE", "middleware")
 TTL = 60.0
 
 detector = VolatilityDetector(min_history=10, halflife=1000)  # a panic phase stays panic
-# A 30 s window, so a short load test sees the breaker trip.
-breaker = VIXCircuitBreaker(name="odds-example", window_seconds=30, bucket_seconds=1)
+# The example compresses the production story (a 45-minute panic) into seconds, and its
+# breaker's window with it: 10 s, so a 30-second load test sees the breaker trip.
+breaker = VIXCircuitBreaker(name="odds-example", window_seconds=10, bucket_seconds=1)
 odds: dict[str, float] = dict.fromkeys(MATCHES, 2.0)
 computes = {"total": 0, "in_panic": 0}
 requests = {"total": 0, "in_panic": 0}

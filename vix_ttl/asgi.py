@@ -184,7 +184,18 @@ class VixCacheMiddleware:
         self.breaker = self._cached.breaker
         engine = engine_of(self._cached)
         self._clock = engine.clock
-        self._swr, self._sie = options.stale_while_revalidate, options.stale_if_error
+        # Per mode, the RFC 5861 directives that follow max-age (the allowances of that mode).
+        self._allowances = {
+            mode: "".join(
+                f", {name}={math.floor(allowance[mode])}"
+                for name, allowance in (
+                    ("stale-while-revalidate", options.stale_while_revalidate),
+                    ("stale-if-error", options.stale_if_error),
+                )
+                if allowance[mode]
+            )
+            for mode in Mode
+        }
         self._vary: dict[str, tuple[str, ...]] = {}  # path -> the request headers its responses vary on
 
     def cache_info(self) -> CacheInfo:
@@ -351,12 +362,10 @@ class VixCacheMiddleware:
     def _cache_control(self, fresh_for: float) -> str:
         if not fresh_for:
             return "no-store"
-        directives = [f"max-age={math.floor(fresh_for) if math.isfinite(fresh_for) else 31536000}"]
-        mode = self.breaker.mode
-        for name, allowance in (("stale-while-revalidate", self._swr), ("stale-if-error", self._sie)):
-            if allowance[mode]:
-                directives.append(f"{name}={math.floor(allowance[mode])}")
-        return ", ".join(directives)
+        max_age = (
+            math.floor(fresh_for) if math.isfinite(fresh_for) else 31536000
+        )  # a year: RFC 9111's "never"
+        return f"max-age={max_age}{self._allowances[self.breaker.mode]}"
 
     # -- keys --------------------------------------------------------------------------
 
@@ -365,9 +374,8 @@ class VixCacheMiddleware:
     ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...] | None, tuple[str, ...]]:
         """Path, sorted query, the vary header names known for the path, and the request's values of them."""
         path = scope["path"]
-        query = tuple(
-            sorted(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        )
+        raw = scope.get("query_string", b"")
+        query = tuple(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))) if raw else ()
         names = self._vary.get(path)
         values = tuple(
             (_request_header(scope, name.encode()) or b"").decode("latin-1") for name in names or ()
