@@ -13,7 +13,9 @@ if ! command -v redis-server >/dev/null || ! command -v memcached >/dev/null || 
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq redis-server memcached prometheus >/dev/null
+  echo "installing Debian's redis-server, memcached and prometheus for the tests:" \
+       "apt-get install --no-install-recommends redis-server memcached prometheus" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server memcached prometheus >/dev/null
 fi
 redis_ok() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 mc_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT" && printf 'version\r\n' >&3 \

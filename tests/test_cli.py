@@ -101,15 +101,15 @@ def test_simulate_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         (["--rate", "-5"], "rate must be a finite number > 0"),
         (["--strategies", "lru"], "--strategies: unknown strategy 'lru'"),
         (["--change-every", "300,30"], "--change-every needs three numbers"),
-        (["--change-every", "300,30,0"], "change_every must give normal, warning and panic"),
-        (["--change-every", "300,30,0.001"], "seconds >= the step"),
+        (["--change-every", "300,30,0"], "--change-every must give normal, warning and panic"),
+        (["--change-every", "300,30,0.001"], "seconds >= the --step"),
         (["--plot", "/nonexistent-dir/run.png"], "--plot '/nonexistent-dir/run.png': the folder"),
         (["--plot", "run.txt"], "--plot 'run.txt': name a picture file ending in one of"),
         (["--thresholds", "0.5,0.3"], "--thresholds needs four numbers"),
         (["--thresholds", "0.5,0.6,0.8,0.6"], "exit_high_volatility .* strictly below"),
-        (["--scenario", "/nowhere.csv"], "cannot read scenario"),
+        (["--scenario", "/nowhere.csv"], "--scenario '/nowhere.csv' is neither a bundled scenario"),
         (["--workers", "0"], "--workers must be >= 1"),
-        (["--panic-minutes", "-1"], "--panic-minutes must be >= 0"),
+        (["--panic-minutes", "-1"], "--panic-minutes must be a finite number >= 0"),
         (["--rate", "many"], "invalid float value"),
     ],
 )
@@ -158,3 +158,60 @@ def test_the_core_imports_without_the_optional_extras() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_help_lists_every_command_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("simulate", "frontier", "demo", "dashboard", "alert-rules"):
+        assert command in out
+    assert "``" not in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == "vix-ttl 0.2.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "0"], "vix-ttl simulate: error: --window must be a finite number of seconds > 0"),
+        (
+            ["--bucket", "7"],
+            "vix-ttl simulate: error: --window (1800) must be a whole multiple of --bucket (7.0)",
+        ),
+        (["--scenario", "flash_crash"], "is neither a bundled scenario (lineup-leak, flash-crash, calm-day)"),
+        (["--scenario", "calm-day", "--panic-minutes", "3"], "--panic-minutes applies to the lineup-leak"),
+        (["--end", "60"], "--end applies to a replayed file only"),
+        (["--latency-ms", "-1"], "--latency-ms must be a finite number >= 0"),
+    ],
+)
+def test_every_setting_is_checked_before_the_run_with_the_commands_usage(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: vix-ttl simulate ")
+    assert message in err and "Traceback" not in err
+
+
+def test_scenario_files_end_where_asked_and_rows_come_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "leak.csv"
+    path.write_text("t,status\n0,normal\n60,panic\n90,normal\n")
+    assert main(["simulate", "--scenario", str(path), "--end", "331", "--rate", "50", "--no-progress"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert (
+        head == "leak.csv: 5 min 31 s simulated (normal from 0 s, panic from 1 min, normal from 1 min 30 s)"
+    )
+    path.write_text("t,status\n0,normal\n90,panic\n60,normal\n")
+    with pytest.raises(SystemExit):
+        main(["simulate", "--scenario", str(path)])
+    assert "row 3: t=60 comes before the row above it (t=90)" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 from typing import Any
 
 import cachetools
@@ -239,7 +241,7 @@ def test_aiocache_caches_serve_async_functions_only() -> None:
     [
         ((-1,), {"status": normal}, ValueError, "ttl must be >= 0 seconds"),
         (("60",), {"status": normal}, TypeError, "ttl must be a number"),
-        ((60,), {"status": "normal"}, TypeError, "status must be a callable"),
+        ((60,), {"status": "normal"}, TypeError, "status= must be a callable"),
         ((60,), {"status": normal, "warning_ttl": float("nan")}, ValueError, "warning_ttl"),
         ((60,), {"status": normal, "clock": lambda: "now"}, TypeError, "clock must return a number"),
         ((60,), {"status": normal, "clock": lambda: float("nan")}, ValueError, "clock must return a finite"),
@@ -300,3 +302,54 @@ def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
     breaker = VIXCircuitBreaker(clock=FakeClock())
     with pytest.raises(AttributeError):
         breaker.policy = TTLPolicy.default()  # type: ignore[misc]
+
+
+def test_bare_decorator_says_what_to_write() -> None:
+    with pytest.raises(TypeError, match=r"write @vix_cached\(60, status=.*not @vix_cached alone"):
+
+        @vix_cached
+        def price(match: str) -> float:
+            return 2.0
+
+
+def test_a_missing_status_says_what_it_must_be() -> None:
+    with pytest.raises(TypeError, match="status= must be a callable taking the call's arguments"):
+        vix_cached(60)
+
+
+def test_a_status_function_of_the_wrong_arity_is_named_with_the_arguments() -> None:
+    def match_status() -> str:
+        return "normal"
+
+    @vix_cached(60, status=match_status)
+    def price(match: str, *, market: str = "1x2") -> float:
+        return 2.0
+
+    message = r"status function .*match_status cannot take the call's arguments \('m1', market='ou'\)"
+    with pytest.raises(TypeError, match=message):
+        price("m1", market="ou")
+
+
+def test_a_type_error_inside_the_status_function_is_its_own() -> None:
+    @vix_cached(60, status=lambda match: match + 1)
+    def price(match: str) -> float:
+        return 2.0
+
+    with pytest.raises(TypeError, match="can only concatenate str"):
+        price("m1")
+
+
+@pytest.mark.parametrize(
+    ("module", "extra"), [("aiocache", "aiocache"), ("prometheus", "prometheus"), ("fleet", "redis")]
+)
+def test_an_edge_without_its_extra_says_which_to_install(module: str, extra: str) -> None:
+    blocked = "for name in ('aiocache', 'prometheus_client', 'redis'): sys.modules[name] = None"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{blocked}\nimport vix_ttl.{module}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"vix_ttl.{module} needs the '{extra}' extra" in done.stderr
+    assert f"pip install 'vix_ttl[{extra}]'" in done.stderr

@@ -108,3 +108,12 @@ def check_clock(name: str, clock: object) -> Callable[[], float]:
     if not math.isfinite(now):
         raise ValueError(f"{name} must return a finite number of seconds, but {clock!r} returned {now!r}")
     return clock
+
+
+def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
+    """The error of importing *module* without its *extra*: which one to install."""
+    return ImportError(
+        f"{module} needs the {extra!r} extra ({(error.name or str(error)).split('.')[0]} is not installed): "
+        f"pip install 'vix_ttl[{extra}]'",
+        name=error.name,
+    )

@@ -15,6 +15,7 @@ for other kinds of cache are found through the ``vix_ttl.stores`` entry points
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import weakref
@@ -258,7 +259,10 @@ class Engine(ABC):
 
     def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, Any, VixStatus, float]:
         """``(ttl, key, status, base_ttl)`` of one call (*args* with ``self`` for methods); recorded."""
-        status = self._status(*args, **kwargs)
+        try:
+            status = self._status(*args, **kwargs)
+        except TypeError as exc:
+            raise self.status_error(exc, args, kwargs) from None
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
         except (KeyError, TypeError):
@@ -284,6 +288,21 @@ class Engine(ABC):
                 f"pass key= to build one from these arguments"
             ) from None
         return key
+
+    def status_error(self, error: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TypeError:
+        """*error*, raised calling the status function: said plainly if it cannot take the arguments."""
+        try:
+            inspect.signature(self._status).bind(*args, **kwargs)
+        except TypeError as mismatch:
+            name = getattr(self._status, "__qualname__", repr(self._status))
+            given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            return TypeError(
+                f"vix_cached({self.name}): the status function {name} cannot take the call's arguments "
+                f"({given}): {mismatch}. It gets exactly what the function gets, self included for methods"
+            )
+        except ValueError:  # no signature to check (a builtin): the error as it was
+            pass
+        return error  # the status function itself raised it
 
     def checked_status(self, status: Any) -> VixStatus:
         try:

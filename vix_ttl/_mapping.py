@@ -59,7 +59,10 @@ class MappingEngine(Engine):
         # this copy agrees with them.
         if instance is not None:  # a method: the callables see self / cls, as the function does
             args = (instance, *args)
-        status = self._status(*args, **kwargs)
+        try:
+            status = self._status(*args, **kwargs)
+        except TypeError as exc:  # free until raised
+            raise self.status_error(exc, args, kwargs) from None
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
         except (KeyError, TypeError):

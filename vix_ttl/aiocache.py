@@ -25,12 +25,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from aiocache.backends.memcached import MemcachedBackend
-from aiocache.backends.memory import SimpleMemoryBackend
-from aiocache.base import SENTINEL, BaseCache, _ensure_key
-from aiocache.decorators import cached as _aiocache_cached
-from aiocache.plugins import BasePlugin
-from aiocache.serializers import BaseSerializer, JsonSerializer
+from vix_ttl._checks import check_clock, check_ttl, missing_extra
+
+try:
+    from aiocache.backends.memcached import MemcachedBackend
+    from aiocache.backends.memory import SimpleMemoryBackend
+    from aiocache.base import SENTINEL, BaseCache, _ensure_key
+    from aiocache.decorators import cached as _aiocache_cached
+    from aiocache.plugins import BasePlugin
+    from aiocache.serializers import BaseSerializer, JsonSerializer
+except ImportError as exc:
+    raise missing_extra(__name__, "aiocache", exc) from exc
 
 from vix_ttl._aiocache_backend import (
     MEMCACHED_MAX_TTL,
@@ -42,7 +47,6 @@ from vix_ttl._aiocache_backend import (
     pickle_needs_secret,
     runs_code,
 )
-from vix_ttl._checks import check_clock, check_ttl
 from vix_ttl._engine import fresh
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED, FaultLog

@@ -8,11 +8,13 @@ import json
 import math
 import os
 import queue
+import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from importlib import resources
+from importlib.metadata import version
 from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
@@ -31,24 +33,26 @@ EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser, commands = _parser()
     args = parser.parse_args(argv)
+    command = commands[args.command]  # its usage line goes with its errors
     # The command owns its process: logs go to stderr, the report to stdout.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     if args.command == "demo":
         if args.rate <= 0:
-            parser.error("--rate must be a positive number of requests per second")
+            command.error("--rate must be a positive number of requests per second")
         return demo(args.rate)
     if args.command in _SHIPPED:
         print(shipped(args.command), end="")
         return 0
+    # Every setting is checked here, before any work: a mistake costs a line, not a run.
     try:
         scenario = _scenario(args)
         strategies = _strategies(args.strategies) if args.command == "simulate" else _ttls(args.ttls)
     except ValueError as exc:
-        parser.error(str(exc))
+        command.error(str(exc))
     if args.plot is not None:
-        _check_plotting(parser, args.plot)
+        _check_plotting(command, args.plot)
     if args.command == "frontier":
         return frontier_command(scenario, strategies, args)
     results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
@@ -65,9 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_STALE if report["acceptance"]["staleness_violations"] else 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vix-ttl", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command's parser, and each subcommand's (they say their own usage line with an error)."""
+    parser = argparse.ArgumentParser(
+        prog="vix-ttl",
+        description="vix_ttl's command: the scenario simulator (simulate), freshness against load "
+        "(frontier), the breaker's story (demo), and its Grafana dashboard and Prometheus alert rules.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('vix_ttl')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     traffic = argparse.ArgumentParser(add_help=False)
     _traffic_options(traffic)
     sim = commands.add_parser(
@@ -120,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("alert-rules", help="print the Prometheus alert rules (YAML) for vix_ttl")
     demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
     demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
-    return parser
+    return parser, dict(commands.choices)
 
 
 def _traffic_options(sim: argparse.ArgumentParser) -> None:
@@ -139,9 +149,16 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
         help="the truth: mean seconds between two changes of a key's value in normal, warning, panic "
         "(default 300,30,2)",
     )
-    sim.add_argument("--calm-minutes", type=float, default=30, help="lineup-leak: calm before (default 30)")
-    sim.add_argument("--panic-minutes", type=float, default=45, help="lineup-leak: panic (default 45)")
-    sim.add_argument("--after-minutes", type=float, default=30, help="lineup-leak: calm after (default 30)")
+    sim.add_argument("--calm-minutes", type=float, help="lineup-leak: calm before (default 30)")
+    sim.add_argument("--panic-minutes", type=float, help="lineup-leak: panic (default 45)")
+    sim.add_argument("--after-minutes", type=float, help="lineup-leak: calm after (default 30)")
+    sim.add_argument(
+        "--end",
+        type=float,
+        metavar="SECONDS",
+        help="a replayed file: when the run ends, in seconds from its first row (default: 1 s after "
+        "its last row, whose status holds until then)",
+    )
     sim.add_argument("--rate", type=float, default=1000, help="requests per second (default 1000)")
     sim.add_argument("--hot-share", type=float, default=0.95, help="share of the hot key (default 0.95)")
     sim.add_argument("--keys", type=int, default=50, help="other keys sharing the rest (default 50)")
@@ -173,21 +190,65 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
     )
 
 
+# The flag of each setting, for errors raised where the setting has another name.
+_FLAGS = {
+    "rate": "--rate",
+    "hot_share": "--hot-share",
+    "keys": "--keys",
+    "ttl": "--ttl",
+    "step": "--step",
+    "min_samples": "--min-samples",
+    "processes": "--processes",
+    "change_every": "--change-every",
+    "window_seconds": "--window",
+    "bucket_seconds": "--bucket",
+    "duration": "--end",
+}
+_SETTING = re.compile(rf"\b(?:scenario )?({'|'.join(_FLAGS)})\b")
+_LINEUP_LEAK = ("calm_minutes", "panic_minutes", "after_minutes")
+
+
 def _scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario the flags describe, every setting checked, errors naming the flag."""
     try:
         enter_hv, exit_hv, enter_co, exit_co = (float(x) for x in args.thresholds.split(","))
     except ValueError:
         raise ValueError(
             f"--thresholds needs four numbers like 0.5,0.3,0.8,0.6, got {args.thresholds!r}"
         ) from None
+    try:
+        thresholds = Thresholds(enter_hv, exit_hv, enter_co, exit_co)
+    except ValueError as exc:
+        raise ValueError(f"--thresholds {args.thresholds}: {exc}") from None
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
+        raise ValueError(f"--latency-ms must be a finite number >= 0, got {args.latency_ms:g}")
     try:
         normal, warning, panic = (float(x) for x in args.change_every.split(","))
     except ValueError:
         raise ValueError(
             f"--change-every needs three numbers of seconds like 300,30,2, got {args.change_every!r}"
         ) from None
+    try:
+        # The breaker each strategy builds, built once here: its errors before the run.
+        VIXCircuitBreaker(
+            window_seconds=args.window,
+            bucket_seconds=args.bucket,
+            min_samples=args.min_samples,
+            thresholds=thresholds,
+        )
+        return _built(args, thresholds, {"normal": normal, "warning": warning, "panic": panic})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(_flagged(str(exc))) from None
+
+
+def _flagged(message: str) -> str:
+    """*message* with the setting it names said as its flag (``--rate``, not ``scenario rate``)."""
+    return _SETTING.sub(lambda found: _FLAGS[found.group(1)], message)
+
+
+def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[str, float]) -> Scenario:
     settings: dict[str, Any] = {
         "rate": args.rate,
         "hot_share": args.hot_share,
@@ -200,22 +261,30 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         "seed": args.seed,
         "step": args.step,
         "processes": args.processes,
-        "thresholds": Thresholds(enter_hv, exit_hv, enter_co, exit_co),
-        "change_every": {"normal": normal, "warning": warning, "panic": panic},
+        "thresholds": thresholds,
+        "change_every": change_every,
     }
-    if args.scenario != "lineup-leak":
-        if args.scenario in BUILT_IN:
-            return BUILT_IN[args.scenario](**settings)
-        return load_scenario(Path(args.scenario), **settings)
-    for name in ("calm_minutes", "panic_minutes", "after_minutes"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
-    return lineup_leak(
-        calm_minutes=args.calm_minutes,
-        panic_minutes=args.panic_minutes,
-        after_minutes=args.after_minutes,
-        **settings,
-    )
+    minutes = {name: getattr(args, name) for name in _LINEUP_LEAK if getattr(args, name) is not None}
+    if args.scenario != "lineup-leak" and minutes:
+        raise ValueError(
+            f"--{next(iter(minutes)).replace('_', '-')} applies to the lineup-leak scenario only"
+        )
+    if args.end is not None and (args.scenario in BUILT_IN):
+        raise ValueError(f"--end applies to a replayed file only; {args.scenario} has its own length")
+    if args.scenario == "lineup-leak":
+        for name, value in minutes.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value:g}")
+        return lineup_leak(**minutes, **settings)
+    if args.scenario in BUILT_IN:
+        return BUILT_IN[args.scenario](**settings)
+    path = Path(args.scenario)
+    if not path.is_file():
+        raise ValueError(
+            f"--scenario {args.scenario!r} is neither a bundled scenario ({', '.join(BUILT_IN)}) "
+            f"nor a file to replay"
+        )
+    return load_scenario(path, end=args.end, **settings)
 
 
 def _strategies(text: str) -> list[str]:
@@ -360,6 +429,7 @@ def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
         "min_samples": scenario.min_samples,
         "thresholds": asdict(scenario.thresholds),
         "change_every": scenario.change_every,
+        "truth_from_file": scenario.truth_changes is not None,
         "seed": scenario.seed,
         "step_seconds": scenario.step,
         "simulated_latency_seconds": scenario.latency_steps * scenario.step,
@@ -368,16 +438,32 @@ def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
 
 def _title(sc: dict[str, Any]) -> str:
     """The two lines that say what was simulated."""
-    phases = ", ".join(f"{status} from {t / 60:g} min" for t, status in sc["changes"])
+    phases = ", ".join(f"{status} from {_when(t)}" for t, status in sc["changes"])
     every = "/".join(f"{sc['change_every'][s]:g}" for s in ("normal", "warning", "panic"))
+    truth = (
+        "values change as the file's values do"
+        if sc["truth_from_file"]
+        else f"values change every {every} s (normal/warning/panic)"
+    )
     return (
-        f"{sc['name']}: {sc['duration_seconds'] / 60:g} min simulated ({phases})\n"
+        f"{sc['name']}: {_when(sc['duration_seconds'])} simulated ({phases})\n"
         f"{sc['rate']:,.0f} requests/s (hot key {sc['hot_share']:.0%}, {sc['keys']} other keys), "
         f"backend {sc['latency_seconds'] * 1000:g} ms "
         f"(simulated as {sc['simulated_latency_seconds'] * 1000:g} ms), "
         f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, "
-        f"step {sc['step_seconds'] * 1000:g} ms, values change every {every} s (normal/warning/panic)"
+        f"step {sc['step_seconds'] * 1000:g} ms, {truth}"
     )
+
+
+def _when(seconds: float) -> str:
+    """A time as people say it: ``45 s``, ``5 min 31 s``, ``1 h 45 min`` (to the second)."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:g} s" if seconds != whole else f"{whole} s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + [f"{secs} s"] * bool(secs)
+    return " ".join(parts)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -403,7 +489,7 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += ["", "Mode timeline:"]
     lines += [
-        f"  t={hop['at_seconds'] / 60:7.2f} min  {hop['old']:>15} -> {hop['new']:<15} "
+        f"  t={_when(hop['at_seconds']):>13}  {hop['old']:>15} -> {hop['new']:<15} "
         f"panic ratio {hop['panic_ratio']:6.1%}  ({hop['trigger']})"
         for hop in report["timeline"]
     ] or ["  (no mode change)"]
@@ -426,7 +512,7 @@ def demo(rate: int = 10) -> int:
 
     def show(hop: Transition) -> None:
         print(
-            f"  t={hop.at / 60:6.1f} min  {hop.old.value:>15} -> {hop.new.value:<15} "
+            f"  t={_when(hop.at):>13}  {hop.old.value:>15} -> {hop.new.value:<15} "
             f"panic ratio {hop.panic_ratio:6.1%}  ({hop.trigger})"
         )
 

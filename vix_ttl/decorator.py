@@ -76,7 +76,7 @@ class _Decorator(Protocol):
 def vix_cached(
     ttl: TTLArg | None,
     *,
-    status: Callable[..., VixStatus | str],
+    status: Callable[..., VixStatus | str] | None = None,
     warning_ttl: TTLArg | None = None,
     breaker: VIXCircuitBreaker | str | None = None,
     cache: Any = None,
@@ -96,7 +96,7 @@ def vix_cached(
         ttl: Base TTL in seconds for NORMAL status (``None``: never expires),
             or a callable taking the call's arguments and returning it.
         status: Callable taking the call's arguments, returning a ``VixStatus``
-            or its name.
+            or its name (required).
         warning_ttl: Base TTL for WARNING status (default: *ttl*). PANIC's base is 0.
         breaker: A ``VIXCircuitBreaker``, a registry name, or None for the default one.
         cache: None (in-memory FIFO of *maxsize* entries), a cachetools cache or
@@ -128,8 +128,16 @@ def vix_cached(
     Raises:
         TypeError, ValueError: at decoration time, for any argument out of range.
     """
+    if status is None and callable(ttl):
+        raise TypeError(
+            "vix_cached needs its options, in parentheses: write @vix_cached(60, status=lambda *args: "
+            "'normal') above the function, not @vix_cached alone"
+        )
     if not callable(status):
-        raise TypeError(f"vix_cached: status must be a callable taking the call's arguments, got {status!r}")
+        raise TypeError(
+            "vix_cached: status= must be a callable taking the call's arguments and returning "
+            f"'normal', 'warning' or 'panic' (or a VixStatus), got {status!r}"
+        )
     bases = _base_ttls(ttl, warning_ttl)
     check_count("vix_cached maxsize", maxsize, minimum=1)
     if key is not None and not callable(key):

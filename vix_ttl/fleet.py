@@ -23,10 +23,14 @@ import threading
 import time
 from typing import Any
 
-import redis
 import structlog
 
-from vix_ttl._checks import check_seconds
+from vix_ttl._checks import check_seconds, missing_extra
+
+try:
+    import redis
+except ImportError as exc:
+    raise missing_extra(__name__, "redis", exc) from exc
 from vix_ttl.window import RollingWindow
 
 __all__ = ["RedisWindow"]

@@ -1,4 +1,4 @@
-"""``vix-ttl simulate --plot``: one picture of a run (needs the ``plot`` extra, matplotlib)."""
+"""``vix-ttl simulate --plot`` and ``frontier --plot``: the pictures (the ``plot`` extra, matplotlib)."""
 
 from __future__ import annotations
 
@@ -15,60 +15,121 @@ from matplotlib.figure import Figure
 from vix_ttl.scenario import Scenario
 from vix_ttl.simulate import StrategyResult
 
-__all__ = ["frontier_figure", "plot", "plot_frontier"]
+__all__ = ["BIN_SECONDS", "frontier_figure", "plot", "plot_frontier", "simulation_figure"]
 
-_MODE_COLOURS = {"normal": "#ffffff", "high_volatility": "#fde2b5", "circuit_open": "#f8b4b4"}
+_MODE_COLOURS = {"high_volatility": "#fde2b5", "circuit_open": "#f8b4b4"}
+_STATUS_SHADES = {"warning": ("#f1c40f", "..."), "panic": ("#8e44ad", "///")}
 _STRATEGY_COLOURS = {"bypass": "#c0392b", "breaker": "#2471a3", "breaker+coalesce": "#1e8449"}
+BIN_SECONDS = 10
+"""The plot's time resolution: per-second counts averaged over bins of this many seconds."""
 
 
 def plot(scenario: Scenario, results: dict[str, StrategyResult], path: Path) -> None:
-    """Requests/s, backend computes/s per strategy, panic ratio and mode bands on one time axis."""
-    figure, (load, ratio) = plt.subplots(2, 1, sharex=True, figsize=(11, 7), height_ratios=(3, 2))
-    reference = next(iter(results.values()), None)  # every strategy's breaker sees the same statuses
-    minutes = [second / 60 for second in range(round(scenario.duration))]
-    load.plot(minutes, [scenario.rate] * len(minutes), color="#7f8c8d", linestyle="--", label="requests/s")
-    for name, result in results.items():
-        series = [max(n, 0.5) for n in result.computes_per_second]  # 0 cannot sit on a log axis
-        load.plot(
-            minutes[: len(series)],
-            series,
-            color=_STRATEGY_COLOURS.get(name),
-            linewidth=0.8,
-            label=f"backend computes/s: {name}",
-        )
-    load.set_yscale("log")
-    load.set_ylabel("per second")
-    load.legend(loc="upper left", fontsize="small")
-    load.set_title(f"{scenario.name}: {scenario.rate:,.0f} requests/s, backend {scenario.latency * 1e3:g} ms")
-    if reference is not None:
-        ratio_minutes = minutes[: len(reference.panic_ratio_per_second)]
-        ratio.plot(ratio_minutes, reference.panic_ratio_per_second, color="#000000", label="panic ratio")
-        for axis in (load, ratio):
-            _mode_bands(axis, reference.mode_per_second)
-    thresholds = scenario.thresholds
-    for value, style in (
-        (thresholds.enter_high_volatility, ":"),
-        (thresholds.exit_high_volatility, "-."),
-        (thresholds.enter_circuit_open, ":"),
-        (thresholds.exit_circuit_open, "-."),
-    ):
-        ratio.axhline(value, color="#555555", linestyle=style, linewidth=0.7)
-    ratio.set_ylim(0, 1.02)
-    ratio.set_ylabel("panic ratio")
-    ratio.set_xlabel(
-        "minutes; bands: orange high_volatility, red circuit_open; thresholds: dotted enter, dash-dot exit"
-    )
-    figure.tight_layout()
+    """Draw ``simulation_figure`` to *path*."""
+    figure = simulation_figure(scenario, results)
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
+def simulation_figure(scenario: Scenario, results: dict[str, StrategyResult]) -> Figure:
+    """Backend computes/s per strategy and the requests/s above, the panic ratio with its
+    thresholds below, on one time axis in minutes; the status timeline shaded in both,
+    the breaker's modes as bands in the lower one."""
+    figure, (load, ratio) = plt.subplots(2, 1, sharex=True, figsize=(12, 7), height_ratios=(3, 2))
+    for axis in (load, ratio):
+        _status_shades(axis, scenario)
+    seconds = round(scenario.duration)
+    times, requests = _binned([scenario.rate] * seconds)
+    load.plot(times, requests, color="#7f8c8d", linestyle="--", linewidth=1, label="requests/s")
+    for name, result in results.items():
+        naive = name == "bypass"  # on top, thick: it is the line the others are measured against
+        load.plot(
+            *_binned(result.computes_per_second),
+            color=_STRATEGY_COLOURS.get(name),
+            linewidth=2.2 if naive else 1.4,
+            zorder=4 if naive else 3,
+            label=f"backend computes/s: {name}",
+        )
+    load.set_yscale("symlog", linthresh=1)  # 0 has a place: the floor is labelled 0
+    load.set_ylim(bottom=0)
+    load.set_ylabel(f"per second (mean of {BIN_SECONDS} s)")
+    load.set_title(f"{scenario.name}: {scenario.rate:,.0f} requests/s, backend {scenario.latency * 1e3:g} ms")
+    reference = next(iter(results.values()), None)  # every strategy's breaker sees the same statuses
+    if reference is not None:
+        minutes = [second / 60 for second in range(len(reference.panic_ratio_per_second))]
+        ratio.plot(
+            minutes, reference.panic_ratio_per_second, color="#000000", linewidth=1.2, label="panic ratio"
+        )
+        _mode_bands(ratio, reference.mode_per_second)
+    thresholds = scenario.thresholds
+    for value, style, label in (
+        (thresholds.enter_high_volatility, ":", "enter high_volatility"),
+        (thresholds.exit_high_volatility, "-.", "exit high_volatility"),
+        (thresholds.enter_circuit_open, ":", "enter circuit_open"),
+        (thresholds.exit_circuit_open, "-.", "exit circuit_open"),
+    ):
+        ratio.axhline(value, color="#555555", linestyle=style, linewidth=0.8)
+        ratio.annotate(
+            f"{label} {value:g}",
+            (0, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 2),
+            textcoords="offset points",
+            fontsize="x-small",
+            color="#555555",
+        )
+    ratio.set_ylim(0, 1.02)
+    ratio.set_ylabel("panic ratio (breaker window)")
+    ratio.set_xlabel("minutes")
+    for axis in (load, ratio):
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def _binned(per_second: list[int] | list[float]) -> tuple[list[float], list[float]]:
+    """Per-second counts as means over ``BIN_SECONDS`` bins, each placed at its start, in minutes."""
+    starts = range(0, len(per_second), BIN_SECONDS)
+    means = [sum(per_second[s : s + BIN_SECONDS]) / len(per_second[s : s + BIN_SECONDS]) for s in starts]
+    return [s / 60 for s in starts], means
+
+
+def _status_shades(axis: Any, scenario: Scenario) -> None:
+    """The scenario's warning and panic phases, hatched: what the traffic said, not what the breaker did."""
+    ends = [t for t, _ in scenario.changes[1:]] + [scenario.duration]
+    labelled: set[str] = set()
+    for (start, status), end in zip(scenario.changes, ends, strict=True):
+        if status in _STATUS_SHADES and end > start:
+            colour, hatch = _STATUS_SHADES[status]
+            axis.axvspan(
+                start / 60,
+                end / 60,
+                facecolor="none",
+                edgecolor=colour,
+                hatch=hatch,
+                linewidth=0,
+                alpha=0.5,
+                zorder=1,
+                label=None if status in labelled else f"{status} (the traffic's status)",
+            )
+            labelled.add(status)
+
+
 def _mode_bands(axis: Any, modes: list[str]) -> None:
-    start = 0
+    """The breaker's modes other than normal, as coloured bands."""
+    start, labelled = 0, set()
     for second in range(1, len(modes) + 1):
         if second == len(modes) or modes[second] != modes[start]:
-            if modes[start] != "normal":
-                axis.axvspan(start / 60, second / 60, color=_MODE_COLOURS[modes[start]], zorder=0)
+            mode = modes[start]
+            if mode in _MODE_COLOURS:
+                axis.axvspan(
+                    start / 60,
+                    second / 60,
+                    color=_MODE_COLOURS[mode],
+                    zorder=0,
+                    label=None if mode in labelled else f"breaker mode {mode}",
+                )
+                labelled.add(mode)
             start = second
 
 

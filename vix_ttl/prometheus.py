@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client.core import REGISTRY, CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
+from vix_ttl._checks import missing_extra
+
+try:
+    from prometheus_client.core import (
+        REGISTRY,
+        CollectorRegistry,
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        Metric,
+    )
+except ImportError as exc:
+    raise missing_extra(__name__, "prometheus", exc) from exc
 
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import CacheInfo, cached_functions

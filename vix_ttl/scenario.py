@@ -168,14 +168,15 @@ BUILT_IN: dict[str, Callable[..., Scenario]] = {
 """The bundled scenarios, by the name ``--scenario`` takes."""
 
 
-def load_scenario(path: Path, **settings: Any) -> Scenario:
+def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> Scenario:
     """A scenario replayed from a file of timestamped statuses or observed values.
 
     CSV with a header, or JSON (a list of objects), with ``t`` (seconds from
     the start) and either ``status`` or ``value`` (plus an optional ``series``,
     default one series): observed values go through a ``VolatilityDetector``,
     and each new value of a series changes the truth of every key (section 7a).
-    The run ends one second after the last row.
+    Rows must come in time order. The run ends at *end* seconds from the first
+    row (default: one second after the last row, whose status holds until then).
 
     Raises:
         ValueError: The file cannot be read as such rows; the message says why.
@@ -196,8 +197,13 @@ def load_scenario(path: Path, **settings: Any) -> Scenario:
     changes: list[tuple[float, str]] = []
     last_values: dict[str, float] = {}
     truth: list[float] = []  # the times an observed value moved: the truth changed
-    for number, row in enumerate(sorted(rows, key=lambda r: _number(r, "t", path)), start=1):
+    for number, row in enumerate(rows, start=1):
         t = _number(row, "t", path)
+        if changes and t < changes[-1][0]:
+            raise ValueError(
+                f"scenario {path.name}, row {number}: t={t:g} comes before the row above it "
+                f"(t={changes[-1][0]:g}); rows must be in time order"
+            )
         if "status" in row and row["status"] not in (None, ""):
             try:
                 status = VixStatus.coerce(str(row["status"]))
@@ -219,7 +225,13 @@ def load_scenario(path: Path, **settings: Any) -> Scenario:
     changes = [(t - start, s) for t, s in changes]
     if last_values:
         settings["truth_changes"] = tuple(t - start for t in truth)
-    return Scenario(name=path.name, changes=tuple(changes), duration=changes[-1][0] + 1, **settings)
+    duration = changes[-1][0] + 1 if end is None else end
+    if not (math.isfinite(duration) and duration > changes[-1][0]):
+        raise ValueError(
+            f"scenario duration (the run's end) must come after the last row, at "
+            f"{changes[-1][0]:g} s from the first; got {duration:g}"
+        )
+    return Scenario(name=path.name, changes=tuple(changes), duration=duration, **settings)
 
 
 def _number(row: dict[str, Any], name: str, path: Path) -> float:
