@@ -167,6 +167,7 @@ if CACHE == "middleware":
         status=_match_status,
         breaker=breaker,
         cache=_store(),
+        namespace="odds-example",
         stale_while_revalidate={"circuit_open": 5},
         stale_if_error=30,
         secret=_SECRET if os.environ.get("REDIS_URL") else None,

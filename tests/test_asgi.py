@@ -27,6 +27,7 @@ class Service:
         self.computes: dict[str, int] = {}
         self.status = "normal"  # what status(scope) says
         self.failing = False
+        self.varying = True  # /lang answers with Vary: Accept-Language
         routes = [
             Route("/odds/{match}", self.odds),
             Route("/cookie", self.cookie),
@@ -35,7 +36,13 @@ class Service:
             Route("/lang", self.lang),
             Route("/stream", self.stream),
             Route("/stated/{status}", self.stated),
+            Route("/echo", self.echo),
+            Route("/layout/{case}", self.layout),
+            Route("/empty", self.empty),
+            Route("/failing-session", self.failing_session),
+            Route("/waiting-stream", self.waiting_stream),
         ]
+        self.release = asyncio.Event()
         self.app = Starlette(routes=routes)
 
     def count(self, name: str) -> int:
@@ -62,7 +69,7 @@ class Service:
     async def lang(self, request: Request) -> Response:
         self.count("lang")
         text = {"fr": "bonjour", "de": "hallo"}.get(request.headers.get("accept-language", ""), "hello")
-        return PlainTextResponse(text, headers={"vary": "Accept-Language"})
+        return PlainTextResponse(text, headers={"vary": "Accept-Language"} if self.varying else {})
 
     async def stream(self, request: Request) -> Response:
         self.count("stream")
@@ -70,6 +77,48 @@ class Service:
         async def chunks() -> AsyncIterator[bytes]:
             for n in range(3):
                 yield f"chunk {n};".encode()
+
+        return StreamingResponse(chunks())
+
+    async def echo(self, request: Request) -> Response:
+        n = self.count("echo")
+        body = (await request.body()).decode()
+        return JSONResponse(
+            {
+                "n": n,
+                "host": request.headers.get("host"),
+                "query": request.query_params.getlist("a"),
+                "body": body,
+            }
+        )
+
+    async def layout(self, request: Request) -> Response:
+        n = self.count("layout")
+        headers = {
+            "two-cache-controls": [(b"cache-control", b"public"), (b"cache-control", b"no-store")],
+            "vary-list-star": [(b"vary", b"Accept, *")],
+        }[request.path_params["case"]]
+        response = PlainTextResponse(f"yours {n}")
+        response.raw_headers.extend(headers)
+        return response
+
+    async def empty(self, request: Request) -> Response:
+        self.count("empty")
+        return Response(status_code=204)
+
+    async def failing_session(self, request: Request) -> Response:
+        await asyncio.sleep(0.01)  # long enough for the others to join
+        response = PlainTextResponse(f"down for {request.query_params['user']}", status_code=503)
+        response.set_cookie("session", f"session-of-{request.query_params['user']}")
+        return response
+
+    async def waiting_stream(self, request: Request) -> Response:
+        self.count("waiting-stream")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first;"
+            await self.release.wait()
+            yield b"last;"
 
         return StreamingResponse(chunks())
 
@@ -192,10 +241,11 @@ async def test_request_no_cache_recomputes_and_no_store_bypasses(service: Servic
         await http.get("/odds/1")
         again = await http.get("/odds/1", headers={"cache-control": "no-cache"})
         assert again.headers["x-vix-cache"] == "miss" and again.json()["n"] == 2
-        assert (await http.get("/odds/1")).json()["n"] == 2  # the recomputed entry replaced the old
+        assert (await http.get("/odds/1")).json()["n"] == 1  # the entry stays for the others
         passed = await http.get("/odds/1", headers={"cache-control": "no-store"})
         assert passed.headers["x-vix-cache"] == "bypass" and passed.json()["n"] == 3
-        assert (await http.get("/odds/1")).json()["n"] == 2  # nothing written
+        assert passed.headers["cache-control"] == "no-store"
+        assert (await http.get("/odds/1")).json()["n"] == 1  # nothing written
 
 
 @pytest.mark.parametrize("path", ["/cookie", "/private", "/vary-star"])
@@ -297,7 +347,7 @@ async def test_without_status_the_app_states_it_and_later_requests_are_judged_by
 async def test_other_methods_and_protocols_pass_through(service: Service, clock: FakeClock) -> None:
     async with client(middleware(service, clock)) as http:
         posted = await http.post("/odds/1")
-    assert posted.status_code == 405 and "x-vix-cache" not in posted.headers
+    assert posted.status_code == 405 and posted.headers["x-vix-cache"] == "bypass"
 
 
 def test_bad_arguments_are_clear() -> None:
@@ -334,7 +384,7 @@ async def test_on_redis_a_tampered_response_is_never_served(
     cache = RedisCache(
         endpoint="127.0.0.1", port=redis_port, namespace=namespace, serializer=JsonSerializer()
     )
-    app = middleware(service, clock, cache=cache, secret="a secret of sixteen bytes+")
+    app = middleware(service, clock, cache=cache, namespace="odds", secret="a secret of sixteen bytes+")
     raw = redis.Redis(port=redis_port)
     try:
         async with client(app) as http:
@@ -354,3 +404,137 @@ async def test_on_redis_a_tampered_response_is_never_served(
         await raw.delete(*[k async for k in raw.scan_iter(f"{namespace}*")])
         await raw.aclose()
         await cache.close()
+
+
+async def test_credentials_bypass_the_cache(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        alice = await http.get("/echo", headers={"authorization": "Bearer alice"})
+        anonymous = await http.get("/echo")
+        bob = await http.get("/echo", headers={"cookie": "token=bob"})
+        again = await http.get("/echo")
+    assert alice.headers["x-vix-cache"] == bob.headers["x-vix-cache"] == "bypass"
+    assert alice.headers["cache-control"] == "no-store"
+    assert anonymous.headers["x-vix-cache"] == "miss" and again.headers["x-vix-cache"] == "hit"
+    assert service.computes["echo"] == 3  # alice, the anonymous miss, bob
+
+
+async def test_a_failed_response_with_a_session_is_never_handed_to_another_client(
+    service: Service, clock: FakeClock
+) -> None:
+    app = middleware(service, clock)
+    app._key = lambda scope: ("one", "/failing-session", (), None, ())  # type: ignore[method-assign]
+    async with client(app) as http:  # every request joins one computation, whoever asks
+        alice, bob = await asyncio.gather(
+            http.get("/failing-session?user=alice"), http.get("/failing-session?user=bob")
+        )
+    assert alice.headers["set-cookie"].startswith("session=session-of-alice")
+    assert bob.headers["set-cookie"].startswith("session=session-of-bob")
+    assert alice.status_code == bob.status_code == 503
+
+
+@pytest.mark.parametrize("case", ["two-cache-controls", "vary-list-star"])
+async def test_never_stored_whatever_the_header_layout(case: str, service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        first = await http.get(f"/layout/{case}")
+        second = await http.get(f"/layout/{case}")
+    assert (first.text, second.text) == ("yours 1", "yours 2")
+    assert second.headers["x-vix-cache"] == "miss"
+
+
+async def test_the_key_keeps_the_host_and_the_order_of_repeated_parameters(
+    service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock)) as http:
+        ab = await http.get("/echo?a=1&a=2")
+        ba = await http.get("/echo?a=2&a=1")
+        other_host = await http.get("/echo?a=1&a=2", headers={"host": "tenant-b.example"})
+        ab_again = await http.get("/echo?a=1&a=2")
+    assert (ab.json()["query"], ba.json()["query"]) == (["1", "2"], ["2", "1"])
+    assert other_host.json()["host"] == "tenant-b.example" and other_host.headers["x-vix-cache"] == "miss"
+    assert ab_again.headers["x-vix-cache"] == "hit"
+
+
+async def test_a_get_body_reaches_the_app(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        response = await http.request("GET", "/echo", content=b"football")
+    assert response.json()["body"] == "football"
+
+
+async def test_a_path_that_stops_varying_is_cached_again(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        await http.get("/lang", headers={"accept-language": "fr"})  # learns Vary: Accept-Language
+        service.varying = False
+        await http.get("/lang")  # answered without Vary: not kept, and keyed without it from now on
+        stored = await http.get("/lang")
+        hit = await http.get("/lang", headers={"accept-language": "de"})
+    assert stored.headers["x-vix-cache"] == "miss" and hit.headers["x-vix-cache"] == "hit"
+
+
+async def test_no_cache_never_wipes_the_fallback(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock, stale_if_error=30)) as http:
+        await http.get("/odds/1")
+        service.failing = True
+        clock.advance(70)
+        forced = await http.get("/odds/1", headers={"cache-control": "no-cache"})
+        assert forced.status_code == 503  # this client asked for the app's answer
+        after = await http.get("/odds/1")
+    assert after.status_code == 200 and after.headers["x-vix-cache"] == "fallback"
+
+
+async def test_a_malformed_shared_entry_is_recomputed_not_a_crash(service: Service, clock: FakeClock) -> None:
+    store: dict[Any, Any] = {}
+    app = middleware(service, clock, cache=store, namespace="odds-test")
+    async with client(app) as http:
+        await http.get("/odds/1")
+        (key,) = store
+        entry = store[key]
+        store[key] = entry._replace(value={"status": 200})  # someone else's shape
+        response = await http.get("/odds/1")
+        assert response.status_code == 200 and response.json()["n"] == 2
+        assert (await http.get("/odds/1")).headers["x-vix-cache"] in ("miss", "hit")
+
+
+async def test_no_content_keeps_no_length(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock)) as http:
+        response = await http.get("/empty")
+    assert response.status_code == 204 and "content-length" not in response.headers
+
+
+async def test_a_stream_keeps_nobody_else_waiting(service: Service, clock: FakeClock) -> None:
+    app = middleware(service, clock)
+    firsts: list[bytes] = []
+
+    async def one_client() -> None:
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                firsts.append(message["body"])
+
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:  # as a server: the request, then nothing until it ends
+            if requests:
+                return requests.pop()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/waiting-stream",
+            "headers": [],
+            "query_string": b"",
+        }
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    clients = [asyncio.create_task(one_client()) for _ in range(3)]
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert firsts.count(b"first;") == 3  # every client has its stream going before any ends
+    service.release.set()
+    await asyncio.gather(*clients)
+    assert firsts.count(b"last;") == 3 and service.computes["waiting-stream"] == 3
+
+
+def test_a_shared_cache_needs_a_namespace(service: Service) -> None:
+    with pytest.raises(TypeError, match="namespace="):
+        VixCacheMiddleware(service.app, ttl=60, cache={})

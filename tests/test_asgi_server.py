@@ -135,8 +135,9 @@ def test_processes_share_entries_through_redis(serve: Server, redis_port: int) -
     namespace = f"test-{time.monotonic_ns()}"
     env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}", "VIX_EXAMPLE_NAMESPACE": namespace, **CALM}
     one, two = serve(PYTHONHASHSEED="1", **env), serve(PYTHONHASHSEED="2", **env)
-    first = httpx.get(f"{one}/odds/match-4")
-    second = httpx.get(f"{two}/odds/match-4")
+    public = {"host": "odds.example"}  # as behind a load balancer: one name for the fleet
+    first = httpx.get(f"{one}/odds/match-4", headers=public)
+    second = httpx.get(f"{two}/odds/match-4", headers=public)
     assert first.headers["x-vix-cache"] == "miss"
     assert second.headers["x-vix-cache"] == "hit"  # the other process's entry, signed, from Redis
     assert second.content == first.content and second.headers["etag"] == first.headers["etag"]

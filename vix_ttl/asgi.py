@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+import structlog
+
 from vix_ttl._checks import check_ttl
 from vix_ttl._engine import (
     BYPASS,
@@ -84,12 +86,16 @@ class _Request:
     """One request, as the computation it may lead needs it."""
 
     scope: Scope
+    receive: Receive
     send: Send
     answered: bool = False
     """Its response has begun: a background refresh it started must not write to it."""
     outcomes: list[str] = field(default_factory=list)
     status: VixStatus | None = None
     """What ``status(scope)`` said of it (status mode)."""
+    rest: asyncio.Future[None] | None = None
+    """The application's call, still running for this request: a stream it forwards, or
+    what the application does after its response (background tasks); awaited last."""
 
 
 _REQUEST: ContextVar[_Request] = ContextVar("vix_ttl_asgi_request")
@@ -104,10 +110,9 @@ class _Response:
         self.status, self.headers, self.body = status, headers, body
 
     def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        """Every line of header *name*, joined as one list (RFC 9110 5.3), or None."""
+        values = [value for key, value in self.headers if key == name]
+        return b", ".join(values) if values else None
 
 
 class _Passed(BaseException):
@@ -122,9 +127,11 @@ class _Passed(BaseException):
 class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure of ours
     """The application answered 5xx: a failed computation (``stale_if_error``), never stored."""
 
-    def __init__(self, response: _Response) -> None:
+    def __init__(self, request: _Request, response: _Response) -> None:
         super().__init__(f"the application answered {response.status}")
-        self.response = response
+        self.request, self.response = request, response
+        # An error page may go to every caller that waited on it, unless it is someone's.
+        self.shareable = _personal(response) is False
 
 
 class VixCacheMiddleware:
@@ -161,6 +168,11 @@ class VixCacheMiddleware:
             raise TypeError(f"VixCacheMiddleware: app must be an ASGI application, got {app!r}")
         if status is not None and not callable(status):
             raise TypeError(f"VixCacheMiddleware: status must be a callable of the scope, got {status!r}")
+        if cache is not None and namespace is None:
+            raise TypeError(
+                "VixCacheMiddleware over a cache of yours needs namespace= (a name for this service): "
+                "two services sharing the store would otherwise serve each other's pages"
+            )
         self.app = app
         self._base = check_ttl("ttl", ttl)
         self._scope_status = status
@@ -170,7 +182,7 @@ class VixCacheMiddleware:
             status=self._request_status if status is not None else self._stored_status,
             breaker=breaker,
             cache=cache,
-            namespace=namespace or "vix_ttl.asgi",
+            namespace="vix_ttl.asgi" if namespace is None else namespace,
             stale_while_revalidate=stale_while_revalidate,
             stale_if_error=stale_if_error,
             secret=secret,
@@ -196,7 +208,8 @@ class VixCacheMiddleware:
             )
             for mode in Mode
         }
-        self._vary: dict[str, tuple[str, ...]] = {}  # path -> the request headers its responses vary on
+        # (host, path) -> the request headers its responses vary on
+        self._vary: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def cache_info(self) -> CacheInfo:
         """What happened to the requests so far, as ``vix_cached``'s ``cache_info()`` says it."""
@@ -204,32 +217,50 @@ class VixCacheMiddleware:
         return info
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        directives = _directives(_request_header(scope, b"cache-control"))
-        if "no-store" in directives:
+        if scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, _saying(send, "bypass"))
             return
-        key = self._key(scope)
-        request = _Request(scope, send)
+        directives = _directives(_request_header(scope, b"cache-control"))
+        if "no-store" in directives or _personal_request(scope):
+            # Asked not to keep it, or someone's own (RFC 9111 3.5: a shared cache does not
+            # reuse a response to a request with credentials): the app answers, nobody keeps it.
+            await self.app(scope, receive, _saying(send, "bypass", no_store=True))
+            return
+        if "no-cache" in directives:  # recomputed for this client; the entry stays for the others
+            await self.app(scope, receive, _saying(send, "miss"))
+            return
+        request = _Request(scope, receive, send)
+        await self._answer(request, self._key(scope))
+        if request.rest is not None:
+            await request.rest
+
+    async def _answer(self, request: _Request, key: _Key) -> None:
+        """Answer *request* from the cache or the application; what happened in ``X-Vix-Cache``."""
         token = _REQUEST.set(request)
         outcomes = OUTCOMES.set(request.outcomes)
         try:
-            if "no-cache" in directives:  # recompute: the fresh result replaces the entry
-                dropped = self._cached.invalidate(key)
-                if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
-                    await dropped
             try:
                 value = await self._cached(key)
             except _Passed as passed:
                 if passed.request is not request:  # another client's response: run the app for this one
-                    await self.app(scope, receive, _saying(send, "miss"))
+                    await self.app(request.scope, request.receive, _saying(request.send, "miss"))
                 elif passed.response is not None:  # not streamed to its client already
                     await self._send(request, passed.response, "miss")
                 return
             except _AppFailed as failed:
-                await self._send(request, failed.response, "miss", no_store=True)
+                if failed.request is request or failed.shareable:
+                    await self._send(request, failed.response, "miss", no_store=True)
+                else:
+                    await self.app(request.scope, request.receive, _saying(request.send, "miss"))
+                return
+            if not _well_formed(value):  # an entry in a shared store nobody signed, of another shape
+                dropped = self._cached.invalidate(key)
+                if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
+                    await dropped
+                await self.app(request.scope, request.receive, _saying(request.send, "miss"))
                 return
         finally:
             OUTCOMES.reset(outcomes)
@@ -245,12 +276,15 @@ class VixCacheMiddleware:
         scope = dict(request.scope, method="GET")  # HEAD is answered from the GET entry
         response = await self._capture(scope, request)
         if response.status >= 500:
-            raise _AppFailed(response)
-        if not _storable(response) or _vary_names(response) != key[2]:
-            if _vary_names(response) is not None:
-                self._vary[scope["path"]] = _vary_names(response) or ()
+            raise _AppFailed(request, response)
+        varies = _vary_names(response)
+        if varies != key[3]:  # the request headers it varies on changed: keyed anew from the next request
+            _remember(self._vary, (key[0], scope["path"]), varies)
+        if _personal(response) is not False or varies != key[3]:
             raise _Passed(request, response)
         status = self._status_of(response, key)
+        if status is None:  # an X-Vix-Status nobody can read: not kept
+            raise _Passed(request, response)
         body = response.body
         return {
             "status": response.status,
@@ -268,46 +302,60 @@ class VixCacheMiddleware:
         """The application's response to *scope*; a streamed one goes on to the client as it comes."""
         start: Message = {}
         chunks: list[bytes] = []
-        streamed = forwarding = False
+        answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()  # True: a stream
+        foreground = not request.answered  # else a background refresh: no client, no request body
 
         async def capture(message: Message) -> None:
-            nonlocal streamed, forwarding
-            if message["type"] == "http.response.start":
+            if answered.done():  # a stream, going on to its client (or to nobody)
+                if answered.result() and foreground:
+                    await request.send(message)
+            elif message["type"] == "http.response.start":
                 start.update(message)
-            elif message["type"] == "http.response.body" and (streamed or message.get("more_body", False)):
-                if not streamed:  # a stream: never kept; the client that asked gets it as it comes
-                    streamed = True
-                    forwarding = not request.answered  # a background refresh has no client
-                    if forwarding:
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):  # a stream: never kept, its client gets it as it comes
+                    answered.set_result(True)
+                    if foreground:
                         request.answered = True
                         await _saying(request.send, "miss")(start)
                         for chunk in chunks:
                             await request.send(
                                 {"type": "http.response.body", "body": chunk, "more_body": True}
                             )
-                if forwarding:
-                    await request.send(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+                else:
+                    answered.set_result(False)
 
-        await self.app(scope, _no_body(), capture)
-        if streamed:
+        # The application runs in a task of its own: a stream goes on after this returns,
+        # so that callers who joined run the application themselves at once.
+        call = asyncio.ensure_future(self.app(scope, request.receive if foreground else _no_body(), capture))
+        waited: set[asyncio.Future[Any]] = {call, answered}
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if not answered.done():
+            await call  # it raised, or ended without a response
+        elif foreground:
+            request.rest = call  # the leading request waits for it at its end
+        elif answered.result():
+            call.cancel()  # a refresh that met a stream: nobody to send it to
+        else:
+            await call
+        if answered.done() and answered.result():
             raise _Passed(request, None)
         headers = [(k.lower(), v) for k, v in start.get("headers", [])]
         return _Response(start.get("status", 500), headers, b"".join(chunks))
 
-    def _status_of(self, response: _Response, key: Any) -> VixStatus:
-        """The status a stored response carries: the request's, or the application's header (recorded)."""
+    def _status_of(self, response: _Response, key: Any) -> VixStatus | None:
+        """The status a stored response carries: the request's, or the app's header (recorded);
+        None for a header that names no status (logged: the response is not kept)."""
         if self._scope_status is not None:
             return self._request_status(key)
-        stated = response.header(STATUS_HEADER.encode())
-        status = self._checked(
-            stated.decode("latin-1").strip().lower() if stated else "normal", "X-Vix-Status"
-        )
+        stated = (response.header(STATUS_HEADER.encode()) or b"normal").decode("latin-1")
+        try:
+            status = VixStatus.coerce(stated.strip().lower())
+        except ValueError as exc:
+            _log.warning("asgi_status_unreadable", header=stated[:100], error=str(exc))
+            return None
         self.breaker.record(status)
-        self._seen[key] = status
-        if len(self._seen) > 65536:  # bounded: the oldest statuses go first
-            del self._seen[next(iter(self._seen))]
+        _remember(self._seen, key, status)
         return status
 
     def _request_status(self, key: Any) -> VixStatus:
@@ -350,14 +398,12 @@ class VixCacheMiddleware:
     async def _send(
         self, request: _Request, response: _Response, said: str, *, no_store: bool = False
     ) -> None:
-        headers = [
-            (k, v) for k, v in response.headers if k != STATUS_HEADER.encode() and k != b"content-length"
-        ]
+        headers = [(k, v) for k, v in response.headers if k != STATUS_HEADER.encode()]  # its own length too
         if no_store:
             headers = [(k, v) for k, v in headers if k != b"cache-control"] + [
                 (b"cache-control", b"no-store")
             ]
-        await _respond(request, response.status, [*headers, _length(response.body)], response.body, said)
+        await _respond(request, response.status, headers, response.body, said)
 
     def _cache_control(self, fresh_for: float) -> str:
         if not fresh_for:
@@ -369,18 +415,66 @@ class VixCacheMiddleware:
 
     # -- keys --------------------------------------------------------------------------
 
-    def _key(
-        self, scope: Scope
-    ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...] | None, tuple[str, ...]]:
-        """Path, sorted query, the vary header names known for the path, and the request's values of them."""
-        path = scope["path"]
+    def _key(self, scope: Scope) -> _Key:
+        """Host, path, the query sorted by name (repeated names keep their order: ``a=2&a=1`` is not
+        ``a=1&a=2``), the headers the path's responses vary on, and the request's values of them
+        (an absent header is None, apart from an empty one)."""
+        host = (_request_header(scope, b"host") or b"").decode("latin-1").lower()
+        path = scope.get("root_path", "") + scope["path"]
         raw = scope.get("query_string", b"")
-        query = tuple(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))) if raw else ()
-        names = self._vary.get(path)
-        values = tuple(
-            (_request_header(scope, name.encode()) or b"").decode("latin-1") for name in names or ()
+        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+        query = tuple(sorted(pairs, key=lambda pair: pair[0]))
+        names = self._vary.get((host, scope["path"]))
+        values = tuple(_header_value(scope, name) for name in names or ())
+        return host, path, query, names, values
+
+
+_Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...] | None, tuple[str | None, ...]]
+_REMEMBERED = 65536  # per-path and per-key memories are bounded: the oldest go first
+_log = structlog.get_logger("vix_ttl")
+
+
+def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
+    """*memory*[*key*] = *value* (None forgets it), keeping at most ``_REMEMBERED`` keys."""
+    memory.pop(key, None)
+    if value is not None:
+        memory[key] = value
+        if len(memory) > _REMEMBERED:
+            del memory[next(iter(memory))]
+
+
+def _header_value(scope: Scope, name: str) -> str | None:
+    value = _request_header(scope, name.encode())
+    return None if value is None else value.decode("latin-1")
+
+
+def _personal_request(scope: Scope) -> bool:
+    """A request with credentials: what it gets may be this client's only."""
+    return (
+        _request_header(scope, b"authorization") is not None or _request_header(scope, b"cookie") is not None
+    )
+
+
+def _well_formed(value: Any) -> bool:
+    """Whether a cached value has the shape ``_compute`` gives (a shared store may hold anything)."""
+    try:
+        return (
+            isinstance(value, dict)
+            and isinstance(value["status"], int)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value["headers"])
+            and isinstance(value["body"], str)
+            and max(map(ord, value["body"]), default=0) < 256
+            and isinstance(value["etag"], str)
+            and value["vix_status"] in _STATUSES
+            and all(
+                isinstance(value[n], int | float) and not isinstance(value[n], bool) for n in ("ttl", "at")
+            )
         )
-        return path, query, names, values
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+_STATUSES = frozenset(status.value for status in VixStatus)
 
 
 def _stored_ttl(value: Any, decided: float) -> float:
@@ -388,11 +482,15 @@ def _stored_ttl(value: Any, decided: float) -> float:
     return float(value["ttl"])
 
 
-def _storable(response: _Response) -> bool:
-    if response.status != 200 or response.header(b"set-cookie") is not None:
-        return False
+def _personal(response: _Response) -> bool | None:
+    """Whether *response* is someone's own (``Set-Cookie``, ``private``, ``no-store``, ``Vary: *``);
+    None when it is not a 200, which is kept by nobody either."""
     directives = _directives(response.header(b"cache-control"))
-    return not ({"private", "no-store"} & directives) and _vary_names(response) != ("*",)
+    if response.header(b"set-cookie") is not None or {"private", "no-store"} & directives:
+        return True
+    if "*" in (_vary_names(response) or ()):
+        return True
+    return None if response.status != 200 else False
 
 
 def _vary_names(response: _Response) -> tuple[str, ...] | None:
@@ -441,13 +539,15 @@ async def _respond(
     await request.send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 
 
-def _saying(send: Send, said: str) -> Send:
-    """*send*, adding ``X-Vix-Cache: said`` to the response it starts."""
+def _saying(send: Send, said: str, *, no_store: bool = False) -> Send:
+    """*send*, adding ``X-Vix-Cache: said`` to the response it starts (and ``no-store``)."""
+    dropped = {STATUS_HEADER.encode(), b"cache-control"} if no_store else {STATUS_HEADER.encode()}
+    ours = [(b"x-vix-cache", said.encode())] + [(b"cache-control", b"no-store")] * no_store
 
     async def saying(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != STATUS_HEADER.encode()]
-            message = {**message, "headers": [*headers, (b"x-vix-cache", said.encode())]}
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dropped]
+            message = {**message, "headers": [*headers, *ours]}
         await send(message)
 
     return saying
