@@ -199,3 +199,12 @@ async def test_every_recomputation_teaches_background_ones_and_shared_stores_inc
         clock.advance(6)
     assert breaker.learned_intervals["panic"] < 6  # every interval saw a change
     assert breaker.decide("panic", 0).ttl < 5  # below the high bound: it learned
+
+
+def test_changes_over_intervals_too_short_to_measure_are_the_fastest_rate() -> None:
+    rate = ChangeRate()
+    rate.observe(PANIC, 0.0, True)
+    rate.observe(PANIC, 0.0, False)
+    assert rate.interval(PANIC) == 0.0
+    rate.observe(PANIC, 5e-324, False)  # a mean that underflows to 0 when divided
+    assert 0 <= rate.interval(PANIC) < 1e-300

@@ -56,10 +56,12 @@ class ChangeRate:
     def interval(self, status: VixStatus) -> float:
         """The estimated mean seconds between two changes under *status* (``inf``: none seen yet)."""
         n, changed, seconds = self._sums[status]
-        if not changed or not seconds:
+        if not changed:
             return math.inf
-        rate = -math.log((n - changed + 0.5) / (n + 0.5)) / (seconds / n)
-        return 1 / rate
+        mean = seconds / n
+        if not mean > 0:  # changes seen over intervals too short to measure: as fast as can be
+            return 0.0
+        return mean / -math.log((n - changed + 0.5) / (n + 0.5))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{s.value}={self.interval(s):.3g} s" for s in VixStatus)
