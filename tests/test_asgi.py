@@ -337,7 +337,7 @@ async def test_without_status_the_app_states_it_and_later_requests_are_judged_by
         assert calm.headers["cache-control"] == "max-age=60"
         assert (await http.get("/stated/normal")).headers["x-vix-cache"] == "hit"
         panic = await http.get("/stated/panic")  # NORMAL mode: a panic response is not kept
-        assert panic.headers["cache-control"] == "no-store"
+        assert panic.headers["cache-control"] == "no-store" and panic.headers["x-vix-cache"] == "bypass"
         again = await http.get("/stated/panic")
         assert again.headers["x-vix-cache"] == "bypass" and again.headers["cache-control"] == "no-store"
     assert app.breaker.metrics()["panic_samples"] == 2  # recorded when computed, not per request

@@ -383,6 +383,8 @@ class VixCacheMiddleware:
         status = request.status or VixStatus(value["vix_status"])
         decided = self.breaker._judge(status, self._base_of(status))
         fresh_for = min(value["ttl"], decided) if said != "bypass" else 0.0
+        if not fresh_for:  # computed, and not kept: its own status is bypassed (header mode)
+            said = "bypass"
         age = max(0, math.floor(self._clock() - value["at"]))
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
         headers.append((b"etag", value["etag"].encode()))
