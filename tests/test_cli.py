@@ -187,7 +187,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["--scenario", "flash_crash"], "is neither a bundled scenario (lineup-leak, flash-crash, calm-day)"),
         (["--scenario", "calm-day", "--panic-minutes", "3"], "--panic-minutes applies to the lineup-leak"),
         (["--end", "60"], "--end applies to a replayed file only"),
-        (["--latency-ms", "-1"], "--latency-ms must be a finite number >= 0"),
+        (["--latency-ms", "-1"], "--latency-ms must be a finite number in [0, 600000]"),
     ],
 )
 def test_every_setting_is_checked_before_the_run_with_the_commands_usage(
@@ -215,3 +215,47 @@ def test_scenario_files_end_where_asked_and_rows_come_in_order(
     with pytest.raises(SystemExit):
         main(["simulate", "--scenario", str(path)])
     assert "row 3: t=60 comes before the row above it (t=90)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plot", "."], "--plot '.': name a picture file ending in one of"),
+        (["--plot", "run.pgf"], "--plot 'run.pgf': name a picture file"),
+        (["--calm-minutes", "0", "--panic-minutes", "0", "--after-minutes", "0"], "add up to 0 min"),
+        (["--calm-minutes", "1e10"], "at most a week"),
+        (["--latency-ms", "1e13"], "--latency-ms must be a finite number in [0, 600000]"),
+        (["--scenario", "feeds/rate/missing.csv"], "--scenario 'feeds/rate/missing.csv' is neither"),
+    ],
+)
+def test_more_mistakes_caught_before_the_run(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["simulate", *args])
+    assert message in capsys.readouterr().err
+
+
+def test_value_files_bring_their_truth_and_their_own_encodings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odds.csv"
+    path.write_bytes("\ufefft,value\n0,2.0\n1,2.1\n".encode())  # a spreadsheet's UTF-8 export, with a BOM
+    with pytest.raises(SystemExit):
+        main(["simulate", "--scenario", str(path), "--change-every", "1,1,1"])
+    assert "--change-every does not apply to a file of observed values" in capsys.readouterr().err
+    path.write_text("t,value\n0,2.0\n1,2.1\n", encoding="utf-16")
+    with pytest.raises(SystemExit):
+        main(["simulate", "--scenario", str(path)])
+    assert "odds.csv: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_a_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import vix_ttl.simulate
+
+    def interrupted(self: object, now: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vix_ttl.simulate._Run, "_sample", interrupted)
+    assert main([*SMALL, "--workers", "1", "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err

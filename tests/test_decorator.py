@@ -305,7 +305,7 @@ def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
 
 
 def test_bare_decorator_says_what_to_write() -> None:
-    with pytest.raises(TypeError, match=r"write @vix_cached\(60, status=.*not @vix_cached alone"):
+    with pytest.raises(TypeError, match=r"write @vix_cached\(60, status=.*written @vix_cached alone"):
 
         @vix_cached
         def price(match: str) -> float:
@@ -353,3 +353,27 @@ def test_an_edge_without_its_extra_says_which_to_install(module: str, extra: str
     assert done.returncode == 1
     assert f"vix_ttl.{module} needs the '{extra}' extra" in done.stderr
     assert f"pip install 'vix_ttl[{extra}]'" in done.stderr
+
+
+def test_ttl_and_key_functions_of_the_wrong_arity_are_named() -> None:
+    @vix_cached(lambda: 60, status=lambda match: "normal")
+    def price(match: str) -> float:
+        return 2.0
+
+    with pytest.raises(TypeError, match=r"the ttl function .* cannot take the call's arguments \('m1'\)"):
+        price("m1")
+
+    @vix_cached(60, status=lambda match: "normal", key=lambda: "k")
+    def keyed(match: str) -> float:
+        return 2.0
+
+    with pytest.raises(TypeError, match=r"the key function .* cannot take the call's arguments \('m1'\)"):
+        keyed("m1")
+
+
+def test_generators_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"cannot cache the generator .*odds_stream: .* return a list"):
+
+        @vix_cached(60, status=lambda: "normal")
+        def odds_stream() -> Any:
+            yield 2.0

@@ -9,11 +9,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aiocache.backends.memcached import MemcachedBackend
-from aiocache.backends.memory import SimpleMemoryBackend
-from aiocache.backends.redis import RedisBackend
-from aiocache.base import BaseCache
-from aiocache.serializers import BaseSerializer, PickleSerializer
+from vix_ttl._checks import missing_extra
+
+try:
+    from aiocache.backends.memcached import MemcachedBackend
+    from aiocache.backends.memory import SimpleMemoryBackend
+    from aiocache.backends.redis import RedisBackend
+    from aiocache.base import BaseCache
+    from aiocache.serializers import BaseSerializer, PickleSerializer
+except ImportError as exc:
+    raise missing_extra("vix_ttl.aiocache", "aiocache", exc) from exc
 
 __all__ = [
     "MEMCACHED_MAX_KEY",

@@ -268,14 +268,25 @@ class Engine(ABC):
         except (KeyError, TypeError):
             status, base = self._bases[self.checked_status(status)]
         if base.__class__ is not float:  # a ttl function
-            base = self.checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+            base = self.ttl_of(base, args, kwargs)
         key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
         return self._observe(status, base), key, status, base
+
+    def ttl_of(self, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+        """The base TTL a ttl function gives for one call, checked."""
+        try:
+            ttl = function(*args, **kwargs)
+        except TypeError as exc:
+            raise self.arity_error("ttl", function, exc, args, kwargs) from None
+        return self.checked_ttl(ttl)
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The cache key of one call: what ``key=`` returns, else the arguments (``self`` included)."""
         if self._user_key is not None:
-            return self._user_key(*args, **kwargs)
+            try:
+                return self._user_key(*args, **kwargs)
+            except TypeError as exc:
+                raise self.arity_error("key", self._user_key, exc, args, kwargs) from None
         return hashkey(*args, **kwargs) if kwargs else args
 
     def hashable(self, key: Any) -> Any:
@@ -291,18 +302,26 @@ class Engine(ABC):
 
     def status_error(self, error: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TypeError:
         """*error*, raised calling the status function: said plainly if it cannot take the arguments."""
+        return self.arity_error("status", self._status, error, args, kwargs)
+
+    def arity_error(
+        self, role: str, function: Any, error: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TypeError:
+        """*error*, raised calling the *role* callable (status, ttl, key): said plainly when it
+        cannot take the call's arguments, else as it was (the callable itself raised it)."""
         try:
-            inspect.signature(self._status).bind(*args, **kwargs)
+            inspect.signature(function).bind(*args, **kwargs)
         except TypeError as mismatch:
-            name = getattr(self._status, "__qualname__", repr(self._status))
+            name = getattr(function, "__qualname__", repr(function))
             given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             return TypeError(
-                f"vix_cached({self.name}): the status function {name} cannot take the call's arguments "
-                f"({given}): {mismatch}. It gets exactly what the function gets, self included for methods"
+                f"vix_cached({self.name}): the {role} function {name} cannot take the call's arguments "
+                f"({given}): {mismatch}. It gets exactly what the decorated function gets (self or cls "
+                f"too, for methods): give it the same parameters"
             )
         except ValueError:  # no signature to check (a builtin): the error as it was
             pass
-        return error  # the status function itself raised it
+        return error
 
     def checked_status(self, status: Any) -> VixStatus:
         try:

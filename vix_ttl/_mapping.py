@@ -68,7 +68,7 @@ class MappingEngine(Engine):
         except (KeyError, TypeError):
             status, base = self._bases[self.checked_status(status)]
         if base.__class__ is not float:  # a ttl function
-            base = self.checked_ttl(base(*args, **kwargs))  # type: ignore[operator]
+            base = self.ttl_of(base, args, kwargs)
         key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
         ttl = self._observe(status, base)
         if not ttl:

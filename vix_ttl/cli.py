@@ -25,7 +25,7 @@ from tqdm import tqdm
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies, render_frontier
 from vix_ttl.mode import Thresholds, Transition
-from vix_ttl.scenario import BUILT_IN, Scenario, lineup_leak, load_scenario
+from vix_ttl.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
 from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, check_strategy, share, simulate
 from vix_ttl.testing import FakeClock
 
@@ -33,6 +33,17 @@ EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `vix-ttl simulate | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser, commands = _parser()
     args = parser.parse_args(argv)
     command = commands[args.command]  # its usage line goes with its errors
@@ -144,7 +155,7 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--change-every",
-        default="300,30,2",
+        default=DEFAULT_CHANGE_EVERY_FLAG,
         metavar="N,W,P",
         help="the truth: mean seconds between two changes of a key's value in normal, warning, panic "
         "(default 300,30,2)",
@@ -202,10 +213,11 @@ _FLAGS = {
     "change_every": "--change-every",
     "window_seconds": "--window",
     "bucket_seconds": "--bucket",
-    "duration": "--end",
 }
-_SETTING = re.compile(rf"\b(?:scenario )?({'|'.join(_FLAGS)})\b")
+# A setting's name as a word of its own: not part of a path, a file or a quoted name.
+_SETTING = re.compile(rf"(?<![\w/.'\"-])(?:scenario )?({'|'.join(_FLAGS)})(?![\w/.'\"-])")
 _LINEUP_LEAK = ("calm_minutes", "panic_minutes", "after_minutes")
+DEFAULT_CHANGE_EVERY_FLAG = "300,30,2"
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -222,8 +234,15 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         raise ValueError(f"--thresholds {args.thresholds}: {exc}") from None
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
-    if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
-        raise ValueError(f"--latency-ms must be a finite number >= 0, got {args.latency_ms:g}")
+    if not (math.isfinite(args.latency_ms) and 0 <= args.latency_ms <= 600_000):
+        raise ValueError(f"--latency-ms must be a finite number in [0, 600000], got {args.latency_ms:g}")
+    if args.processes > 1:
+        try:
+            import aiocache  # noqa: F401, PLC0415 - a fleet's store is aiocache's memory cache
+        except ImportError:
+            raise ValueError(
+                "--processes needs the aiocache extra: pip install 'vix_ttl[aiocache]'"
+            ) from None
     try:
         normal, warning, panic = (float(x) for x in args.change_every.split(","))
     except ValueError:
@@ -275,6 +294,12 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         for name, value in minutes.items():
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value:g}")
+        total = sum({"calm_minutes": 30, "panic_minutes": 45, "after_minutes": 30, **minutes}.values())
+        if not 0 < total * 60 <= MAX_SECONDS:
+            raise ValueError(
+                f"--calm-minutes, --panic-minutes and --after-minutes add up to {total:g} min: "
+                f"the run must last more than 0 and at most a week"
+            )
         return lineup_leak(**minutes, **settings)
     if args.scenario in BUILT_IN:
         return BUILT_IN[args.scenario](**settings)
@@ -284,7 +309,12 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
             f"--scenario {args.scenario!r} is neither a bundled scenario ({', '.join(BUILT_IN)}) "
             f"nor a file to replay"
         )
-    return load_scenario(path, end=args.end, **settings)
+    scenario = load_scenario(path, end=args.end, **settings)
+    if scenario.truth_changes is not None and args.change_every != DEFAULT_CHANGE_EVERY_FLAG:
+        raise ValueError(
+            "--change-every does not apply to a file of observed values: its values are the truth"
+        )
+    return scenario
 
 
 def _strategies(text: str) -> list[str]:
@@ -326,14 +356,18 @@ def frontier_command(scenario: Scenario, strategies: list[str], args: argparse.N
     return 0
 
 
+_PICTURES = {"png", "jpg", "jpeg", "pdf", "svg", "eps", "ps", "tif", "tiff", "webp"}
+"""What --plot writes: the formats matplotlib draws with no tool of its own (pgf needs LaTeX)."""
+
+
 def _check_plotting(parser: argparse.ArgumentParser, path: Path) -> None:
     """Whether the picture can be drawn to *path*: said before the run, not after it."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     except ImportError:
         parser.error("--plot needs matplotlib: pip install 'vix_ttl[plot]'")
-    formats = FigureCanvasAgg.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
+    formats = set(FigureCanvasAgg.get_supported_filetypes()) & _PICTURES
+    if path.suffix.lower().lstrip(".") not in formats or path.is_dir():
         parser.error(
             f"--plot {str(path)!r}: name a picture file ending in one of .{', .'.join(sorted(formats))}"
         )
@@ -366,9 +400,13 @@ def run(
         with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
             updates = manager.Queue()
             futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
-            while not all(f.done() for f in futures.values()):
-                with contextlib.suppress(queue.Empty):
-                    advance(*updates.get(timeout=0.2))
+            try:
+                while not all(f.done() for f in futures.values()):
+                    with contextlib.suppress(queue.Empty):
+                        advance(*updates.get(timeout=0.2))
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)  # the workers got the Ctrl-C too
+                raise
             return {s: f.result() for s, f in futures.items()}
     finally:
         bar.close()
@@ -438,7 +476,11 @@ def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
 
 def _title(sc: dict[str, Any]) -> str:
     """The two lines that say what was simulated."""
-    phases = ", ".join(f"{status} from {_when(t)}" for t, status in sc["changes"])
+    changes = sc["changes"]
+    if len(changes) <= 10:
+        phases = ", ".join(f"{status} from {_when(t)}" for t, status in changes)
+    else:  # a replayed feed: a line per row would be the file itself
+        phases = f"{len(changes)} rows, panic for {_when(sc['panic_seconds'])} in all"
     every = "/".join(f"{sc['change_every'][s]:g}" for s in ("normal", "warning", "panic"))
     truth = (
         "values change as the file's values do"

@@ -130,8 +130,8 @@ def vix_cached(
     """
     if status is None and callable(ttl):
         raise TypeError(
-            "vix_cached needs its options, in parentheses: write @vix_cached(60, status=lambda *args: "
-            "'normal') above the function, not @vix_cached alone"
+            "vix_cached needs status=, in its parentheses: write @vix_cached(60, status=lambda *args: "
+            "'normal') above the function (written @vix_cached alone, it got the function as its ttl)"
         )
     if not callable(status):
         raise TypeError(
@@ -188,6 +188,11 @@ class Decorate:
         target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
         if not callable(target):
             raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
+        if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+            raise TypeError(
+                f"vix_cached cannot cache the generator {target.__qualname__}: a generator's values are "
+                f"consumed once, and a cached one would be empty from its second call; return a list"
+            )
         name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
         return replace(self._options, name=name, namespace=self._options.namespace or name)
 

@@ -24,12 +24,16 @@ from vix_ttl.status import VixStatus
 __all__ = [
     "BUILT_IN",
     "DEFAULT_CHANGE_EVERY",
+    "MAX_SECONDS",
     "Scenario",
     "calm_day",
     "flash_crash",
     "lineup_leak",
     "load_scenario",
 ]
+
+MAX_SECONDS = 7 * 24 * 3600.0
+"""The longest run simulated: its per-second series are held in memory."""
 
 DEFAULT_CHANGE_EVERY = {"normal": 300.0, "warning": 30.0, "panic": 2.0}
 """Mean seconds between two changes of a key's true value, by the status in force (section 7a)."""
@@ -66,11 +70,15 @@ class Scenario:
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
-            ("duration", self.duration > 0, "> 0"),
+            (
+                "duration",
+                0 < self.duration <= MAX_SECONDS,
+                f"in (0, {MAX_SECONDS:g}] seconds (a week at most)",
+            ),
             ("rate", self.rate > 0, "> 0"),
             ("hot_share", 0 <= self.hot_share <= 1, "in [0, 1]"),
             ("keys", self.keys >= 1, ">= 1"),
-            ("latency", self.latency >= 0, ">= 0"),
+            ("latency", 0 <= self.latency <= 600, "in [0, 600] seconds"),
             ("ttl", self.ttl > 0, "> 0"),
             ("step", 0 < self.step <= 1, "in (0, 1] seconds"),
             ("min_samples", self.min_samples >= 0, ">= 0"),
@@ -182,9 +190,11 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
         ValueError: The file cannot be read as such rows; the message says why.
     """
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's export may begin with a BOM
     except OSError as exc:
         raise ValueError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"scenario {path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         rows = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
     except json.JSONDecodeError as exc:
@@ -211,6 +221,11 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
                 raise ValueError(f"scenario {path.name}, row {number}: {exc}") from None
         elif "value" in row:
             series, value = row.get("series") or "default", _number(row, "value", path)
+            if not isinstance(series, str | int | float):
+                raise ValueError(
+                    f"scenario {path.name}, row {number}: 'series' must be a name, got {series!r}"
+                )
+            series = str(series)
             if last_values.setdefault(series, value) != value:
                 truth.append(t)
                 last_values[series] = value
@@ -226,10 +241,13 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
     if last_values:
         settings["truth_changes"] = tuple(t - start for t in truth)
     duration = changes[-1][0] + 1 if end is None else end
-    if not (math.isfinite(duration) and duration > changes[-1][0]):
+    if end is not None and not (math.isfinite(end) and end > changes[-1][0]):
         raise ValueError(
-            f"scenario duration (the run's end) must come after the last row, at "
-            f"{changes[-1][0]:g} s from the first; got {duration:g}"
+            f"--end must come after the last row, at {changes[-1][0]:g} s from the first; got {end:g}"
+        )
+    if duration > MAX_SECONDS:
+        raise ValueError(
+            f"scenario {path.name}: the run would last {duration:g} s, more than a week ({MAX_SECONDS:g} s)"
         )
     return Scenario(name=path.name, changes=tuple(changes), duration=duration, **settings)
 

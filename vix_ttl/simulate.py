@@ -274,7 +274,7 @@ class _Run:
         def tick(index: int) -> None:
             try:
                 step(index)
-            except BaseException as exc:  # end the run: the loop would only log it
+            except Exception as exc:  # end the run: the loop would only log it (Ctrl-C stops it anyway)
                 finished.set_exception(exc)
 
         def step(index: int) -> None:
