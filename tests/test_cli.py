@@ -259,3 +259,35 @@ def test_ctrl_c_ends_a_run(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     monkeypatch.setattr(vix_ttl.simulate._Run, "_sample", interrupted)
     assert main([*SMALL, "--workers", "1", "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_csv_header_with_spaces_names_its_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spaced.csv"
+    path.write_text("t, status\n0, normal\n60, panic\n")
+    assert (
+        main(
+            ["simulate", "--scenario", str(path), "--rate", "50", "--strategies", "breaker", "--no-progress"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.startswith(
+        "spaced.csv: 1 min 1 s simulated (normal from 0 s, panic from 1 min)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "description"),
+    [
+        ("demo", "Walk one breaker through the lineup-leak story"),
+        ("dashboard", "Print the Grafana dashboard (JSON)"),
+        ("alert-rules", "Print the Prometheus alert rules (YAML)"),
+    ],
+)
+def test_every_command_has_a_description(
+    command: str, description: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert description in " ".join(capsys.readouterr().out.split())

@@ -136,10 +136,21 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     front.add_argument("--plot", type=Path, metavar="PNG", help="also draw it (needs vix_ttl[plot])")
     front.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     commands.add_parser(
-        "dashboard", help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics"
+        "dashboard",
+        help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics",
+        description="Print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics.",
     )
-    commands.add_parser("alert-rules", help="print the Prometheus alert rules (YAML) for vix_ttl")
-    demo_parser = commands.add_parser("demo", help="the breaker alone through the lineup-leak story")
+    commands.add_parser(
+        "alert-rules",
+        help="print the Prometheus alert rules (YAML) for vix_ttl",
+        description="Print the Prometheus alert rules (YAML) for vix_ttl's metrics: load them in Prometheus.",
+    )
+    demo_parser = commands.add_parser(
+        "demo",
+        help="the breaker alone through the lineup-leak story",
+        description="Walk one breaker through the lineup-leak story on a virtual clock, in a second, and "
+        "print its mode changes and what a panic request gets along the way.",
+    )
     demo_parser.add_argument("--rate", type=int, default=10, help="requests per second (default 10)")
     return parser, dict(commands.choices)
 

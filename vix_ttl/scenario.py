@@ -196,7 +196,7 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
     except UnicodeDecodeError as exc:
         raise ValueError(f"scenario {path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        rows = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
+        rows = json.loads(text) if path.suffix.lower() == ".json" else _csv_rows(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"scenario {path.name}: not valid JSON ({exc})") from None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
@@ -250,6 +250,12 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
             f"scenario {path.name}: the run would last {duration:g} s, more than a week ({MAX_SECONDS:g} s)"
         )
     return Scenario(name=path.name, changes=tuple(changes), duration=duration, **settings)
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    """A CSV's rows by column; a header written ``t, status`` names the columns t and status."""
+    reader = csv.DictReader(text.splitlines(), skipinitialspace=True)
+    return [{(k or "").strip(): v for k, v in row.items()} for row in reader]
 
 
 def _number(row: dict[str, Any], name: str, path: Path) -> float:

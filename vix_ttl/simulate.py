@@ -91,6 +91,10 @@ def check_strategy(strategy: str) -> float | None:
             ttl = math.nan
         if math.isfinite(ttl) and ttl >= 0:
             return ttl
+        raise ValueError(
+            f"strategy {strategy!r}: {FIXED}<seconds> needs a finite TTL >= 0, "
+            f"got {strategy.removeprefix(FIXED)!r}"
+        )
     raise ValueError(
         f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}, "
         f"or {FIXED}<seconds> (a fixed TTL >= 0)"
