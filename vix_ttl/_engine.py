@@ -262,7 +262,7 @@ class Engine(ABC):
         try:
             status = self._status(*args, **kwargs)
         except TypeError as exc:
-            raise self.status_error(exc, args, kwargs) from None
+            raise self.arity_error("status", self._status, exc, args, kwargs) from None
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
         except (KeyError, TypeError):
@@ -299,10 +299,6 @@ class Engine(ABC):
                 f"pass key= to build one from these arguments"
             ) from None
         return key
-
-    def status_error(self, error: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TypeError:
-        """*error*, raised calling the status function: said plainly if it cannot take the arguments."""
-        return self.arity_error("status", self._status, error, args, kwargs)
 
     def arity_error(
         self, role: str, function: Any, error: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -62,7 +62,7 @@ class MappingEngine(Engine):
         try:
             status = self._status(*args, **kwargs)
         except TypeError as exc:  # free until raised
-            raise self.status_error(exc, args, kwargs) from None
+            raise self.arity_error("status", self._status, exc, args, kwargs) from None
         try:  # a member or its name: one lookup for both (they hash alike)
             status, base = self._bases[status]
         except (KeyError, TypeError):

@@ -256,7 +256,8 @@ class VixCacheMiddleware:
                 else:
                     await self.app(request.scope, request.receive, _saying(request.send, "miss"))
                 return
-            if not _well_formed(value):  # an entry in a shared store nobody signed, of another shape
+            wire = _wire(value)
+            if wire is None:  # an entry in a shared store nobody signed, of another shape
                 dropped = self._cached.invalidate(key)
                 if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
                     await dropped
@@ -266,7 +267,7 @@ class VixCacheMiddleware:
             OUTCOMES.reset(outcomes)
             _REQUEST.reset(token)
         said = _SAID[request.outcomes[-1]] if request.outcomes else "hit"
-        await self._serve(request, value, said)
+        await self._serve(request, value, wire, said)
 
     # -- the computation: the application, captured ------------------------------------
 
@@ -378,7 +379,14 @@ class VixCacheMiddleware:
 
     # -- the response: headers a CDN computes the same freshness from -------------------
 
-    async def _serve(self, request: _Request, value: dict[str, Any], said: str) -> None:
+    async def _serve(
+        self,
+        request: _Request,
+        value: dict[str, Any],
+        wire: tuple[list[tuple[bytes, bytes]], bytes],
+        said: str,
+    ) -> None:
+        """Send a cached *value* (as *wire*: its headers and body in bytes) with the headers of now."""
         # The TTL decided now: for this request's status, or the stored one's (header mode).
         status = request.status or VixStatus(value["vix_status"])
         decided = self.breaker._judge(status, self._base_of(status))
@@ -386,12 +394,11 @@ class VixCacheMiddleware:
         if not fresh_for:  # computed, and not kept: its own status is bypassed (header mode)
             said = "bypass"
         age = max(0, math.floor(self._clock() - value["at"]))
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
+        headers, body = wire
         headers.append((b"etag", value["etag"].encode()))
         headers.append((b"cache-control", self._cache_control(fresh_for).encode()))
         if fresh_for:
             headers.append((b"age", str(age).encode()))
-        body = value["body"].encode("latin-1")
         if _matches(_request_header(request.scope, b"if-none-match"), value["etag"]):
             await _respond(request, 304, headers, b"", said)
             return
@@ -457,23 +464,21 @@ def _personal_request(scope: Scope) -> bool:
     )
 
 
-def _well_formed(value: Any) -> bool:
-    """Whether a cached value has the shape ``_compute`` gives (a shared store may hold anything)."""
+def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+    """A cached value's headers and body as bytes; None if it lacks the shape ``_compute``
+    gives (a shared store may hold anything). One pass: what the response needs anyway."""
     try:
-        return (
-            isinstance(value, dict)
-            and isinstance(value["status"], int)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in value["headers"])
-            and isinstance(value["body"], str)
-            and max(map(ord, value["body"]), default=0) < 256
+        if not (
+            isinstance(value["status"], int)
             and isinstance(value["etag"], str)
             and value["vix_status"] in _STATUSES
-            and all(
-                isinstance(value[n], int | float) and not isinstance(value[n], bool) for n in ("ttl", "at")
-            )
-        )
-    except (KeyError, TypeError, ValueError):
-        return False
+            and all(type(value[name]) in (int, float) for name in ("ttl", "at"))
+        ):
+            return None
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
+        return headers, value["body"].encode("latin-1")
+    except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
+        return None
 
 
 _STATUSES = frozenset(status.value for status in VixStatus)
