@@ -28,6 +28,40 @@ def test_stationary_noise_stays_mostly_normal() -> None:
     assert share[VixStatus.PANIC] < 0.08
 
 
+# The two-sided normal tails: P(|z| >= 2.0) and P(|z| >= 1.5).
+PANIC_TAIL, WARNING_TAIL = 0.0455, 0.1336
+
+
+@pytest.mark.parametrize("halflife", [10, 100, 1000])
+def test_calm_moves_are_scored_at_their_normal_tails_from_the_first_move(halflife: float) -> None:
+    # Right after min_history the estimate rests on 20 moves; a variance that started at 0
+    # (0.2) flagged a quarter of them as panic, three in four with halflife=1000.
+    panics = warnings = scored = 0
+    for seed in range(20):
+        rng = random.Random(seed)
+        detector = VolatilityDetector(transform="diff", halflife=halflife, min_history=20)
+        walk = 100.0
+        detector.update("calm", walk)
+        for n in range(20 + 300):
+            walk += rng.gauss(0, 0.7)
+            status = detector.update("calm", walk)
+            if n >= 20:
+                scored += 1
+                panics += status is VixStatus.PANIC
+                warnings += status is not VixStatus.NORMAL
+    assert panics / scored <= 1.5 * PANIC_TAIL
+    assert warnings / scored <= 1.5 * WARNING_TAIL
+    assert panics / scored >= 0.5 * PANIC_TAIL  # still a detector: it does not just say normal
+
+
+def test_a_single_move_has_no_spread_yet() -> None:
+    detector = VolatilityDetector(transform="diff", min_history=1)
+    detector.update("m", 1.0)
+    detector.update("m", 2.0)  # the first move: the history's mean, with no spread
+    assert detector.update("m", 3.0) is VixStatus.NORMAL  # the same move again
+    assert detector.update("m", 3.5) is VixStatus.PANIC  # any other, out of a flat history
+
+
 def test_a_volatility_jump_goes_panic() -> None:
     detector = VolatilityDetector()
     rng = random.Random(2)

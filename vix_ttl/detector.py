@@ -4,6 +4,16 @@ Each series (a match, a market) keeps an exponentially weighted estimate of
 its past moves; a new observation's move is scored against it as a z-score,
 ``|z| >= panic_sigma`` is PANIC and ``|z| >= warning_sigma`` WARNING. O(1)
 time and memory per series and update.
+
+The estimate is bias-corrected while it warms up. An exponentially weighted
+variance that starts at 0 under-estimates the spread until the weights of its
+first moves have decayed (a few half-lives): with ``halflife=1000``, three in
+four calm moves scored as panic. So the weights are kept as sums (their total
+and the total of their squares), the variance is the unbiased one for
+reliability weights, and a new move is scored against the spread of a *new*
+observation, which includes the uncertainty of the estimated mean. On
+stationary Gaussian moves the shares at each level then match the normal
+tails (4.55 % at 2 sigma) from ``min_history`` on, whatever the half-life.
 """
 
 from __future__ import annotations
@@ -25,8 +35,13 @@ _NORMAL, _WARNING, _PANIC = VixStatus.NORMAL, VixStatus.WARNING, VixStatus.PANIC
 class _Series:
     last: float
     moves: int = 0
+    weight: float = 0.0
+    """The moves' weights summed (the newest weighs 1, each older one (1 - alpha) times less)."""
+    weight_sq: float = 0.0
+    """Their squares summed: how many moves the estimate is really worth is weight² / weight_sq."""
     mean: float = 0.0
-    variance: float = 0.0
+    deviations: float = 0.0
+    """The weighted sum of squared deviations from the mean."""
     status: VixStatus = _NORMAL
 
 
@@ -79,7 +94,7 @@ class VolatilityDetector:
         self.halflife = float(halflife)
         self.min_history = min_history
         self.transform = transform
-        self._alpha = 1 - 0.5 ** (1 / self.halflife)  # the weight of the newest move
+        self._decay = 0.5 ** (1 / self.halflife)  # how much a move's weight keeps at each new move
         self._series: dict[Hashable, _Series] = {}
         self._lock = threading.Lock()
 
@@ -110,22 +125,26 @@ class VolatilityDetector:
 
     def _classify(self, state: _Series, move: float) -> VixStatus:
         deviation = abs(move - state.mean)
-        spread = math.sqrt(state.variance)
-        # Out of a flat history (no spread), any move at all is a jump.
+        weight, weight_sq = state.weight, state.weight_sq
+        effective = weight - weight_sq / weight if weight else 0.0
+        # The unbiased variance for reliability weights, widened by the error of the
+        # estimated mean: the spread a new move is expected to have.
+        spread = math.sqrt(max(state.deviations, 0.0) / effective * (1 + weight_sq / weight**2)) if effective else 0.0
+        # Out of a flat history (no spread, or a single move), any move at all is a jump.
         z = deviation / spread if spread else (math.inf if deviation else 0.0)
         if z >= self.panic_sigma:
             return _PANIC
         return _WARNING if z >= self.warning_sigma else _NORMAL
 
     def _learn(self, state: _Series, move: float) -> None:
-        # Exponentially weighted mean and variance, updated incrementally
-        # (West 1979); the first move seeds the mean.
-        if state.moves == 0:
-            state.mean = move
-        else:
-            delta = move - state.mean
-            state.mean += self._alpha * delta
-            state.variance = (1 - self._alpha) * (state.variance + self._alpha * delta * delta)
+        # West (1979)'s incremental weighted mean and variance, every older weight
+        # decayed at each move: the first move is the mean, with no spread yet.
+        decay = self._decay
+        state.weight = decay * state.weight + 1
+        state.weight_sq = decay * decay * state.weight_sq + 1
+        delta = move - state.mean
+        state.mean += delta / state.weight
+        state.deviations = decay * state.deviations + delta * (move - state.mean)
         state.moves += 1
 
     def _checked(self, value: float) -> float:
