@@ -43,16 +43,22 @@ LATENCY = float(os.environ.get("VIX_EXAMPLE_LATENCY_MS", "50")) / 1000
 CACHE = os.environ.get("VIX_EXAMPLE_CACHE", "middleware")
 TTL = 60.0
 
-detector = VolatilityDetector(min_history=10, halflife=1000)  # a panic phase stays panic
+# Ten ticks a second: a 3-sigma jump is panic, 1 in 370 calm ticks; a jump holds its match
+# in panic for a second, as the feed flickers from tick to tick even in a panic phase.
+detector = VolatilityDetector(warning_sigma=2.0, panic_sigma=3.0, min_history=30, halflife=1000)
+HOLD = 1.0
 # The example compresses the production story (a 45-minute panic) into seconds, and its
 # breaker's window with it: 10 s, so a 30-second load test sees the breaker trip.
 breaker = VIXCircuitBreaker(name="odds-example", window_seconds=10, bucket_seconds=1)
 odds: dict[str, float] = dict.fromkeys(MATCHES, 2.0)
+held: dict[str, float] = {}  # match -> when its last panic tick stops holding it in panic
 computes = {"total": 0, "in_panic": 0}
 requests = {"total": 0, "in_panic": 0}
 
 
 def status_of(match: str) -> str:
+    if held.get(match, -math.inf) > asyncio.get_running_loop().time():
+        return "panic"
     return detector.status(match).value
 
 
@@ -127,7 +133,8 @@ async def feed() -> None:
         for match in MATCHES:
             step = rng.gauss(0, 0.05 if panic else 0.002)
             odds[match] = max(1.01, odds[match] * math.exp(step))
-            detector.update(match, odds[match])
+            if detector.update(match, odds[match]) == "panic":
+                held[match] = asyncio.get_running_loop().time() + HOLD
         await asyncio.sleep(0.1)
 
 

@@ -12,7 +12,7 @@ import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
 
-from vix_ttl import TTLPolicy, VIXCircuitBreaker, get_breaker
+from vix_ttl import Decision, Mode, Strategy, TTLPolicy, VIXCircuitBreaker, VixStatus, get_breaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
 
@@ -77,7 +77,7 @@ def test_methods_classmethods_staticmethods_and_their_keys() -> None:
     assert a.price.invalidate(2.0) is True
     assert b.price.invalidate(2.0) is True
     assert a.price.invalidate(2.0) is False
-    assert a.price.breaker is get_breaker()
+    assert a.price.breaker is b.price.breaker  # the function's own, whatever the instance
 
 
 def test_the_callables_get_exactly_the_functions_arguments_self_and_cls_included() -> None:
@@ -175,7 +175,30 @@ def test_breaker_by_name_instance_or_default() -> None:
     assert vix_cached(1, status=normal, breaker="odds")(lambda: 1).breaker is odds
     own = VIXCircuitBreaker()
     assert vix_cached(1, status=normal, breaker=own)(lambda: 1).breaker is own
-    assert vix_cached(1, status=normal)(lambda: 1).breaker is get_breaker("default")
+
+
+def test_without_breaker_each_function_has_its_own_named_after_its_namespace() -> None:
+    @vix_cached(60, status=lambda match: "panic")
+    def odds(match: int) -> int:
+        return match
+
+    @vix_cached(5, status=lambda user: "normal")
+    def user_profile(user: int) -> int:
+        return user
+
+    for _ in range(100):  # sustained panic in odds: its breaker opens
+        odds(1)
+    assert odds.breaker.mode is Mode.CIRCUIT_OPEN
+    # An unrelated function keeps its own breaker, and its 5 s TTL (0.2: 60 s, CIRCUIT_OPEN).
+    assert user_profile.breaker is not odds.breaker
+    assert user_profile.breaker.decide("normal", 5) == Decision(
+        5.0, Strategy.BASE, Mode.NORMAL, VixStatus.NORMAL
+    )
+    assert odds.breaker is get_breaker(f"{__name__}.{odds.__qualname__}")
+    # Functions share a breaker by naming it, or by sharing a namespace.
+    shared = vix_cached(1, status=normal, namespace="pricing")(lambda: 1)
+    assert shared.breaker is get_breaker("pricing")
+    assert vix_cached(1, status=normal, breaker="pricing")(lambda: 2).breaker is shared.breaker
 
 
 def test_the_default_store_is_a_bounded_fifo() -> None:

@@ -10,9 +10,9 @@ proxy returned, in ``vix_ttl._proxy``. ``ARCHITECTURE.md`` draws the picture.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Hashable, Mapping, MutableMapping
-from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -98,7 +98,9 @@ def vix_cached(
         status: Callable taking the call's arguments, returning a ``VixStatus``
             or its name (required).
         warning_ttl: Base TTL for WARNING status (default: *ttl*). PANIC's base is 0.
-        breaker: A ``VIXCircuitBreaker``, a registry name, or None for the default one.
+        breaker: A ``VIXCircuitBreaker``, a registry name (``get_breaker``), or None: a
+            breaker of the function's own, registered under its *namespace*. Functions
+            share a breaker only when they name the same one.
         cache: None (in-memory FIFO of *maxsize* entries), a cachetools cache or
             any MutableMapping, or an aiocache cache instance (async functions only).
         maxsize: Entries of the default in-memory store.
@@ -152,13 +154,11 @@ def vix_cached(
     signer = signer_of(secret, owner="vix_cached")
     if clock is not None:
         clock = check_clock("vix_cached clock", clock)
-    options = Options(
-        name="",  # the function's, once decorated
+    options = functools.partial(
+        Options,
         status=status,
         bases=bases,
-        breaker=_resolve_breaker(breaker),
         key=key,
-        namespace=namespace or "",
         coalesce=coalesce,
         signer=signer,
         clock=clock,
@@ -167,7 +167,7 @@ def vix_cached(
         early_refresh=beta,
     )
     adapter = None if cache is None or isinstance(cache, MutableMapping) else _adapter_for(cache)
-    return Decorate(options, cache, maxsize, adapter)
+    return Decorate(options, _checked_breaker(breaker), namespace, cache, maxsize, adapter)
 
 
 class Decorate:
@@ -177,14 +177,23 @@ class Decorate:
     integrations (the ASGI middleware) that set options the decorator does not take.
     """
 
-    def __init__(self, options: Options, cache: Any, maxsize: int, adapter: StoreAdapter | None) -> None:
-        self._options, self._cache, self._maxsize, self._adapter = options, cache, maxsize, adapter
+    def __init__(  # noqa: PLR0917 - what vix_cached checked, handed over as it is
+        self,
+        options: Callable[..., Options],
+        breaker: VIXCircuitBreaker | str | None,
+        namespace: str | None,
+        cache: Any,
+        maxsize: int,
+        adapter: StoreAdapter | None,
+    ) -> None:
+        self._options, self._breaker, self._namespace = options, breaker, namespace
+        self._cache, self._maxsize, self._adapter = cache, maxsize, adapter
 
     def __call__(self, func: Any) -> Any:
         return self.build(func, self.options_for(func))
 
     def options_for(self, func: Any) -> Options:
-        """The options of *func*, named after it."""
+        """The options of *func*, named after it, with its breaker: the one given, else its own."""
         target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
         if not callable(target):
             raise TypeError(f"vix_cached can only decorate a callable, got {func!r}")
@@ -194,7 +203,11 @@ class Decorate:
                 f"consumed once, and a cached one would be empty from its second call; return a list"
             )
         name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
-        return replace(self._options, name=name, namespace=self._options.namespace or name)
+        namespace = self._namespace or name
+        breaker = self._breaker
+        if not isinstance(breaker, VIXCircuitBreaker):  # a name, or None: this function's own
+            breaker = get_breaker(breaker or namespace)
+        return self._options(name=name, namespace=namespace, breaker=breaker)
 
     def build(self, func: Any, options: Options) -> Any:
         """*func* cached with *options*: its engine over the store, in its proxy."""
@@ -218,15 +231,14 @@ def _base_ttls(ttl: TTLArg | None, warning_ttl: TTLArg | None) -> dict[VixStatus
     return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, PANIC_BASE_TTL)}
 
 
-def _resolve_breaker(breaker: VIXCircuitBreaker | str | None) -> VIXCircuitBreaker:
-    if breaker is None:
-        return get_breaker()
-    if isinstance(breaker, str):
-        return get_breaker(breaker)
-    if isinstance(breaker, VIXCircuitBreaker):
+def _checked_breaker(breaker: object) -> VIXCircuitBreaker | str | None:
+    if breaker is None or isinstance(breaker, VIXCircuitBreaker):
         return breaker
+    if isinstance(breaker, str):
+        return check_name("vix_cached breaker", breaker)
     raise TypeError(
-        f"vix_cached: breaker must be a VIXCircuitBreaker, a registry name or None, got {breaker!r}"
+        f"vix_cached: breaker must be a VIXCircuitBreaker, a registry name or None (a breaker of the "
+        f"function's own), got {breaker!r}"
     )
 
 

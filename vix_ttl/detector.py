@@ -29,6 +29,8 @@ from vix_ttl.status import VixStatus
 __all__ = ["VolatilityDetector"]
 
 _NORMAL, _WARNING, _PANIC = VixStatus.NORMAL, VixStatus.WARNING, VixStatus.PANIC
+_CLIP_SIGMA = 3.0
+"""A scored move farther out than this (or than panic_sigma) is learned as if it were that far."""
 
 
 @dataclass(slots=True)
@@ -95,6 +97,7 @@ class VolatilityDetector:
         self.min_history = min_history
         self.transform = transform
         self._decay = 0.5 ** (1 / self.halflife)  # how much a move's weight keeps at each new move
+        self._clip = max(_CLIP_SIGMA, self.panic_sigma)
         self._series: dict[Hashable, _Series] = {}
         self._lock = threading.Lock()
 
@@ -108,7 +111,10 @@ class VolatilityDetector:
                 return _NORMAL
             move = math.log(value / state.last) if self.transform == "log" else value - state.last
             state.last = value
-            status = self._classify(state, move) if state.moves >= self.min_history else _NORMAL
+            if state.moves >= self.min_history:
+                status, move = self._classify(state, move)
+            else:
+                status = _NORMAL
             self._learn(state, move)
             state.status = status
             return status
@@ -123,18 +129,23 @@ class VolatilityDetector:
         with self._lock:
             self._series.pop(series, None)
 
-    def _classify(self, state: _Series, move: float) -> VixStatus:
+    def _classify(self, state: _Series, move: float) -> tuple[VixStatus, float]:
+        """The status of *move*, and the move to learn from: an outlier clipped to the bound."""
         deviation = abs(move - state.mean)
         weight, weight_sq = state.weight, state.weight_sq
         effective = weight - weight_sq / weight if weight else 0.0
-        # The unbiased variance for reliability weights, widened by the error of the
-        # estimated mean: the spread a new move is expected to have.
-        spread = math.sqrt(max(state.deviations, 0.0) / effective * (1 + weight_sq / weight**2)) if effective else 0.0
+        spread = 0.0
+        if effective:
+            # The unbiased variance for reliability weights, widened by the error of the
+            # estimated mean: the spread a new move is expected to have.
+            spread = math.sqrt(max(state.deviations, 0.0) / effective * (1 + weight_sq / weight**2))
         # Out of a flat history (no spread, or a single move), any move at all is a jump.
         z = deviation / spread if spread else (math.inf if deviation else 0.0)
+        if z > self._clip and spread:
+            move = state.mean + math.copysign(self._clip * spread, move - state.mean)
         if z >= self.panic_sigma:
-            return _PANIC
-        return _WARNING if z >= self.warning_sigma else _NORMAL
+            return _PANIC, move
+        return (_WARNING if z >= self.warning_sigma else _NORMAL), move
 
     def _learn(self, state: _Series, move: float) -> None:
         # West (1979)'s incremental weighted mean and variance, every older weight
