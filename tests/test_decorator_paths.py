@@ -36,16 +36,34 @@ async def test_calm_entries_are_served_for_the_base_ttl(h: Harness) -> None:
     assert {k: v for k, v in h.info()._asdict().items() if v} == {"hits": 1, "misses": 1, "stale": 1}
 
 
-async def test_normal_mode_panic_bypasses_without_reading_or_writing(h: Harness) -> None:
+async def test_after_a_short_panic_the_value_from_before_it_never_comes_back(h: Harness) -> None:
+    # The odds service's story: calm 1.5, panic moves it to 3.0 then 3.4, calm again.
+    # A bypass serves no stored entry, and its value replaces the entry: 3.4, not 1.5.
     price = h.make(ttl=60)
-    stored = await price(1)  # calm: stored for 60 s
+    calm = await price(1)  # t=0, calm: stored for 60 s
     h.status = "panic"
-    assert await price(1) != stored  # not read: computed
-    assert await price(1) != stored
+    h.clock.advance(5)
+    first_move = await price(1)  # t=5: bypassed, never served from the store
+    h.clock.advance(5)
+    last_move = await price(1)  # t=10: bypassed
     h.status = "normal"
-    assert await price(1) == stored  # not written: the calm entry is still there
+    h.clock.advance(5)
+    assert await price(1) == last_move  # t=15: what clients were last shown (0.2 served calm)
+    assert len({calm, first_move, last_move}) == 3
     assert h.computes == [1, 1, 1]
-    assert h.info().bypasses == 2
+    assert {k: v for k, v in h.info()._asdict().items() if v} == {"misses": 1, "bypasses": 2, "hits": 1}
+
+
+async def test_a_bypassed_value_is_written_for_the_base_ttl_and_judged_by_the_read_rule(h: Harness) -> None:
+    price = h.make(ttl=60)
+    h.status = "panic"
+    assert await price(2) == "price-2-1"
+    assert await price(2) == "price-2-2"  # still a bypass: nothing served from the store
+    h.status = "normal"
+    h.clock.advance(59.9)
+    assert await price(2) == "price-2-2"  # the last bypass's value, within the base TTL
+    h.clock.advance(0.1)
+    assert await price(2) == "price-2-3"  # its 60 s are over: computed
 
 
 async def test_a_calm_entry_is_not_served_in_panic_once_volatility_is_high(h: Harness) -> None:

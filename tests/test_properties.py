@@ -190,6 +190,7 @@ def test_the_in_process_hit_path_follows_prepare_and_fresh(
             assert value == entry[0]  # a hit, as the rules say
         else:
             assert value == computes[0]  # computed now
-            if ttl:
-                model[(match, live)] = (value, clock(), ttl)
+            # Stored with the TTL decided; a bypass writes through, with the NORMAL base.
+            written = ttl or (ttl_of(match) if callable_ttl else 12.0)
+            model[(match, live)] = (value, clock(), written)
     assert real.mode is model_breaker.mode

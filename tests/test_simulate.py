@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vix_ttl import simulate as simulation
 from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
 from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, SWR_SECONDS, simulate
 
@@ -170,16 +173,32 @@ def test_results_are_json_ready(leak: dict[str, object]) -> None:
     assert "computes_per_second" not in summary
 
 
-def test_a_fleet_over_one_store_computes_each_expiry_once(leak: dict[str, object]) -> None:
+def test_a_fleet_over_one_store_computes_each_key_once_at_a_time(
+    leak: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Eight processes, each with its own in-flight sharing, over one store with leases:
-    every expired entry is recomputed once fleet-wide. Only bypassed calls (nothing is
-    stored) share in-process alone, so the fleet computes those once per process."""
+    never two computations of one key at once fleet-wide, bypassed calls included (the
+    lease holder's value, written through, reaches the processes waiting on it)."""
+    running: Counter[int] = Counter()
+    peak: Counter[int] = Counter()
+    backend = simulation._Run._backend
+
+    async def watched(run: Any, key: int) -> Any:
+        running[key] += 1
+        peak[key] = max(peak[key], running[key])
+        try:
+            return await backend(run, key)
+        finally:
+            running[key] -= 1
+
+    monkeypatch.setattr(simulation._Run, "_backend", watched)
     fleet = simulate(small_leak(processes=8), "breaker+coalesce")
     single = leak["breaker+coalesce"]
 
     def stored_computes(result: object) -> int:  # computations whose result was stored
         return int(result.computes - result.cache_info["bypasses"])  # type: ignore[attr-defined]
 
+    assert max(peak.values()) == 1
     assert fleet.requests == single.requests  # type: ignore[attr-defined]
     assert stored_computes(fleet) == stored_computes(single)
     assert fleet.staleness_violations == 0

@@ -14,7 +14,7 @@ import redis
 from aiocache import MemcachedCache, RedisCache
 
 from vix_ttl import VIXCircuitBreaker, vix_cached
-from vix_ttl._aiocache_store import LEASE_SECONDS
+from vix_ttl._lease import LEASE_SECONDS
 
 WORKERS = 4
 

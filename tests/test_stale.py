@@ -275,26 +275,34 @@ def test_bad_allowances_fail_at_decoration(
 
 
 async def test_aiocache_cached_takes_the_same_allowances() -> None:
-    from aiocache import SimpleMemoryCache
+    from aiocache import caches
 
     from vix_ttl.aiocache import cached
 
     failing = {"now": False}
 
-    @cached(ttl=10, cache=SimpleMemoryCache, stale_if_error=30)
-    async def odds(match: int) -> str:
+    def odds_key(f: Any, match: int) -> str:
+        return f"odds-{match}"
+
+    async def compute(match: int) -> str:
         if failing["now"]:
             raise ConnectionError("down")
         return "odds"
 
-    assert await odds(1) == "odds"
-    (key,) = list(await odds.cache.raw("keys"))
-    entry = await odds.cache.raw("get", key)  # an in-process envelope: mark, stored_at, ttl, ...
+    # Two processes' functions over one store (one aiocache alias): the second never
+    # saw the first's entry, so an older one is news to it.
+    caches.add("vix-stale-test", {"cache": "aiocache.SimpleMemoryCache"})
+    writer = cached(ttl=10, alias="vix-stale-test", key_builder=odds_key)(compute)
+    reader = cached(ttl=10, alias="vix-stale-test", key_builder=odds_key, stale_if_error=30)(compute)
+    cache = writer.cache
+    assert reader.cache is cache
+    assert await writer(1) == "odds"
+    entry = await cache.raw("get", "odds-1")  # an in-process envelope: mark, stored_at, ttl, ...
     aged = (entry[0], entry[1] - 20, *entry[2:])  # written 20 s ago: 10 s past its fresh TTL
-    await odds.cache.set(key, aged, dumps_fn=lambda value: value)
+    await cache.set("odds-1", aged, dumps_fn=lambda value: value)
     failing["now"] = True
-    assert await odds(1) == "odds"  # within 10 + 30 s: served instead of the exception
-    assert odds.cache_info().served_on_error == 1
+    assert await reader(1) == "odds"  # within 10 + 30 s: served instead of the exception
+    assert reader.cache_info().served_on_error == 1
 
 
 def test_stale_if_error_judges_the_entrys_age_when_it_serves_it(

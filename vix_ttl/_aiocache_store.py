@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
+import cachetools
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.backends.redis import RedisBackend
@@ -23,15 +23,18 @@ from aiocache.base import BaseCache
 from aiocache.serializers import NullSerializer, PickleSerializer
 
 from vix_ttl._aiocache_backend import (
+    Leases,
     RejectedEntryError,
     backend_ttl,
+    connection_slots,
     identity,
     key_bytes,
     pickle_needs_secret,
     runs_code,
 )
+from vix_ttl._budget import Budget
 from vix_ttl._checks import check_seconds
-from vix_ttl._coalesce import AsyncFlights
+from vix_ttl._coalesce import AsyncFlights, SharedReads
 from vix_ttl._engine import (
     BYPASS,
     ERROR,
@@ -42,32 +45,28 @@ from vix_ttl._engine import (
     STALE,
     Engine,
     Options,
+    Raised,
     fresh,
 )
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
 from vix_ttl._keys import digest, key_prefix, wire_key
+from vix_ttl._lease import NOTHING, single_flight
 from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.aiocache import VixSerializer
 from vix_ttl.status import VixStatus
 
-__all__ = ["ADAPTER", "LEASE_SECONDS", "AiocacheEngine"]
+__all__ = ["ADAPTER", "AiocacheEngine"]
 
 _T = TypeVar("_T")
 
-
-LEASE_SECONDS = 5.0
-"""How long a process may hold a key's lease: a holder that dies delays the others this long at most."""
 LEARNING_KEEP_SECONDS = 60.0
 """Under a learning policy, how long the backend keeps an entry past its TTL: its value is
 what the next recomputation is compared with."""
-
-_POLL_SECONDS = (0.005, 0.05)  # a lease's waiters look for the holder's entry this often, first to last
-
-# Deletes the lease only if it still holds this process's token (it may have expired and
-# been taken by another process meanwhile). Everything here comes from this module.
-_DROP_IF_MINE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+NEWEST_KEYS = 16384
+"""Keys whose newest value's time each function remembers (monotonic reads), the least
+recently used forgotten first: memory stays bounded however many keys a store holds."""
 
 
 class _Found(NamedTuple):
@@ -132,6 +131,7 @@ class AiocacheEngine(Engine):
         # So a memcached command that takes too long is left to finish on its own.
         self._detach = isinstance(cache, MemcachedBackend)
         self._detached: set[asyncio.Future[Any]] = set()
+        self._slots = connection_slots(cache)
         self._rejections = FaultLog(self.name, events=REJECTED_EVENTS)
         self._unstorable = FaultLog(self.name, events=UNSTORABLE)
         self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._vix_key
@@ -139,6 +139,11 @@ class AiocacheEngine(Engine):
         # A learning policy compares a recomputed value with the one it replaces: kept a while.
         learning = LEARNING_KEEP_SECONDS if self._learn is not None else 0.0
         self._keep_longer = max(self._swr.largest, self._sie.largest, learning)
+        self._reads = SharedReads()
+        self._leases = Leases(cache, self._bounded)
+        # Key -> when the newest value this process served or wrote for it was computed: an
+        # entry older than that (written late by a slower process, or replayed) is not served.
+        self._newest: cachetools.LRUCache[Any, float] = cachetools.LRUCache(NEWEST_KEYS)
 
     def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
         """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
@@ -159,39 +164,49 @@ class AiocacheEngine(Engine):
     async def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        ttl, key, status, base = self.prepare(args if instance is None else (instance, *args), kwargs)
+        if instance is not None:
+            args = (instance, *args)
+        ttl, key, status, base = self.prepare(args, kwargs)
         signed_key = None if self._signer is None else key_bytes(self.cache, key)
         outcome, stale = BYPASS, None
-        # A hung backend costs a call one timeout in all: the write gets what the read left.
-        budget = self._timeout
+        # A hung backend costs a call one timeout in all: every command gets what the others left.
+        budget = Budget(self._timeout)
         if ttl:
             started = time.monotonic()
-            try:
-                raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), budget)
-            except UnicodeDecodeError as exc:  # the backend could not decode what someone wrote
-                outcome = self._reject(f"it is not text in the serializer's encoding: {exc}")
-            except Exception as exc:
-                self._faults.failed("get", exc)
+            # Concurrent callers of the key share one read.
+            raw, error = await self._reads.run(key, lambda: self._read(key, budget))
+            budget.spend(started)
+            if isinstance(error, UnicodeDecodeError):  # the backend could not decode what someone wrote
+                outcome = self._reject(f"it is not text in the serializer's encoding: {error}")
+            elif error is not None:
+                self._faults.failed("get", error)
                 outcome = ERROR
             else:
                 self._faults.recovered()
-                outcome, found = self._open(raw, signed_key, ttl)
+                outcome, found = self._open(raw, key, signed_key, ttl)
                 if found is not None:
                     stale = Stale(found.value, found.stored_at, found.fresh_for)
                 if found is not None and outcome is HIT:
                     self.count(HIT)
+                    self._served(key, found.stored_at)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
                         produce, keep = self._producer(  # written in the background, bounded
-                            wrapped, args, kwargs, key, signed_key, ttl, base, status, self._timeout
+                            wrapped, args, kwargs, key, signed_key, ttl, base, status, Budget(self._timeout)
                         )
                         self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)
                     return found.value
-            if budget is not None:
-                budget -= time.monotonic() - started
         produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
-        return await self.compute_async(key, outcome, produce, keep, stale, ttl, status)
+        return await self.compute_async(key, outcome, produce, keep, stale, ttl, status, budget)
 
-    def _open(self, raw: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
+    async def _read(self, key: Any, budget: Budget) -> tuple[Any, BaseException | None]:
+        """The raw entry of *key*, or the fault that kept it from being read."""
+        try:
+            raw = await self._bounded(lambda: self.cache.get(key, loads_fn=identity, timeout=0), budget)
+        except Exception as exc:
+            return None, exc
+        return raw, None
+
+    def _open(self, raw: Any, key: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
         """The outcome of reading *raw*, and what it held when it is fresh, or stale but servable."""
         if raw is None:
             return MISS, None
@@ -199,6 +214,8 @@ class AiocacheEngine(Engine):
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
+        if header.stored_at < self._newest.get(key, -math.inf):
+            return STALE, None  # older than a value this process has served or written: never again
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT
@@ -220,6 +237,11 @@ class AiocacheEngine(Engine):
         self._rejections.recovered()
         return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
 
+    def _served(self, key: Any, stored_at: float) -> None:
+        """Remember that a value of *key* computed by *stored_at* was served or written."""
+        if stored_at > self._newest.get(key, -math.inf):
+            self._newest[key] = stored_at
+
     def _allowed_now(self) -> float:
         """The longest allowance of the breaker's mode now."""
         mode = self.breaker.mode
@@ -235,134 +257,94 @@ class AiocacheEngine(Engine):
         ttl: float,
         base: float,
         status: VixStatus,
-        budget: float | None = None,
-    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float], Awaitable[bool]]]:
+        budget: Budget,
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float, float], Awaitable[bool]]]:
         """The computation of one call, and the write of its result (within *budget*)."""
+        written = ttl or self.through_ttl(args, kwargs)
 
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        async def keep(value: Any, delta: float) -> bool:
-            kept = ttl if self._entry_ttl is None else self._entry_ttl(value, ttl)
-            if not kept:
-                return True  # nothing to keep: as a bypass
-            header = Header(self._clock(), kept, base, status.value, delta)
+        async def keep(value: Any, started: float, ended: float) -> bool:
+            kept = written if self._entry_ttl is None else self._entry_ttl(value, written)
+            if not kept:  # nothing to keep: the entry it replaces goes
+                return await self._delete(key, budget)
+            header = Header(ended, kept, base, status.value, max(0.0, ended - started))
             return await self._write(key, signed_key, value, header, budget)
 
         return produce, keep
 
     def shared(
-        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float
+        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float, budget: Budget | None
     ) -> Callable[[], Awaitable[tuple[Any, Any]]]:
         """One computation per key across every process sharing the store: a lease in the store.
 
-        The process that adds the lease reads the entry once more (another may have
-        written it since this call's read), computes, and drops its own lease. The
-        others wait for the holder's entry; if the lease goes without one (the holder
-        failed), one of them takes it; after one lease time at most, they compute.
+        A waiting process receives the holder's entry: fresh for *ttl*, or on a bypass
+        (*ttl* 0, the value written through), one computed since it began to wait,
+        give or take one computation, as in-process coalescing gives.
         """
         if self._flights is None:  # coalesce=False: every caller computes, in every process
             return run
-        # A name of its own, of bounded length: never an entry's key, always a memcached key.
-        lease = "vix_ttl:lease" + digest(str(key))
+        budget = Budget(self._timeout) if budget is None else budget
+        lease = "vix_ttl:lease" + digest(str(key))  # never an entry's key, always a memcached key
+        signed_key = None if self._signer is None else key_bytes(self.cache, key)
+        since = self._clock()
+
+        async def look() -> Any:
+            raw = await self._bounded(lambda: self.cache.get(key, loads_fn=identity, timeout=0), budget)
+            outcome, found = self._open(raw, key, signed_key, ttl or math.inf)
+            # A bypass receives a value computed since it began to wait; any other call, a fresh one.
+            if found is None or (outcome is not HIT if ttl else found.stored_at < since):
+                return NOTHING
+            self._served(key, found.stored_at)
+            return found.value
 
         async def leased() -> tuple[Any, Any]:
-            deadline = time.monotonic() + LEASE_SECONDS
-            while True:
-                token = await self._take(lease)
-                if token is not None:
-                    try:
-                        found = await self._fresh_entry(key, ttl)
-                        return (found.value, FROM_ANOTHER_PROCESS) if found is not None else await run()
-                    finally:
-                        self._drop_later(lease, token)
-                found, lease_gone = await self._await_entry(key, lease, ttl, deadline)
-                if found is not None:
-                    return found.value, FROM_ANOTHER_PROCESS
-                if not lease_gone:  # one lease time passed: the holder is dead or slow
-                    return await run()
+            value, stored = await single_flight(
+                self._leases,
+                lease,
+                look,
+                run,
+                lambda result: result.__class__ is Raised,
+                budget,
+                lambda error: self._faults.failed("lease", error),
+                look_again=bool(ttl),
+            )
+            return (value, FROM_ANOTHER_PROCESS) if stored is None else (value, stored)
 
         return leased
 
-    async def _take(self, lease: str) -> str | None:
-        """A token if this process got *lease*; None if another holds it. A failing backend: a token."""
-        token = secrets.token_hex(8)
+    async def _bounded(self, command: Callable[[], Awaitable[_T]], budget: Budget | None) -> _T:
+        """Run a backend *command* within *budget* (None: one timeout of its own), its time spent.
+
+        A connection pool that is full is waited for within the same budget, never
+        turned into a failure (redis-py's pool raises at its size instead of waiting).
+        """
+        budget = Budget(self._timeout) if budget is None else budget
+        if budget.left is None:  # unbounded, in-process: nothing to time (nor a task to time it in)
+            return await command()
+        if budget.left <= 0:
+            raise TimeoutError("the call's timeout is spent: not sending the command")
+        started = time.monotonic()
         try:
-            seconds = backend_ttl(self.cache, LEASE_SECONDS)
-            await self._bounded(
-                self.cache.add(lease, token, ttl=seconds, dumps_fn=identity, timeout=0), self._timeout
-            )
-        except ValueError:  # aiocache's "key already exists": another process holds it
-            return None
-        except Exception as exc:
-            self._faults.failed("lease", exc)
-            return ""  # computed as if held; nothing to drop
-        return token
+            async with asyncio.timeout(budget.left):
+                if self._slots is None:
+                    return await self._sent(command)
+                async with self._slots.get():
+                    return await self._sent(command)
+        finally:
+            budget.spend(started)
 
-    def _drop_later(self, lease: str, token: str) -> None:
-        """Drop *lease* if it is still this token's, off the caller's path (it expires anyway)."""
-        if token:
-            task = asyncio.ensure_future(self._drop(lease, token))
-            self._detached.add(task)
-            task.add_done_callback(self._land)
-
-    async def _drop(self, lease: str, token: str) -> None:
-        try:
-            if isinstance(self.cache, RedisBackend):  # compare and delete, atomically
-                built = key_bytes(self.cache, lease)
-                await self._bounded(self.cache.client.eval(_DROP_IF_MINE, 1, built, token), self._timeout)
-            elif not isinstance(self.cache, MemcachedBackend):  # memcached: no atomic compare; it expires
-                held = await self._bounded(self.cache.get(lease, loads_fn=identity, timeout=0), self._timeout)
-                if held == token:
-                    await self._bounded(self.cache.delete(lease, timeout=0), self._timeout)
-        except Exception as exc:
-            self._faults.failed("lease", exc)
-
-    async def _fresh_entry(self, key: Any, ttl: float) -> _Found | None:
-        """The entry of *key* if it is there, valid and fresh for *ttl* (a second look: faults are None)."""
-        signed_key = None if self._signer is None else key_bytes(self.cache, key)
-        try:
-            raw = await self._bounded(self.cache.get(key, loads_fn=identity, timeout=0), self._timeout)
-        except UnicodeDecodeError:  # someone else's bytes: the first look counted them
-            return None
-        except Exception as exc:  # the store fails: compute
-            self._faults.failed("get", exc)
-            return None
-        outcome, found = self._open(raw, signed_key, ttl)
-        return found if outcome is HIT else None
-
-    async def _await_entry(
-        self, key: Any, lease: str, ttl: float, deadline: float
-    ) -> tuple[_Found | None, bool]:
-        """``(the holder's entry, fresh for *ttl*, or None; whether the lease went without one)``."""
-        pause, longest = _POLL_SECONDS
-        while time.monotonic() < deadline:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, longest)
-            try:
-                found = await self._fresh_entry(key, ttl)
-                if found is not None:
-                    return found, False
-                held = await self._bounded(self.cache.exists(lease, timeout=0), self._timeout)
-            except Exception as exc:  # the store fails: stop waiting on it, compute
-                self._faults.failed("get", exc)
-                return None, False
-            if not held:
-                return None, True
-        return None, False
-
-    async def _bounded(self, command: Awaitable[_T], budget: float | None) -> _T:
-        """Await a backend *command* for at most *budget* seconds (None: no bound)."""
-        if budget is None:  # no bound to keep (and no task needed, as asyncio.timeout would)
-            return await command
+    async def _sent(self, command: Callable[[], Awaitable[_T]]) -> _T:
         if not self._detach:
-            async with asyncio.timeout(budget):
-                return await command
-        task = asyncio.ensure_future(command)
+            return await command()
+        # aiomcache hands a connection back to its pool when a command on it is cancelled,
+        # with the reply still coming: the next command would read it. So a memcached
+        # command that takes too long is left to finish on its own.
+        task = asyncio.ensure_future(command())
         self._detached.add(task)  # a strong reference until it ends, late or not
         task.add_done_callback(self._land)
-        async with asyncio.timeout(budget):
-            return await asyncio.shield(task)
+        return await asyncio.shield(task)
 
     def _land(self, task: asyncio.Future[Any]) -> None:
         self._detached.discard(task)
@@ -374,9 +356,9 @@ class AiocacheEngine(Engine):
         return REJECTED
 
     async def _write(
-        self, key: str, signed_key: bytes | None, value: Any, header: Header, budget: float | None
+        self, key: str, signed_key: bytes | None, value: Any, header: Header, budget: Budget
     ) -> bool:
-        """Store *value* in its envelope within *budget* seconds; False if it was not stored."""
+        """Store *value* in its envelope within *budget*; False if it was not stored."""
         try:
             payload = self._dumps(value)
             if self._check_round_trip and not _same(self._loads(payload), value):
@@ -393,15 +375,23 @@ class AiocacheEngine(Engine):
             envelope = seal_local(header, payload)
         else:
             envelope = seal(header, payload, signer=self._signer, key=signed_key)
+        set_ttl = backend_ttl(self.cache, header.ttl + self._keep_longer)  # served stale meanwhile
         try:
-            if budget is not None and budget <= 0:
-                raise TimeoutError("the read took the call's whole timeout: not writing")
-            set_ttl = backend_ttl(self.cache, header.ttl + self._keep_longer)  # served stale meanwhile
             await self._bounded(
-                self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=identity, timeout=0), budget
+                lambda: self.cache.set(key, envelope, ttl=set_ttl, dumps_fn=identity, timeout=0), budget
             )
         except Exception as exc:
             self._faults.failed("set", exc)
+            return False
+        self._served(key, header.stored_at)
+        return True
+
+    async def _delete(self, key: Any, budget: Budget | None) -> bool:
+        """Delete *key*'s entry within *budget*; False if the backend failed."""
+        try:
+            await self._bounded(lambda: self.cache.delete(key, timeout=0), budget)
+        except Exception as exc:
+            self._faults.failed("delete", exc)
             return False
         return True
 
@@ -415,7 +405,7 @@ class AiocacheEngine(Engine):
         prefix = key_bytes(self.cache, key_prefix(self._namespace)).decode()
         try:
             if isinstance(self.cache, RedisBackend):
-                await self._bounded(self._clear_redis(prefix), self._timeout)
+                await self._bounded(lambda: self._clear_redis(prefix), None)
             else:
                 await self.cache.clear(namespace=prefix)
         except Exception as exc:  # fail open: the entries expire on their own
@@ -433,7 +423,7 @@ class AiocacheEngine(Engine):
     async def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         key = self.key(args, kwargs)
         try:
-            return bool(await self._bounded(self.cache.delete(key, timeout=0), self._timeout))
+            return bool(await self._bounded(lambda: self.cache.delete(key, timeout=0), None))
         except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
             self._faults.failed("delete", exc)
             return False

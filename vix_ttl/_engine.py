@@ -2,8 +2,9 @@
 
 One call, whatever the store: the status of its arguments is recorded and the
 TTL decided in one step of the breaker (``Engine.prepare``); a TTL of 0
-bypasses the store; else a stored entry is served while ``fresh``; else the
-function is computed, shared with concurrent callers of the key
+bypasses the store (nothing is served from it, and the value computed replaces
+its entry, ``through_ttl``); else a stored entry is served while ``fresh``; else
+the function is computed, shared with concurrent callers of the key
 (``Engine.compute`` / ``compute_async``), stored, and the call counted under
 exactly one ``CacheInfo`` field.
 
@@ -23,11 +24,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, NamedTuple, Protocol
 
 from cachetools.keys import hashkey
 
+from vix_ttl._budget import Budget
 from vix_ttl._checks import check_ttl
+from vix_ttl._coalesce import own_copy, running
 from vix_ttl._faults import SERVED_ON_ERROR as SERVED_ON_ERROR_EVENTS
 from vix_ttl._faults import FaultLog
 from vix_ttl._refresh import Refreshes
@@ -54,6 +58,7 @@ __all__ = [
     "Engine",
     "Entry",
     "Options",
+    "Raised",
     "StoreAdapter",
     "TTLArg",
     "cached_functions",
@@ -77,7 +82,7 @@ class CacheInfo(NamedTuple):
     stale: int
     """An entry too old for the TTL decided now (or the one it was stored with): computed."""
     bypasses: int
-    """The policy bypassed the cache (TTL 0): computed, nothing read or written."""
+    """The policy bypassed the cache (TTL 0): computed, nothing served; the value replaces the entry."""
     coalesced: int
     """Joined another call's computation of the same key."""
     errors: int
@@ -178,14 +183,21 @@ FROM_ANOTHER_PROCESS: Any = "from another process"
 """What a shared run says instead of "stored": it received another process's result."""
 
 
-_Keep = Callable[[Any, float], Any]
-"""Writes a computed value (and how long it took); True if kept (a bool, or an awaitable of one)."""
+_Keep = Callable[[Any, float, float], Any]
+"""Writes a computed value, given when its computation started and ended (the entry's age
+counts from its end); True if kept, False if the store failed (a bool, or an awaitable of one)."""
 
 
-class _Raised(NamedTuple):
+class Raised(NamedTuple):
     """A computation's exception, carried to every caller that shared the computation."""
 
     error: Exception
+    traceback: TracebackType | None
+    """Its traceback as the computation left it (the caller that led adds its own frames)."""
+
+    def raised_by(self, led: bool) -> BaseException:
+        """The exception one caller raises: the original for the caller that led, else a copy."""
+        return self.error if led else own_copy(self.error, self.traceback)
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -280,6 +292,16 @@ class Engine(ABC):
             raise self.arity_error("ttl", function, exc, args, kwargs) from None
         return self.checked_ttl(ttl)
 
+    def through_ttl(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+        """The TTL a bypassed call's value is written with: the caller's NORMAL base TTL.
+
+        A bypass never serves a stored entry, but its value replaces it: when a short
+        panic ends, the value from before it must not come back. The read rule decides
+        whether the value written is ever served (not while the decision is a bypass).
+        """
+        base = self._bases[VixStatus.NORMAL][1]
+        return base if base.__class__ is float else self.ttl_of(base, args, kwargs)
+
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The cache key of one call: what ``key=`` returns, else the arguments (``self`` included)."""
         if self._user_key is not None:
@@ -340,7 +362,7 @@ class Engine(ABC):
         key: Any,
         outcome: str,
         produce: Callable[[], Any],
-        keep: Callable[[Any, float], bool],
+        keep: _Keep,
         stale: Stale | None = None,
         status: VixStatus | None = None,
     ) -> Any:
@@ -348,8 +370,8 @@ class Engine(ABC):
 
         A *stale* entry within ``stale_while_revalidate`` is served at once while one
         refresh runs in the background; within ``stale_if_error``, it is served
-        instead of the computation's exception. *keep* takes the value and how
-        long its computation took.
+        instead of the computation's exception. *keep* takes the value and when its
+        computation started and ended.
         """
         keep = self.learning(keep, stale, status)
         if (
@@ -360,7 +382,7 @@ class Engine(ABC):
         ):
             self.count(SERVED_STALE)
             return stale.value
-        run = self._runner(outcome, produce, keep)
+        run = self._runner(produce, keep)
         try:
             (value, stored), led = self._fly(key, run)
         except BaseException:  # an interrupt, not the function's error: counted all the same
@@ -377,22 +399,20 @@ class Engine(ABC):
         """
         if self._learn is None or stale is None or status is None:
             return keep
-        learn, clock, old, since = self._learn, self._clock, stale.value, stale.stored_at
+        learn, old, since = self._learn, stale.value, stale.stored_at
 
-        def keep_and_learn(value: Any, delta: float) -> Any:
+        def keep_and_learn(value: Any, started: float, ended: float) -> Any:
             try:
                 changed = bool(value != old)
             except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
                 pass
             else:
-                learn(status, max(0.0, clock() - delta - since), changed)
-            return keep(value, delta)
+                learn(status, max(0.0, started - since), changed)
+            return keep(value, started, ended)
 
         return keep_and_learn
 
-    def _runner(
-        self, outcome: str, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
-    ) -> Callable[[], tuple[Any, bool]]:
+    def _runner(self, produce: Callable[[], Any], keep: _Keep) -> Callable[[], tuple[Any, bool]]:
         clock = self._clock
 
         def run() -> tuple[Any, bool]:
@@ -400,8 +420,8 @@ class Engine(ABC):
             try:
                 value = produce()
             except Exception as exc:
-                return _Raised(exc), True
-            return value, outcome is BYPASS or keep(value, max(0.0, clock() - started))
+                return Raised(exc, exc.__traceback__), True
+            return value, keep(value, started, clock())
 
         return run
 
@@ -409,29 +429,29 @@ class Engine(ABC):
         """*run*'s result, shared with concurrent callers of *key* (coalescing on); whether this call led."""
         return (run(), True) if self._flights is None else self._flights.run(key, run)
 
-    def refresh_behind(
-        self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]
-    ) -> bool:
+    def refresh_behind(self, key: Any, produce: Callable[[], Any], keep: _Keep) -> bool:
         """Whether *key* refreshes in the background (started now, or already): a stale or early serve."""
         return self.refreshes.start(key, lambda: self._refresh(key, produce, keep))
 
-    def _refresh(self, key: Any, produce: Callable[[], Any], keep: Callable[[Any, float], bool]) -> None:
+    def _refresh(self, key: Any, produce: Callable[[], Any], keep: _Keep) -> None:
         """A background refresh: concurrent callers of *key* join it, as they join any computation."""
-        (value, _), _ = self._fly(key, self._runner(MISS, produce, keep))
-        if value.__class__ is _Raised:
-            raise value.error  # counted and logged by Refreshes
+        (value, _), led = self._fly(key, self._runner(produce, keep))
+        if value.__class__ is Raised:
+            raise value.raised_by(led)  # counted and logged by Refreshes
 
     async def compute_async(  # noqa: PLR0917 - compute's arguments, and the TTL a lease waits with
         self,
         key: Any,
         outcome: str,
         produce: Callable[[], Awaitable[Any]],
-        keep: Callable[[Any, float], Awaitable[bool]],
+        keep: _Keep,
         stale: Stale | None = None,
         ttl: float = math.inf,
         status: VixStatus | None = None,
+        budget: Budget | None = None,
     ) -> Any:
-        """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided)."""
+        """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided;
+        *budget*: what the call's commands have left of the store's timeout)."""
         keep = self.learning(keep, stale, status)
         if (
             stale is not None
@@ -441,11 +461,11 @@ class Engine(ABC):
         ):
             self.count(SERVED_STALE)
             return stale.value
-        run = self._runner_async(outcome, produce, keep)
-        # Nothing is stored on a bypass, and a store that just failed is not asked for a
-        # lease: both share in-process only.
-        if outcome is not BYPASS and outcome is not ERROR:
-            run = self.shared(key, run, ttl)
+        run = self._runner_async(produce, keep)
+        # A store that just failed is not asked for a lease, and a computation calling
+        # itself does not wait on its own: both share in-process only.
+        if outcome is not ERROR and not running(self._flights, key):
+            run = self.shared(key, run, ttl, budget)
         try:
             (value, stored), led = await self._fly_async(key, run)
         except BaseException:  # a cancellation or an interrupt: counted all the same
@@ -454,19 +474,20 @@ class Engine(ABC):
         return self._counted(value, led, stored, outcome, stale)
 
     def shared(
-        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float
+        self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float, budget: Budget | None
     ) -> Callable[[], Awaitable[tuple[Any, Any]]]:
         """*run*, shared beyond this process when the store can (a lease in a shared store).
 
-        A result from another process is served only while fresh for *ttl*.
+        A result from another process is served only while fresh for *ttl* (on a
+        bypass, only one computed since this call began); the store's commands
+        count against *budget* (None: a timeout of their own, off a caller's path).
         """
         return run
 
     def _runner_async(
         self,
-        outcome: str,
         produce: Callable[[], Awaitable[Any]],
-        keep: Callable[[Any, float], Awaitable[bool]],
+        keep: _Keep,
     ) -> Callable[[], Awaitable[tuple[Any, bool]]]:
         clock = self._clock
 
@@ -475,8 +496,8 @@ class Engine(ABC):
             try:
                 value = await produce()
             except Exception as exc:
-                return _Raised(exc), True
-            return value, outcome is BYPASS or await keep(value, max(0.0, clock() - started))
+                return Raised(exc, exc.__traceback__), True
+            return value, await keep(value, started, clock())
 
         return run
 
@@ -484,14 +505,14 @@ class Engine(ABC):
         self,
         key: Any,
         produce: Callable[[], Awaitable[Any]],
-        keep: Callable[[Any, float], Awaitable[bool]],
+        keep: _Keep,
         ttl: float,
     ) -> None:
-        (value, _), _ = await self._fly_async(
-            key, self.shared(key, self._runner_async(MISS, produce, keep), ttl)
+        (value, _), led = await self._fly_async(
+            key, self.shared(key, self._runner_async(produce, keep), ttl, None)
         )
-        if value.__class__ is _Raised:
-            raise value.error
+        if value.__class__ is Raised:
+            raise value.raised_by(led)
 
     async def _fly_async(self, key: Any, run: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         """``_fly`` for coroutine functions and asynchronous stores."""
@@ -503,7 +524,7 @@ class Engine(ABC):
         self,
         key: Any,
         produce: Callable[[], Awaitable[Any]],
-        keep: Callable[[Any, float], Awaitable[bool]],
+        keep: _Keep,
         ttl: float,
     ) -> bool:
         """``refresh_behind`` for coroutine functions and asynchronous stores."""
@@ -512,7 +533,7 @@ class Engine(ABC):
     def _counted(self, value: Any, led: bool, stored: bool, outcome: str, stale: Stale | None) -> Any:
         """Count the call (the caller that led the computation counts why it computed), then return."""
         if (
-            value.__class__ is _Raised
+            value.__class__ is Raised
             and stale is not None
             and self._sie
             and stale.within(self._sie, self.breaker.mode, self._clock())
@@ -522,11 +543,11 @@ class Engine(ABC):
             return stale.value
         if not led or stored is FROM_ANOTHER_PROCESS:
             outcome = COALESCED
-        elif not stored:
+        elif not stored and outcome is not BYPASS:  # a bypass's write failing: logged, still a bypass
             outcome = ERROR
         self.count(outcome)
-        if value.__class__ is _Raised:
-            raise value.error
+        if value.__class__ is Raised:
+            raise value.raised_by(led)
         self._served_on_error.recovered()
         return value
 

@@ -97,16 +97,26 @@ class MappingEngine(Engine):
         finally:
             lock.release()
 
-    def keep(self, key: Any, value: Any, ttl: float, delta: float) -> bool:
-        """Store a computed value (*delta*: how long it took); False if the store failed."""
+    def keep(self, key: Any, value: Any, ttl: float, started: float, ended: float) -> bool:
+        """Store a computed value, computed from *started* to *ended*; False if the store failed.
+
+        Never over a newer entry: two computations of one key may finish in one order
+        and write in the other (threads, or coalescing off), and a process never serves
+        a value older than one it served before. A TTL of 0 keeps nothing, and drops
+        the entry this value replaces.
+        """
         if self._entry_ttl is not None:
             ttl = self._entry_ttl(value, ttl)
-            if not ttl:
-                return True  # nothing to keep: as a bypass
-        entry = Entry(value, self._clock(), ttl, delta)
+        entry = Entry(value, ended, ttl, max(0.0, ended - started)) if ttl else None
         with self.lock:
             try:
-                self.cache[key] = entry
+                held = self.cache.get(key)
+                if held.__class__ is Entry and entry is not None and held.stored_at > entry.stored_at:
+                    pass  # a newer value is there already
+                elif entry is None:
+                    self.cache.pop(key, None)
+                else:
+                    self.cache[key] = entry
             except Exception as exc:
                 self._faults.failed("set", exc)
                 return False
@@ -157,8 +167,10 @@ class SyncMappingEngine(MappingEngine):
         def produce() -> Any:
             return wrapped(*args, **kwargs)
 
-        def keep(value: Any, delta: float) -> bool:
-            return self.keep(key, value, ttl, delta)
+        written = ttl or self.through_ttl(args, kwargs)
+
+        def keep(value: Any, started: float, ended: float) -> bool:
+            return self.keep(key, value, written, started, ended)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind(key, produce, self.learning(keep, stale, status))
@@ -190,8 +202,10 @@ class AsyncMappingEngine(MappingEngine):
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        async def keep(value: Any, delta: float) -> bool:
-            return self.keep(key, value, ttl, delta)
+        written = ttl or self.through_ttl(args, kwargs)
+
+        async def keep(value: Any, started: float, ended: float) -> bool:
+            return self.keep(key, value, written, started, ended)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)

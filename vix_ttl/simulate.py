@@ -396,7 +396,10 @@ class _Run:
         age = now - value.produced_at
         if age > self.oldest.get(status, -1.0):
             self.oldest[status] = age
-        if age > 0 and age >= ttl + self.allowance:  # served past its TTL and what it may be allowed
+        if ttl == 0:  # a bypass: served a value whose computation ended before the call began?
+            if value.produced_at < issued * self.scenario.step:
+                self.result.staleness_violations += calls
+        elif age > 0 and age >= ttl + self.allowance:  # served past its TTL and what it may be allowed
             self.result.staleness_violations += calls
 
     def _sample(self, now: float) -> None:
