@@ -112,8 +112,30 @@ async def test_the_plugin_keeps_entries_in_the_backend_for_their_decided_ttl(red
     await cache.set("calm", {"status": "normal"}, ttl=5)  # CO floors normal at 60 s
     assert 55_000 < await cache.raw("pttl", "calm") <= 60_000
     enter(breaker, Mode.NORMAL)
-    await cache.set("hot", {"status": "panic"}, ttl=5)  # NORMAL x panic: bypass
-    assert not await cache.exists("hot")  # a TTL of 0 never stays in a backend
+    await cache.set("hot", {"status": "panic"}, ttl=5)  # NORMAL x panic: bypass, written through
+    assert 4_000 < await cache.raw("pttl", "hot") <= 5_000  # for the NORMAL base: set's 5 s
+    assert await cache.get("hot") is None  # never served while its status is bypassed
+    await cache.close()
+
+
+async def test_a_bypassed_value_replaces_the_entry_and_older_entries_never_come_back(
+    redis_port: int,
+) -> None:
+    clock = FakeClock(1_000_000)
+    breaker = VIXCircuitBreaker(clock=clock, window_seconds=3600)
+    serializer = VixSerializer(breaker=breaker, status_of=lambda v: v["status"], clock=clock)
+    cache = RedisCache(endpoint="127.0.0.1", port=redis_port, serializer=serializer, plugins=[VixPlugin()])
+    await cache.clear()
+    await cache.set("odds", {"status": "normal", "price": 1.5}, ttl=60)
+    saved = await cache.raw("get", "odds")  # what anyone who can write to the server can keep
+    clock.advance(5)
+    await cache.set("odds", {"status": "panic", "price": 3.4}, ttl=60)  # a bypass: replaces it
+    clock.advance(5)
+    assert await cache.get("odds") is None  # the calm 1.5 never comes back after the panic
+    await cache.set("odds", {"status": "normal", "price": 3.5}, ttl=60)
+    assert (await cache.get("odds"))["price"] == 3.5
+    await cache.raw("set", "odds", saved)  # the older entry, copied back
+    assert await cache.get("odds") is None  # older than one served: a miss
     await cache.close()
 
 

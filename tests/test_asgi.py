@@ -203,6 +203,25 @@ async def test_panic_in_calm_bypasses_and_says_no_store(service: Service, clock:
         assert service.computes["odds"] == 3
 
 
+async def test_after_a_short_panic_the_page_from_before_it_never_comes_back(
+    service: Service, clock: FakeClock
+) -> None:
+    async with client(middleware(service, clock)) as http:
+        assert (await http.get("/odds/1")).json()["n"] == 1  # t=0, calm: kept for 60 s
+        service.status = "panic"
+        for _ in range(2):
+            clock.advance(5)
+            bypassed = await http.get("/odds/1")  # t=5, t=10: bypassed, and kept in its place
+            assert bypassed.headers["x-vix-cache"] == "bypass"
+            assert bypassed.headers["cache-control"] == "no-store"
+        service.status = "normal"
+        clock.advance(5)
+        after = await http.get("/odds/1")  # t=15, calm again
+    # What clients were last shown (0.2 served the page from before the panic, n=1).
+    assert after.json()["n"] == 3 and after.headers["x-vix-cache"] == "hit"
+    assert after.headers["age"] == "5" and fresh_left(after) == 55
+
+
 async def test_the_query_is_part_of_the_key_in_any_order(service: Service, clock: FakeClock) -> None:
     async with client(middleware(service, clock)) as http:
         a = await http.get("/odds/1?b=2&a=1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +74,15 @@ def test_threads_on_different_keys_do_not_block_each_other() -> None:
     slow.join()
 
 
-def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
+class QuoteError(Exception):
+    """An exception whose __init__ takes other parameters than its args."""
+
+    def __init__(self, match: int, reason: str) -> None:
+        super().__init__(f"no quote for {match}: {reason}")
+        self.match, self.reason = match, reason
+
+
+def test_an_exception_reaches_every_waiter_as_its_own_and_is_not_cached() -> None:
     release = threading.Event()
     attempts: list[int] = []
 
@@ -82,7 +91,10 @@ def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
         attempts.append(x)
         release.wait(30)
         if len(attempts) == 1:
-            raise RuntimeError("feed down")
+            try:
+                raise ConnectionError("socket closed")
+            except ConnectionError as cause:
+                raise QuoteError(x, "backend down") from cause
         return x
 
     errors: list[BaseException] = []
@@ -90,17 +102,21 @@ def test_an_exception_reaches_every_waiter_and_is_not_cached() -> None:
     def call() -> None:
         try:
             price(1)
-        except RuntimeError as exc:
+        except QuoteError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(10)]
+    threads = [threading.Thread(target=call) for _ in range(CALLERS)]
     for thread in threads:
         thread.start()
-    wait_until(lambda: price.in_flight(1) == 9)
+    wait_until(lambda: price.in_flight(1) == CALLERS - 1)
     release.set()
     for thread in threads:
         thread.join()
-    assert len(errors) == 10
+    assert len({id(error) for error in errors}) == CALLERS  # never one object raised N times
+    for error in errors:
+        assert type(error) is QuoteError and (error.match, error.reason) == (1, "backend down")
+        assert str(error) == "no quote for 1: backend down"
+        assert isinstance(error.__cause__, ConnectionError)  # the chain is kept
     assert price(1) == 1  # not cached: computed again
     assert attempts == [1, 1]
 
@@ -205,3 +221,67 @@ async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
     assert await price(1) == 1  # not cached: computed again
     assert attempts == [1, 1]
     assert price.cache_info().calls == 11
+
+
+async def test_a_thousand_coalesced_callers_get_tracebacks_no_longer_than_one_callers() -> None:
+    # 0.2 raised one object for all: its traceback grew by every raise (8,002 frames for
+    # 2,000 callers), and formatting each cost quadratic time.
+    release = asyncio.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> str:
+        await release.wait()
+        raise QuoteError(x, "backend down")
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker(), coalesce=False)
+    async def alone(x: int) -> str:
+        raise QuoteError(x, "backend down")
+
+    calls = [asyncio.create_task(price(1)) for _ in range(1000)]
+    await asyncio.sleep(0)
+    release.set()
+    errors = await asyncio.gather(*calls, return_exceptions=True)
+    with pytest.raises(QuoteError) as uncoalesced:
+        await alone(1)
+    one_caller = len(traceback.extract_tb(uncoalesced.value.__traceback__))
+    depths = {len(traceback.extract_tb(error.__traceback__)) for error in errors}  # type: ignore[union-attr]
+    assert max(depths) <= one_caller + 2  # a copy's frames: the computation's and its caller's
+    assert len({id(error) for error in errors}) == 1000
+    assert price.cache_info().coalesced == 999
+
+
+# -- a computation that calls itself -----------------------------------------------------
+
+
+def test_a_sync_computation_calling_itself_with_the_same_key_computes() -> None:
+    attempts: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    def price(x: int) -> str:
+        attempts.append(x)
+        if len(attempts) < 3:
+            return price(x)  # retry by recursion: 0.2 waited on its own computation forever
+        return f"price-{x}"
+
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(price(1)), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert result == ["price-1"] and attempts == [1, 1, 1]
+    # Other callers were never stuck behind it: the key computes and caches as usual.
+    assert price(1) == "price-1" and price.cache_info().hits == 1
+
+
+async def test_an_async_computation_calling_itself_with_the_same_key_computes() -> None:
+    attempts: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> str:
+        attempts.append(x)
+        if len(attempts) == 1:
+            return await price(x)
+        await asyncio.sleep(0)
+        return f"price-{x}"
+
+    assert await asyncio.wait_for(price(1), timeout=30) == "price-1"
+    assert attempts == [1, 1]

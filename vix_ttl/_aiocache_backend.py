@@ -166,21 +166,21 @@ class Leases:
     def _name(self, name: str) -> bytes:
         return key_bytes(self._cache, name)
 
+    @staticmethod
+    def _seconds(seconds: float) -> int:
+        """A memcached expiry that lasts at least *seconds*: its clock ticks in whole seconds, and
+        an item set just before a tick loses that tick."""
+        return math.ceil(seconds) + 1
+
     async def add(self, name: str, value: str, seconds: float, budget: Any) -> bool:
         cache = self._cache
         if self._redis:
-            return bool(
-                await self._bounded(
-                    lambda: cache.client.set(self._name(name), value, nx=True, px=math.ceil(seconds * 1000)),
-                    budget,
-                )
-            )
+            key, ms = self._name(name), math.ceil(seconds * 1000)
+            return bool(await self._bounded(lambda: cache.client.set(key, value, nx=True, px=ms), budget))
         if self._memcached:
+            key, expiry = self._name(name), self._seconds(seconds)
             return bool(
-                await self._bounded(
-                    lambda: cache.client.add(self._name(name), value.encode(), exptime=math.ceil(seconds)),
-                    budget,
-                )
+                await self._bounded(lambda: cache.client.add(key, value.encode(), exptime=expiry), budget)
             )
         try:
             await cache.add(name, value, ttl=seconds, dumps_fn=identity, timeout=0)
@@ -208,7 +208,7 @@ class Leases:
                 return False
             return bool(
                 await self._bounded(
-                    lambda: cache.client.cas(key, new.encode(), token, exptime=math.ceil(seconds)), budget
+                    lambda: cache.client.cas(key, new.encode(), token, exptime=self._seconds(seconds)), budget
                 )
             )
         if await self.peek(name, budget) != old:
@@ -222,7 +222,7 @@ class Leases:
             key, ms = self._name(name), math.ceil(seconds * 1000)
             await self._bounded(lambda: cache.client.set(key, value, px=ms), budget)
         elif self._memcached:
-            key, expiry = self._name(name), math.ceil(seconds)
+            key, expiry = self._name(name), self._seconds(seconds)
             await self._bounded(lambda: cache.client.set(key, value.encode(), exptime=expiry), budget)
         else:
             await cache.set(name, value, ttl=seconds, dumps_fn=identity, timeout=0)

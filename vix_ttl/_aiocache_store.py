@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
-import cachetools
 from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.backends.redis import RedisBackend
@@ -53,6 +52,7 @@ from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
 from vix_ttl._keys import digest, key_prefix, wire_key
 from vix_ttl._lease import NOTHING, single_flight
+from vix_ttl._monotonic import Newest
 from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.aiocache import VixSerializer
 from vix_ttl.status import VixStatus
@@ -64,9 +64,6 @@ _T = TypeVar("_T")
 LEARNING_KEEP_SECONDS = 60.0
 """Under a learning policy, how long the backend keeps an entry past its TTL: its value is
 what the next recomputation is compared with."""
-NEWEST_KEYS = 16384
-"""Keys whose newest value's time each function remembers (monotonic reads), the least
-recently used forgotten first: memory stays bounded however many keys a store holds."""
 
 
 class _Found(NamedTuple):
@@ -141,9 +138,9 @@ class AiocacheEngine(Engine):
         self._keep_longer = max(self._swr.largest, self._sie.largest, learning)
         self._reads = SharedReads()
         self._leases = Leases(cache, self._bounded)
-        # Key -> when the newest value this process served or wrote for it was computed: an
-        # entry older than that (written late by a slower process, or replayed) is not served.
-        self._newest: cachetools.LRUCache[Any, float] = cachetools.LRUCache(NEWEST_KEYS)
+        # An entry older than a value this process served or wrote for its key (written late
+        # by a slower process, or replayed) is never served.
+        self._newest = Newest()
 
     def use_keys(self, build: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
         """Key entries with *build* (arguments -> key) instead of vix_ttl's stable encoding."""
@@ -188,7 +185,7 @@ class AiocacheEngine(Engine):
                     stale = Stale(found.value, found.stored_at, found.fresh_for)
                 if found is not None and outcome is HIT:
                     self.count(HIT)
-                    self._served(key, found.stored_at)
+                    self._newest.note(key, found.stored_at)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
                         produce, keep = self._producer(  # written in the background, bounded
                             wrapped, args, kwargs, key, signed_key, ttl, base, status, Budget(self._timeout)
@@ -214,7 +211,7 @@ class AiocacheEngine(Engine):
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
-        if header.stored_at < self._newest.get(key, -math.inf):
+        if self._newest.older(key, header.stored_at):
             return STALE, None  # older than a value this process has served or written: never again
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
@@ -236,11 +233,6 @@ class AiocacheEngine(Engine):
             return self._reject(f"its payload does not decode: {exc!r}"), None
         self._rejections.recovered()
         return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
-
-    def _served(self, key: Any, stored_at: float) -> None:
-        """Remember that a value of *key* computed by *stored_at* was served or written."""
-        if stored_at > self._newest.get(key, -math.inf):
-            self._newest[key] = stored_at
 
     def _allowed_now(self) -> float:
         """The longest allowance of the breaker's mode now."""
@@ -296,7 +288,7 @@ class AiocacheEngine(Engine):
             # A bypass receives a value computed since it began to wait; any other call, a fresh one.
             if found is None or (outcome is not HIT if ttl else found.stored_at < since):
                 return NOTHING
-            self._served(key, found.stored_at)
+            self._newest.note(key, found.stored_at)
             return found.value
 
         async def leased() -> tuple[Any, Any]:
@@ -383,7 +375,7 @@ class AiocacheEngine(Engine):
         except Exception as exc:
             self._faults.failed("set", exc)
             return False
-        self._served(key, header.stored_at)
+        self._newest.note(key, header.stored_at)
         return True
 
     async def _delete(self, key: Any, budget: Budget | None) -> bool:

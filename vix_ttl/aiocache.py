@@ -51,6 +51,7 @@ from vix_ttl._engine import fresh
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED, FaultLog
 from vix_ttl._keys import digest
+from vix_ttl._monotonic import Newest
 from vix_ttl._proxy import engine_of
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
@@ -132,7 +133,11 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
 
     ``loads`` returns the value while its age is below both its stored TTL
     and the breaker's decision now for its status and base TTL; ``None`` (a
-    miss) once it is not, and for anything that is not a valid envelope.
+    miss) once it is not, and for anything that is not a valid envelope. A value
+    whose status is bypassed now is written all the same, with the NORMAL base TTL
+    (it replaces the entry; its status keeps it from being served while bypassed).
+    Through ``VixPlugin`` (which tells it the keys), it never serves an entry older
+    than one it has written or served for the same key (monotonic reads).
 
     Counters (``increment``) and aiocache's lock tokens are raw values, not
     envelopes: keep them in a cache without this serializer.
@@ -165,13 +170,16 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self.clock = check_clock("VixSerializer clock", clock)
         self.rejected = 0
         """Entries read that failed their signature check or did not decode."""
+        self._newest = Newest()
         self._rejections = FaultLog(f"VixSerializer({self.breaker.name})", events=REJECTED)
 
     def dumps(self, value: Any) -> Any:
         handover, key = _Handover.take(self)  # first: a status_of that raises must not leave it behind
         status = VixStatus.NORMAL if self.status_of is None else VixStatus.coerce(self.status_of(value))
         base = self._base_ttl(status, handover)
-        ttl = self.breaker._observe(status, base)
+        # A bypass (TTL 0) writes through with the NORMAL base: the value replaces the entry,
+        # and the read rule (its status judged now) decides whether it is ever served.
+        ttl = self.breaker._observe(status, base) or self._base_ttl(VixStatus.NORMAL, handover)
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)
@@ -179,6 +187,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         payload = self.inner.dumps(value)
         if handover is not None and handover.in_process:
             return seal_local(header, payload)  # aiocache's memory: nobody else writes there
+        if key:
+            self._newest.note(key, header.stored_at)
         return seal(header, payload, signer=self.signer, key=key)
 
     def _base_ttl(self, status: VixStatus, handover: _Handover | None) -> float:
@@ -199,6 +209,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
+        if key and self._newest.older(key, header.stored_at):
+            return None  # older than a value of this key this serializer has written or served
         decision = self.breaker.decide(header.status, header.base_ttl)
         if not fresh(self.clock() - header.stored_at, header.ttl, decision.ttl):
             return None
@@ -207,6 +219,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         except Exception as exc:
             return self._reject(f"its payload does not decode: {exc!r}")
         self._rejections.recovered()
+        if key:
+            self._newest.note(key, header.stored_at)
         return loaded
 
     def _reject(self, reason: str) -> None:

@@ -295,7 +295,9 @@ class VixCacheMiddleware:
             "body": body.decode("latin-1"),  # JSON-safe and byte-exact; shared stores serialize it
             "etag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
             "vix_status": status.value,
-            "ttl": self.breaker._judge(status, self._base_of(status)),
+            # A bypassed response is kept all the same, for the NORMAL base (it replaces the
+            # entry: what was served before a panic never comes back after it).
+            "ttl": self.breaker._judge(status, self._base_of(status)) or self._base,
             "at": self._clock(),
         }
 

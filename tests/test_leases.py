@@ -1,0 +1,195 @@
+"""Single flight across processes when the backend is slow or failing, on real Redis and memcached.
+
+Each "process" is a decorated function of its own (its own engine, in-flight sharing and
+cache client) over one shared server, as separate processes would be; the lease time is
+shortened so that a computation can outlast it within a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache
+
+from vix_ttl import VIXCircuitBreaker, vix_cached
+from vix_ttl import _lease as lease_module
+from vix_ttl._keys import digest, wire_key
+
+LEASE = 0.6  # seconds, for these tests: memcached rounds it up to 1 s
+
+
+@pytest.fixture(autouse=True)
+def _short_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", LEASE)
+
+
+class Fleet:
+    """Processes sharing one store: each a decorated ``odds(match)`` over a client of its own."""
+
+    def __init__(self, kind: str, port: int) -> None:
+        self.kind, self.port = kind, port
+        self.namespace = f"lease-{uuid.uuid4().hex[:8]}:"
+        self.caches: list[Any] = []
+        self.events: list[tuple[str, int]] = []  # ("start" | "end" | "fail", process)
+        self.status = "normal"
+        self.shared_memory = SimpleMemoryCache(namespace=self.namespace)
+
+    def cache(self) -> Any:
+        if self.kind == "memory":
+            return self.shared_memory
+        cls = RedisCache if self.kind == "redis" else MemcachedCache
+        cache = cls(endpoint="127.0.0.1", port=self.port, namespace=self.namespace, timeout=5)
+        self.caches.append(cache)
+        return cache
+
+    def process(
+        self, n: int, compute: Callable[[int], Awaitable[Any]], **options: Any
+    ) -> Callable[[int], Coroutine[Any, Any, Any]]:
+        @vix_cached(
+            60,
+            status=lambda match: self.status,
+            cache=self.cache(),
+            namespace="odds",
+            breaker=VIXCircuitBreaker(),
+            **options,
+        )
+        async def odds(match: int) -> Any:
+            self.events.append(("start", n))
+            try:
+                value = await compute(n)
+            except Exception:
+                self.events.append(("fail", n))
+                raise
+            self.events.append(("end", n))
+            return value
+
+        return odds
+
+    def lease_key(self, match: int) -> str:
+        """The lease of odds(match), as the backend stores it (the wire key's digest, namespaced)."""
+        cache = self.caches[0] if self.caches else self.shared_memory
+        built = cache.build_key("vix_ttl:lease" + digest(wire_key("odds", ((match,), {}))))
+        return built.decode() if isinstance(built, bytes) else str(built)
+
+    async def raw(self, key: str) -> Any:
+        """A key as the server holds it, read by a client of the test's own."""
+        cache = self.caches[0] if self.caches else self.shared_memory
+        if self.kind == "memory":
+            return cache._cache.get(key)
+        return await cache.client.get(key.encode() if self.kind == "memcached" else key)
+
+    async def close(self) -> None:
+        for cache in self.caches:
+            await cache.close()
+
+
+@pytest.fixture(params=["redis", "memcached", "memory"])
+async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
+    port = 0
+    if request.param == "redis":
+        port = request.getfixturevalue("redis_port")
+    elif request.param == "memcached":
+        port = request.getfixturevalue("memcached_port")
+    made = Fleet(request.param, port)
+    yield made
+    await made.close()
+
+
+async def test_a_computation_longer_than_the_lease_is_computed_once(fleet: Fleet) -> None:
+    async def slow(n: int) -> str:
+        await asyncio.sleep(3 * LEASE)  # the holder renews its lease meanwhile
+        return f"computed by {n}"
+
+    processes = [fleet.process(n, slow) for n in range(4)]
+    first = asyncio.create_task(processes[0](7))
+    await asyncio.sleep(0.1)  # the first process holds the lease
+    values = await asyncio.gather(first, *(p(7) for p in processes[1:]))
+    assert values == ["computed by 0"] * 4
+    assert fleet.events == [("start", 0), ("end", 0)]
+    assert [p.cache_info().coalesced for p in processes] == [0, 1, 1, 1]  # type: ignore[attr-defined]
+
+
+async def test_a_holders_failure_reaches_its_waiters_at_once(fleet: Fleet) -> None:
+    release = asyncio.Event()
+
+    async def failing(n: int) -> str:
+        if n == 0:
+            await release.wait()
+        await asyncio.sleep(0.2)  # the backend takes a while to fail
+        raise ConnectionError(f"backend down, seen by {n}")
+
+    processes = [fleet.process(n, failing) for n in range(4)]
+    calls = [asyncio.create_task(processes[0](7))]
+    await asyncio.sleep(0.1)  # the first process holds the lease
+    calls += [asyncio.create_task(p(7)) for p in processes[1:]]
+    await asyncio.sleep(0.1)  # the others wait on it
+    release.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert [str(error) for error in outcomes] == [f"backend down, seen by {n}" for n in range(4)]
+    # The waiters computed together once the holder failed: not one after another, a lease apart.
+    waiters = fleet.events[2:]
+    assert fleet.events[:2] == [("start", 0), ("fail", 0)]
+    assert sorted(waiters[:3]) == [("start", 1), ("start", 2), ("start", 3)]
+
+
+async def test_the_lease_is_gone_once_the_entry_is_written(fleet: Fleet) -> None:
+    async def compute(n: int) -> str:
+        return "odds"
+
+    odds = fleet.process(0, compute)
+    assert await odds(7) == "odds"
+    assert await fleet.raw(fleet.lease_key(7)) is None  # memcached too: never left to expire
+
+
+async def test_a_planted_lease_delays_a_key_once_never_forever(fleet: Fleet) -> None:
+    async def compute(n: int) -> str:
+        return "odds"
+
+    odds = fleet.process(0, compute)
+    planted = fleet.lease_key(7)
+    if fleet.kind == "memory":
+        fleet.shared_memory._cache[planted] = "not a lease"  # no expiry
+    else:
+        await fleet.caches[0].client.set(planted.encode() if fleet.kind == "memcached" else planted, b"x")
+    # Not forever: one lease time after it is first seen, it has lapsed.
+    assert await asyncio.wait_for(odds(7), timeout=LEASE + 5) == "odds"
+    assert await fleet.raw(planted) is None  # taken over, then let go: the next miss does not wait
+
+
+async def test_bypassed_calls_share_one_computation_across_processes(fleet: Fleet) -> None:
+    computed = iter(range(100))
+
+    async def compute(n: int) -> str:
+        await asyncio.sleep(0.2)
+        return f"odds #{next(computed)}"
+
+    fleet.status = "panic"  # NORMAL mode: a bypass, written through
+    processes = [fleet.process(n, compute) for n in range(4)]
+    first = asyncio.create_task(processes[0](7))
+    await asyncio.sleep(0.05)
+    values = await asyncio.gather(first, *(p(7) for p in processes[1:]))
+    assert values == ["odds #0"] * 4  # the holder's value reached every process waiting on it
+    assert [event for event, _ in fleet.events] == ["start", "end"]
+    # A bypass arriving after that computation ended never receives it: it computes anew.
+    assert await processes[1](7) == "odds #1"
+
+
+async def test_a_computation_calling_itself_computes_instead_of_waiting_on_its_own_lease(
+    fleet: Fleet,
+) -> None:
+    attempts: list[int] = []
+
+    async def retrying(n: int) -> str:
+        attempts.append(n)
+        if len(attempts) == 1:
+            return str(await odds(7))  # the retry-by-recursion pattern: same function, same key
+        return "odds"
+
+    odds = fleet.process(0, retrying)
+    # The outer call holds the lease and renews it: a nested call waiting on it would wait forever.
+    assert await asyncio.wait_for(odds(7), timeout=10 * LEASE) == "odds"
+    assert attempts == [0, 0]

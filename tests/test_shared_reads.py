@@ -1,0 +1,116 @@
+"""Reads of a shared store under a burst, and entries that come back older (real Redis, memcached)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiocache import MemcachedCache, RedisCache
+
+from vix_ttl import VIXCircuitBreaker, vix_cached
+from vix_ttl._keys import wire_key
+from vix_ttl.testing import FakeClock
+
+
+async def gets(port: int) -> int:
+    """How many GET commands clients have sent the Redis server so far: its count of GETs,
+    less those its scripts ran (each lease script reads the lease once)."""
+    client = aioredis.Redis(port=port)
+    stats = await client.info("commandstats")
+    await client.aclose()
+    calls = {
+        name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("get", "eval", "evalsha")
+    }
+    return calls["get"] - calls["eval"] - calls["evalsha"]
+
+
+async def test_a_thousand_callers_of_a_cold_key_make_two_reads_and_one_computation(redis_port: int) -> None:
+    # A pool of 10 connections: 0.2 sent one read per caller; redis-py's pool raised at its
+    # size, and every caller it refused computed for itself.
+    cache = RedisCache(
+        endpoint="127.0.0.1", port=redis_port, namespace=f"burst-{uuid.uuid4().hex[:8]}:", pool_max_size=10
+    )
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda match: "normal", cache=cache, breaker=VIXCircuitBreaker())
+    async def odds(match: int) -> str:
+        computes.append(match)
+        await asyncio.sleep(0.05)
+        return "1.85"
+
+    before = await gets(redis_port)
+    values = await asyncio.gather(*(odds(7) for _ in range(1000)))
+    reads = await gets(redis_port) - before
+    assert values == ["1.85"] * 1000
+    assert computes == [7]
+    assert reads <= 2  # one for the burst, one more look by the lease holder
+    info = odds.cache_info()
+    assert (info.misses, info.coalesced, info.errors) == (1, 999, 0)
+    await cache.close()
+
+
+async def test_a_full_connection_pool_is_waited_for_not_turned_into_computations(redis_port: int) -> None:
+    cache = RedisCache(
+        endpoint="127.0.0.1", port=redis_port, namespace=f"pool-{uuid.uuid4().hex[:8]}:", pool_max_size=5
+    )
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda match: "normal", cache=cache, breaker=VIXCircuitBreaker())
+    async def odds(match: int) -> int:
+        computes.append(match)
+        return match
+
+    matches = range(300)  # 300 keys at once over 5 connections
+    assert await asyncio.gather(*(odds(m) for m in matches)) == list(matches)
+    assert await asyncio.gather(*(odds(m) for m in matches)) == list(matches)
+    info = odds.cache_info()
+    assert (info.misses, info.hits, info.errors) == (300, 300, 0)
+    assert sorted(computes) == list(matches)
+    await cache.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_an_older_entry_copied_back_is_never_served_after_a_newer_one(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    port = request.getfixturevalue(f"{kind}_port")
+    clock = FakeClock(1_000_000)
+    cls: Any = RedisCache if kind == "redis" else MemcachedCache
+    cache = cls(endpoint="127.0.0.1", port=port, namespace=f"replay-{uuid.uuid4().hex[:8]}:")
+    computed = iter(range(1, 100))
+
+    @vix_cached(
+        60,
+        status=lambda user: "normal",
+        cache=cache,
+        breaker=VIXCircuitBreaker(clock=clock),
+        clock=clock,
+        secret="a secret of the service's own",
+        namespace="balance",
+    )
+    async def balance(user: int) -> int:
+        return next(computed)
+
+    assert await balance(1) == 1
+    key = cache.build_key(wire_key("balance", ((1,), {})))
+    saved = await raw(cache, key, None)  # signed and valid: anyone with write access can keep it
+    clock.advance(1)
+    assert await balance.invalidate(1)
+    assert await balance(1) == 2
+    await raw(cache, key, saved)  # copied back: still within its TTL, still signed
+    clock.advance(1)
+    assert await balance(1) == 3  # older than a value served: a miss (0.2 served 1 again)
+    assert await balance(1) == 3
+    info = balance.cache_info()
+    assert (info.misses, info.stale, info.hits) == (2, 1, 1)
+    await cache.close()
+
+
+async def raw(cache: Any, key: bytes | str, value: bytes | None) -> Any:
+    """Read *key* as the server holds it (*value* None), or write *value* there as it is."""
+    if value is None:
+        return await cache.client.get(key)
+    return await cache.client.set(key, value)
