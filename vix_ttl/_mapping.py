@@ -2,14 +2,14 @@
 
 Entries are ``Entry(value, stored_at, ttl)`` tuples aged on the breaker's
 clock unless ``clock=`` says otherwise (so one ``FakeClock`` drives a whole
-test), read and written under the engine's lock. The hit path, ``MappingEngine.serve``, reads top to bottom:
-status -> key -> record and decide -> lookup -> freshness.
+test), read and written under the engine's lock. The hit path, ``MappingEngine.hot_path``,
+reads top to bottom in one frame: status -> key -> record and decide -> lookup -> freshness.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import cachetools
 
@@ -18,6 +18,33 @@ from vix_ttl._engine import BYPASS, EARLY, ERROR, MISS, STALE, Compute, Engine, 
 from vix_ttl._stale import Stale, early_refresh_due
 
 __all__ = ["MappingEngine", "mapping_engine"]
+
+
+_OnMiss = Callable[[object, tuple[Any, ...], dict[str, Any], Compute], Any]
+
+
+class _Method(NamedTuple):
+    """A method's call (or a static method's) going through the hot path, which sees its
+    arguments as the callables do (``self`` / ``cls`` first); the function is computed
+    without them: wrapt hands it bound."""
+
+    wrapped: Callable[..., Any]
+    bound: int
+    """1 when the hot path's arguments start with the instance the function is bound to."""
+
+
+class _Pending(NamedTuple):
+    """What the hit path hands a coroutine function's call on a miss: the computation to await."""
+
+    wrapped: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    why: Compute
+
+
+def _with(instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments the callables (status, ttl, key) get: ``self`` / ``cls`` first for methods."""
+    return args if instance is None else (instance, *args)
 
 
 def mapping_engine(
@@ -39,6 +66,9 @@ def mapping_engine(
 class MappingEngine(Engine):
     """An in-process store behind the engine's lock."""
 
+    _hot: Callable[..., Any]
+    """The hot path of the function ``direct`` was built for (methods go through it too)."""
+
     def __init__(
         self, cache: MutableMapping[Any, Any], options: Options, *, prefix: str | None, flights: Any
     ) -> None:
@@ -52,50 +82,65 @@ class MappingEngine(Engine):
         key = super().key(args, kwargs)
         return key if self._prefix is None else (self._prefix, key)
 
-    def serve(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The hot path: a fresh entry's value (a hit), else the ``Compute`` to run."""
-        # Engine.prepare and fresh(), written out: calling them makes a hit cost 16.1k
-        # instructions instead of 13.6k (callgrind). tests/test_properties.py proves
-        # this copy agrees with them.
-        if instance is not None:  # a method: the callables see self / cls, as the function does
-            args = (instance, *args)
-        try:
-            status = self._status(*args, **kwargs)
-        except TypeError as exc:  # free until raised
-            raise self.arity_error("status", self._status, exc, args, kwargs) from None
-        try:  # a member or its name: one lookup for both (they hash alike)
-            status, base = self._bases[status]
-        except (KeyError, TypeError):
-            status, base = self._bases[self.checked_status(status)]
-        if base.__class__ is not float:  # a ttl function
-            base = self.ttl_of(base, args, kwargs)
-        key: Any = args if self._args_are_key and not kwargs else self.key(args, kwargs)
-        ttl = self._observe(status, base)
-        if not ttl:
-            return Compute(BYPASS, ttl, self.hashable(key))
-        now = self._clock()
-        lock = self.lock
-        lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
-        try:
-            entry = self.cache[key]
-            if entry.__class__ is not Entry:  # not written by vix_ttl: a miss, overwritten
-                return Compute(MISS, ttl, key)
-            value, stored_at, stored_ttl, delta = entry
-            age, fresh_for = now - stored_at, (stored_ttl if stored_ttl < ttl else ttl)
-            if 0 <= age < fresh_for:
-                self.hits += 1
-                if self._beta and early_refresh_due(fresh_for - age, delta, self._beta):
-                    return Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for), status)
-                return value
-            return Compute(STALE, ttl, key, Stale(value, stored_at, fresh_for) if age >= 0 else None, status)
-        except KeyError:
-            return Compute(MISS, ttl, key)
-        except Exception as exc:
-            self.hashable(key)  # an unhashable key is the caller's error, not the store's
-            self._faults.failed("get", exc)
-            return Compute(ERROR, ttl, key)
-        finally:
-            lock.release()
+    def hot_path(self, on_miss: _OnMiss) -> Callable[..., Any]:
+        """The call, as the proxy's ``__call__``: a fresh entry's value (a hit), else ``on_miss``.
+
+        Status -> key -> record and decide -> lookup -> freshness, top to bottom in one
+        frame: ``Engine.prepare`` and ``fresh()`` written out, over local names (a call
+        and attribute reads here cost a fifth of a hit). tests/test_properties.py proves
+        this copy agrees with them. *on_miss* gets what the call got (its first argument:
+        the proxy, or a ``_Method``) and the ``Compute`` to run, once the lock is released.
+        """
+        engine, status_of, bases, observe = self, self._status, self._bases, self._observe
+        clock, lock, store, args_are_key = self._clock, self.lock, self.cache, self._args_are_key
+        beta, entry_class = self._beta, Entry
+        # One reading of the clock serves the breaker and the entry's age when they share it.
+        breaker_clock = None if clock is self.breaker.clock else self.breaker.clock
+
+        def call(caller: object, *args: Any, **kwargs: Any) -> Any:
+            try:
+                status = status_of(*args, **kwargs)
+            except TypeError as exc:  # free until raised
+                raise engine.arity_error("status", status_of, exc, args, kwargs) from None
+            try:  # a member or its name: one lookup for both (they hash alike)
+                status, base = bases[status]
+            except (KeyError, TypeError):
+                status, base = bases[engine.checked_status(status)]
+            if base.__class__ is not float:  # a ttl function
+                base = engine.ttl_of(base, args, kwargs)
+            key: Any = args if args_are_key and not kwargs else engine.key(args, kwargs)
+            now = clock()
+            ttl = observe(status, base, now if breaker_clock is None else breaker_clock())
+            if not ttl:  # the value is written through, for the NORMAL base TTL
+                written = engine.through_ttl(args, kwargs)
+                return on_miss(caller, args, kwargs, Compute(BYPASS, written, engine.hashable(key)))
+            lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
+            try:
+                entry = store[key]
+                if entry.__class__ is not entry_class:  # not written by vix_ttl: a miss, overwritten
+                    why = Compute(MISS, ttl, key)
+                else:
+                    value, stored_at, stored_ttl, delta = entry
+                    age, fresh_for = now - stored_at, (stored_ttl if stored_ttl < ttl else ttl)
+                    if 0 <= age < fresh_for:
+                        engine.hits += 1
+                        if not (beta and early_refresh_due(fresh_for - age, delta, beta)):
+                            return value
+                        why = Compute(EARLY, ttl, key, Stale(value, stored_at, fresh_for), status)
+                    else:
+                        stale = Stale(value, stored_at, fresh_for) if age >= 0 else None
+                        why = Compute(STALE, ttl, key, stale, status)
+            except KeyError:
+                why = Compute(MISS, ttl, key)
+            except Exception as exc:
+                engine.hashable(key)  # an unhashable key is the caller's error, not the store's
+                engine._faults.failed("get", exc)
+                why = Compute(ERROR, ttl, key)
+            finally:
+                lock.release()
+            return on_miss(caller, args, kwargs, why)
+
+        return call
 
     def keep(self, key: Any, value: Any, ttl: float, started: float, ended: float) -> bool:
         """Store a computed value, computed from *started* to *ended*; False if the store failed.
@@ -147,17 +192,18 @@ class SyncMappingEngine(MappingEngine):
     def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        served = self.serve(instance, args, kwargs)
-        return served if served.__class__ is not Compute else self._miss(wrapped, args, kwargs, served)
+        return self._hot(_Method(wrapped, instance is not None), *_with(instance, args), **kwargs)
 
     def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
-        serve, miss = self.serve, self._miss
+        miss = self._miss
 
-        def call(_proxy: object, *args: Any, **kwargs: Any) -> Any:
-            served = serve(None, args, kwargs)
-            return served if served.__class__ is not Compute else miss(wrapped, args, kwargs, served)
+        def on_miss(caller: object, args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute) -> Any:
+            if caller.__class__ is _Method:
+                return miss(caller.wrapped, args[caller.bound :], kwargs, why)
+            return miss(wrapped, args, kwargs, why)
 
-        return call
+        self._hot = self.hot_path(on_miss)
+        return self._hot
 
     def _miss(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute
@@ -167,10 +213,8 @@ class SyncMappingEngine(MappingEngine):
         def produce() -> Any:
             return wrapped(*args, **kwargs)
 
-        written = ttl or self.through_ttl(args, kwargs)
-
         def keep(value: Any, started: float, ended: float) -> bool:
-            return self.keep(key, value, written, started, ended)
+            return self.keep(key, value, ttl, started, ended)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind(key, produce, self.learning(keep, stale, status))
@@ -182,15 +226,21 @@ class AsyncMappingEngine(MappingEngine):
     async def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        served = self.serve(instance, args, kwargs)
-        return served if served.__class__ is not Compute else await self._miss(wrapped, args, kwargs, served)
+        served = self._hot(_Method(wrapped, instance is not None), *_with(instance, args), **kwargs)
+        return served if served.__class__ is not _Pending else await self._miss(*served)
 
     def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
-        serve, miss = self.serve, self._miss
+        def on_miss(caller: object, args: tuple[Any, ...], kwargs: dict[str, Any], why: Compute) -> Any:
+            if caller.__class__ is _Method:
+                return _Pending(caller.wrapped, args[caller.bound :], kwargs, why)
+            return _Pending(wrapped, args, kwargs, why)
+
+        hit, miss = self.hot_path(on_miss), self._miss
+        self._hot = hit
 
         async def call(_proxy: object, *args: Any, **kwargs: Any) -> Any:
-            served = serve(None, args, kwargs)
-            return served if served.__class__ is not Compute else await miss(wrapped, args, kwargs, served)
+            served = hit(_proxy, *args, **kwargs)
+            return served if served.__class__ is not _Pending else await miss(*served)
 
         return call
 
@@ -202,10 +252,8 @@ class AsyncMappingEngine(MappingEngine):
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        written = ttl or self.through_ttl(args, kwargs)
-
         async def keep(value: Any, started: float, ended: float) -> bool:
-            return self.keep(key, value, written, started, ended)
+            return self.keep(key, value, ttl, started, ended)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)

@@ -203,19 +203,21 @@ class VIXCircuitBreaker:
 
     record_panic_status = record
 
-    def _observe(self, status: VixStatus, base_ttl: float) -> float:
+    def _observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
         """``record`` then ``decide`` in one critical section; return the TTL (0 bypasses).
 
         The decorator's and the serializer's per-call step, private to vix_ttl:
         *status* must be a member and *base_ttl* already checked, for this path
-        validates nothing. Its first steps are ``record``'s, written out again
-        on purpose: a shared helper costs a tenth of ``record`` in call
+        validates nothing. *now*: the breaker's clock, read by a caller that reads
+        it anyway (else read here). Its first steps are ``record``'s, written out
+        again on purpose: a shared helper costs a tenth of ``record`` in call
         overhead. ``tests/test_properties.py`` proves the two agree.
         """
         lock = self._lock
         lock.acquire()
         try:
-            now = self._clock()
+            if now is None:
+                now = self._clock()
             self._add(now, status is _PANIC)
             window, machine = self._window, self._machine
             ratio = window.panics / window.total
@@ -265,14 +267,14 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return decision
 
-    def _judge(self, status: VixStatus, base_ttl: float) -> float:
+    def _judge(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
         """The TTL ``decide`` would give, recording and counting nothing.
 
         For callers whose statuses are recorded elsewhere (``X-Vix-Status`` stored with
         a response), or that only restate a decision (an HTTP response's ``max-age``).
         """
         with self._lock:
-            hops = self._settle()
+            hops = self._settle(now)
             floor = self._rows[status][0]
         if hops:
             self._publish(hops)
@@ -373,9 +375,10 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return value
 
-    def _settle(self) -> list[Transition] | None:
-        """Move the window to now and settle the mode. Caller holds the lock."""
-        now = self._clock()
+    def _settle(self, now: float | None = None) -> list[Transition] | None:
+        """Move the window to *now* (default: the clock's) and settle the mode. Caller holds the lock."""
+        if now is None:
+            now = self._clock()
         window = self._window
         window.advance(now)
         hops = self._machine.update(window.ratio, window.total, now)

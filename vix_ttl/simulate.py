@@ -158,8 +158,8 @@ class _RecordingBreaker(VIXCircuitBreaker):
 
     last_ttl = 0.0
 
-    def _observe(self, status: VixStatus, base_ttl: float) -> float:
-        self.last_ttl = ttl = VIXCircuitBreaker._observe(self, status, base_ttl)
+    def _observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
+        self.last_ttl = ttl = VIXCircuitBreaker._observe(self, status, base_ttl, now)
         return ttl
 
 
