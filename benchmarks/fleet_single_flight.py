@@ -88,6 +88,7 @@ def worker(  # noqa: PLR0917 - a process target takes its arguments by position
             await asyncio.sleep(max(0.0, at - loop.time()))  # a fixed rate: calls never wait for each other
             tasks.append(asyncio.create_task(call(at)))
         await asyncio.gather(*tasks)
+        await asyncio.sleep(workload["backend"] + 0.5)  # background refreshes end before the cache closes
         await cache.close()
         await counter.aclose()
         out.put(latencies)
