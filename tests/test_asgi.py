@@ -222,6 +222,26 @@ async def test_after_a_short_panic_the_page_from_before_it_never_comes_back(
     assert after.headers["age"] == "5" and fresh_left(after) == 55
 
 
+async def test_a_page_served_that_cannot_be_kept_still_keeps_the_old_one_away(clock: FakeClock) -> None:
+    page = {"body": b"old", "headers": [(b"content-type", b"text/plain")]}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": page["headers"]})
+        await send({"type": "http.response.body", "body": page["body"]})
+
+    status = {"now": "normal"}
+    breaker = VIXCircuitBreaker(clock=clock, min_samples=10**9)
+    cached = VixCacheMiddleware(app, ttl=60, breaker=breaker, status=lambda scope: status["now"])
+    async with client(cached) as http:
+        assert (await http.get("/x")).text == "old"
+        status["now"] = "panic"
+        page.update(body=b"new", headers=[(b"cache-control", b"no-store")])  # the app's own no-store
+        bypassed = await http.get("/x")
+        assert bypassed.text == "new" and bypassed.headers["x-vix-cache"] == "bypass"
+        status["now"], page["headers"] = "normal", []
+        assert (await http.get("/x")).text == "new"  # never the page from before it
+
+
 async def test_the_query_is_part_of_the_key_in_any_order(service: Service, clock: FakeClock) -> None:
     async with client(middleware(service, clock)) as http:
         a = await http.get("/odds/1?b=2&a=1")

@@ -11,6 +11,7 @@ from typing import Any
 import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
+from structlog.testing import capture_logs
 
 from vix_ttl import Decision, Mode, Strategy, TTLPolicy, VIXCircuitBreaker, VixStatus, get_breaker
 from vix_ttl.decorator import vix_cached
@@ -400,3 +401,30 @@ def test_generators_are_refused() -> None:
         @vix_cached(60, status=lambda: "normal")
         def odds_stream() -> Any:
             yield 2.0
+
+
+class FlakyStore(dict[Any, Any]):
+    """A mapping over a network that may refuse a write."""
+
+    refuse = False
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.refuse:
+            raise ConnectionError("write lost")
+        super().__setitem__(key, value)
+
+
+def test_a_bypassed_value_the_store_refused_still_keeps_the_old_one_away() -> None:
+    store, state = FlakyStore(), {"status": "normal", "value": "old"}
+
+    @vix_cached(60, status=lambda match: state["status"], cache=store, breaker=VIXCircuitBreaker())
+    def odds(match: int) -> str:
+        return state["value"]
+
+    assert odds(1) == "old"
+    state.update(status="panic", value="new")
+    store.refuse = True
+    with capture_logs():
+        assert odds(1) == "new"  # served, not stored: the entry it replaces is dropped
+    store.refuse, state["status"] = False, "normal"
+    assert odds(1) == "new"  # never "old" again after "new" was served

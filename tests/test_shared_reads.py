@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiocache import MemcachedCache, RedisCache
+from structlog.testing import capture_logs
 
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
@@ -114,3 +115,83 @@ async def raw(cache: Any, key: bytes | str, value: bytes | None) -> Any:
     if value is None:
         return await cache.client.get(key)
     return await cache.client.set(key, value)
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_processes_whose_clocks_disagree_still_share_entries(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    # Monotonic reads place each value after every value of its key its writer has seen,
+    # so a process 3 s ahead and one on time never take each other's entries for older.
+    port = request.getfixturevalue(f"{kind}_port")
+    cls: Any = RedisCache if kind == "redis" else MemcachedCache
+    namespace = f"skew-{uuid.uuid4().hex[:8]}:"
+    computes = {"ahead": 0, "on time": 0}
+    now = FakeClock(1_000_000)
+
+    def process(name: str, skew: float) -> Any:
+        @vix_cached(
+            60,
+            status=lambda match: "normal",
+            cache=cls(endpoint="127.0.0.1", port=port, namespace=namespace),
+            breaker=VIXCircuitBreaker(),
+            namespace="odds",
+            clock=lambda: now() + skew,
+        )
+        async def odds(match: int) -> str:
+            computes[name] += 1
+            return name
+
+        return odds
+
+    ahead, on_time = process("ahead", 3.0), process("on time", 0.0)
+    for _ in range(50):
+        await ahead(1)
+        await on_time(1)
+        now.advance(0.1)
+    assert computes["ahead"] + computes["on time"] <= 3  # 0.3's first monotonic reads: 100
+    await ahead.cache.close()
+    await on_time.cache.close()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_clock_stepped_back_does_not_turn_caching_off(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    wall = {"now": 1_000_000.0}  # a wall clock, which NTP may step back (a FakeClock never goes back)
+    cache: Any = None
+    if store == "redis":
+        port = request.getfixturevalue("redis_port")
+        cache = RedisCache(endpoint="127.0.0.1", port=port, namespace=f"step-{uuid.uuid4().hex[:8]}:")
+    computes: list[int] = []
+
+    @vix_cached(
+        60, status=lambda match: "normal", cache=cache, breaker=VIXCircuitBreaker(), clock=lambda: wall["now"]
+    )
+    async def odds(match: int) -> int:
+        computes.append(match)
+        return len(computes)
+
+    assert await odds(1) == 1
+    wall["now"] -= 30  # NTP steps the wall clock back 30 s
+    assert await odds(1) == 2  # its entry is 30 s in the future: no age to trust, computed
+    assert [await odds(1) for _ in range(20)] == [2] * 20  # and cached again at once
+    if cache is not None:
+        await cache.close()
+
+
+async def test_a_bypassed_value_that_cannot_be_stored_still_keeps_the_old_one_away(redis_port: int) -> None:
+    cache = RedisCache(endpoint="127.0.0.1", port=redis_port, namespace=f"unstorable-{uuid.uuid4().hex[:8]}:")
+    state: dict[str, Any] = {"status": "normal", "value": [1, 2]}
+
+    @vix_cached(60, status=lambda match: state["status"], cache=cache, breaker=VIXCircuitBreaker())
+    async def odds(match: int) -> Any:
+        return state["value"]
+
+    assert await odds(1) == [1, 2]  # calm: stored
+    state.update(status="panic", value=(3, 4))  # JSON cannot keep a tuple: served, not stored
+    with capture_logs():
+        assert await odds(1) == (3, 4)
+    state["status"] = "normal"
+    assert await odds(1) == (3, 4)  # computed again: the calm [1, 2] never comes back
+    await cache.close()

@@ -185,7 +185,6 @@ class AiocacheEngine(Engine):
                     stale = Stale(found.value, found.stored_at, found.fresh_for)
                 if found is not None and outcome is HIT:
                     self.count(HIT)
-                    self._newest.note(key, found.stored_at)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
                         produce, keep = self._producer(  # written in the background, bounded
                             wrapped, args, kwargs, key, signed_key, ttl, base, status, Budget(self._timeout)
@@ -211,8 +210,9 @@ class AiocacheEngine(Engine):
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
-        if self._newest.older(key, header.stored_at):
-            return STALE, None  # older than a value this process has served or written: never again
+        if self._newest.older(key, header.order):
+            return STALE, None  # older than a value this process has seen: never again
+        self._newest.note(key, header.order)  # this process's next value of the key goes after it
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT
@@ -250,18 +250,20 @@ class AiocacheEngine(Engine):
         base: float,
         status: VixStatus,
         budget: Budget,
-    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float, float], Awaitable[bool]]]:
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float, float, int], Awaitable[bool]]]:
         """The computation of one call, and the write of its result (within *budget*)."""
         written = ttl or self.through_ttl(args, kwargs)
 
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        async def keep(value: Any, started: float, ended: float) -> bool:
+        async def keep(value: Any, started: float, ended: float, finished: int) -> bool:
+            # This value is served: whether or not it can be stored, nothing older is served after it.
+            place = self._newest.place(key, self._clock())
             kept = written if self._entry_ttl is None else self._entry_ttl(value, written)
             if not kept:  # nothing to keep: the entry it replaces goes
                 return await self._delete(key, budget)
-            header = Header(ended, kept, base, status.value, max(0.0, ended - started))
+            header = Header(ended, kept, base, status.value, max(0.0, ended - started), place)
             return await self._write(key, signed_key, value, header, budget)
 
         return produce, keep
@@ -288,7 +290,6 @@ class AiocacheEngine(Engine):
             # A bypass receives a value computed since it began to wait; any other call, a fresh one.
             if found is None or (outcome is not HIT if ttl else found.stored_at < since):
                 return NOTHING
-            self._newest.note(key, found.stored_at)
             return found.value
 
         async def leased() -> tuple[Any, Any]:
@@ -361,6 +362,7 @@ class AiocacheEngine(Engine):
                 )
         except Exception as exc:
             self._unstorable.failed("dumps", exc)
+            await self._delete(key, budget)  # the entry it replaces must not be served in its place
             return False
         self._unstorable.recovered()
         if self._in_process:
@@ -375,7 +377,6 @@ class AiocacheEngine(Engine):
         except Exception as exc:
             self._faults.failed("set", exc)
             return False
-        self._newest.note(key, header.stored_at)
         return True
 
     async def _delete(self, key: Any, budget: Budget | None) -> bool:

@@ -17,6 +17,7 @@ for other kinds of cache are found through the ``vix_ttl.stores`` entry points
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import threading
 import weakref
@@ -113,6 +114,8 @@ class Entry(NamedTuple):
     ttl: float
     delta: float = 0.0
     """How long its computation took (early refresh weighs it)."""
+    finished: int = 0
+    """When its computation ended, among this process's computations (``finish_order``)."""
 
 
 def fresh(age: float, stored_ttl: float, decided_ttl: float) -> bool:
@@ -183,9 +186,14 @@ FROM_ANOTHER_PROCESS: Any = "from another process"
 """What a shared run says instead of "stored": it received another process's result."""
 
 
-_Keep = Callable[[Any, float, float], Any]
+_Keep = Callable[[Any, float, float, int], Any]
 """Writes a computed value, given when its computation started and ended (the entry's age
-counts from its end); True if kept, False if the store failed (a bool, or an awaitable of one)."""
+counts from its end) and its ``finish_order``; True if kept, False if the store failed (a
+bool, or an awaitable of one)."""
+
+finish_order = itertools.count().__next__
+"""A ticket taken as each computation ends: the order computations of this process ended in,
+whatever the entry clock does (a clock stepped back, a ``FakeClock`` set back). Atomic."""
 
 
 class Raised(NamedTuple):
@@ -401,14 +409,14 @@ class Engine(ABC):
             return keep
         learn, old, since = self._learn, stale.value, stale.stored_at
 
-        def keep_and_learn(value: Any, started: float, ended: float) -> Any:
+        def keep_and_learn(value: Any, started: float, ended: float, finished: int) -> Any:
             try:
                 changed = bool(value != old)
             except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
                 pass
             else:
                 learn(status, max(0.0, started - since), changed)
-            return keep(value, started, ended)
+            return keep(value, started, ended, finished)
 
         return keep_and_learn
 
@@ -421,7 +429,7 @@ class Engine(ABC):
                 value = produce()
             except Exception as exc:
                 return Raised(exc, exc.__traceback__), True
-            return value, keep(value, started, clock())
+            return value, keep(value, started, clock(), finish_order())
 
         return run
 
@@ -497,7 +505,7 @@ class Engine(ABC):
                 value = await produce()
             except Exception as exc:
                 return Raised(exc, exc.__traceback__), True
-            return value, await keep(value, started, clock())
+            return value, await keep(value, started, clock(), finish_order())
 
         return run
 

@@ -10,8 +10,11 @@ crosses any backend and any aiocache serializer unchanged:
   backend can hand back a tuple, so its type proves nobody else wrote it
 
 The header holds the wall-clock stored-at time, the decided TTL, the caller's
-base TTL (``inf``: never expires), the status and how long the computation took. ``<sig>`` is the HMAC of the
-wire key and of everything after the signature field (``-`` when unsigned).
+base TTL (``inf``: never expires), the status, how long the computation took, and
+the entry's place in the order of its key's values (monotonic reads: a writer puts
+it after every value of the key it has seen, so writers' clocks may disagree; 0.2's
+entries, without it, take their stored-at time). ``<sig>`` is the HMAC of the wire
+key and of everything after the signature field (``-`` when unsigned).
 
 ``open_envelope`` never raises and never decodes a payload: it returns
 ``None`` for anything that is not an envelope of this version, whose header
@@ -42,6 +45,8 @@ class Header(NamedTuple):
     status: str
     delta: float = 0.0
     """How long the value took to compute (early refresh weighs it)."""
+    order: float = math.nan
+    """Its place among the values of its key (NaN: its stored-at time)."""
 
 
 def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: bytes | None = None) -> Any:
@@ -50,7 +55,9 @@ def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: byt
     Raises:
         TypeError: a signer is given but the payload is neither str nor bytes.
     """
-    head = f"{header.stored_at!r}|{header.ttl!r}|{header.base_ttl!r}|{header.status}|{header.delta!r}\n"
+    stored_at, ttl, base_ttl, status, delta, order = header
+    order = stored_at if math.isnan(order) else order
+    head = f"{stored_at!r}|{ttl!r}|{base_ttl!r}|{status}|{delta!r}|{order!r}\n"
     if isinstance(payload, str):
         text = head + payload
         signature = _UNSIGNED if signer is None else signer.sign(key, text.encode())
@@ -68,7 +75,8 @@ def seal(header: Header, payload: Any, *, signer: Signer | None = None, key: byt
 
 def seal_local(header: Header, payload: Any) -> tuple[Any, ...]:
     """Wrap *payload* for an in-process store: a tuple, which only memory can hold."""
-    return (_MARK, *header, payload)
+    order = header.stored_at if math.isnan(header.order) else header.order
+    return (_MARK, *header[:5], order, payload)
 
 
 def open_envelope(
@@ -98,18 +106,26 @@ def open_envelope(
                 return None
             head_bytes, _, payload_bytes = body_bytes.partition(b"\n")
             return _header(head_bytes.decode("ascii").split("|")), payload_bytes
-        if isinstance(raw, tuple) and len(raw) == 7 and raw[0] == _MARK:
-            return _header(list(raw[1:6])), raw[6]
+        if isinstance(raw, tuple) and len(raw) == 8 and raw[0] == _MARK:
+            return _header(list(raw[1:7])), raw[7]
     except (TypeError, ValueError, UnicodeError):
         pass
     return None
 
 
 def _header(fields: list[Any]) -> Header:
-    if len(fields) != 5 or fields[3] not in _STATUSES:
+    if len(fields) not in (5, 6) or fields[3] not in _STATUSES:  # 0.2 wrote 5 fields
         raise ValueError("not a vix_ttl envelope header")
     stored_at, ttl, base_ttl, delta = (float(f) for f in (*fields[:3], fields[4]))
+    order = float(fields[5]) if len(fields) == 6 else stored_at
     # `>= 0` is False for NaN; an infinite TTL means "never expires".
-    if not (math.isfinite(stored_at) and ttl >= 0 and base_ttl >= 0 and math.isfinite(delta) and delta >= 0):
+    if not (
+        math.isfinite(stored_at)
+        and ttl >= 0
+        and base_ttl >= 0
+        and math.isfinite(delta)
+        and delta >= 0
+        and math.isfinite(order)
+    ):
         raise ValueError("bad vix_ttl envelope header")
-    return Header(stored_at, ttl, base_ttl, fields[3], delta)
+    return Header(stored_at, ttl, base_ttl, fields[3], delta, order)

@@ -1,6 +1,6 @@
 """The in-process store of ``@vix_cached``: a cachetools cache, or any MutableMapping.
 
-Entries are ``Entry(value, stored_at, ttl)`` tuples aged on the breaker's
+Entries are ``Entry(value, stored_at, ttl, delta, finished)`` tuples aged on the breaker's
 clock unless ``clock=`` says otherwise (so one ``FakeClock`` drives a whole
 test), read and written under the engine's lock. The hit path, ``MappingEngine.hot_path``,
 reads top to bottom in one frame: status -> key -> record and decide -> lookup -> freshness.
@@ -8,6 +8,7 @@ reads top to bottom in one frame: status -> key -> record and decide -> lookup -
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple
 
@@ -120,7 +121,7 @@ class MappingEngine(Engine):
                 if entry.__class__ is not entry_class:  # not written by vix_ttl: a miss, overwritten
                     why = Compute(MISS, ttl, key)
                 else:
-                    value, stored_at, stored_ttl, delta = entry
+                    value, stored_at, stored_ttl, delta, _ = entry
                     age, fresh_for = now - stored_at, (stored_ttl if stored_ttl < ttl else ttl)
                     if 0 <= age < fresh_for:
                         engine.hits += 1
@@ -142,21 +143,24 @@ class MappingEngine(Engine):
 
         return call
 
-    def keep(self, key: Any, value: Any, ttl: float, started: float, ended: float) -> bool:
+    def keep(  # noqa: PLR0917 - the key, and what the engine's runner hands every store
+        self, key: Any, value: Any, ttl: float, started: float, ended: float, finished: int
+    ) -> bool:
         """Store a computed value, computed from *started* to *ended*; False if the store failed.
 
-        Never over a newer entry: two computations of one key may finish in one order
-        and write in the other (threads, or coalescing off), and a process never serves
-        a value older than one it served before. A TTL of 0 keeps nothing, and drops
-        the entry this value replaces.
+        Never over a value whose computation ended later (*finished*: the order they ended
+        in): two computations of one key may end in one order and write in the other
+        (threads, or coalescing off), and a process never serves a value older than one it
+        served. A TTL of 0 keeps nothing, and drops the entry this value replaces; so does
+        a store that fails to write it, if it can still drop.
         """
         if self._entry_ttl is not None:
             ttl = self._entry_ttl(value, ttl)
-        entry = Entry(value, ended, ttl, max(0.0, ended - started)) if ttl else None
+        entry = Entry(value, ended, ttl, max(0.0, ended - started), finished) if ttl else None
         with self.lock:
             try:
                 held = self.cache.get(key)
-                if held.__class__ is Entry and entry is not None and held.stored_at > entry.stored_at:
+                if held.__class__ is Entry and held.finished > finished:
                     pass  # a newer value is there already
                 elif entry is None:
                     self.cache.pop(key, None)
@@ -164,6 +168,8 @@ class MappingEngine(Engine):
                     self.cache[key] = entry
             except Exception as exc:
                 self._faults.failed("set", exc)
+                with contextlib.suppress(Exception):  # what it replaces must not be served after it
+                    self.cache.pop(key, None)
                 return False
         self._faults.recovered()
         return True
@@ -213,8 +219,8 @@ class SyncMappingEngine(MappingEngine):
         def produce() -> Any:
             return wrapped(*args, **kwargs)
 
-        def keep(value: Any, started: float, ended: float) -> bool:
-            return self.keep(key, value, ttl, started, ended)
+        def keep(value: Any, started: float, ended: float, finished: int) -> bool:
+            return self.keep(key, value, ttl, started, ended, finished)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind(key, produce, self.learning(keep, stale, status))
@@ -252,8 +258,8 @@ class AsyncMappingEngine(MappingEngine):
         def produce() -> Awaitable[Any]:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
-        async def keep(value: Any, started: float, ended: float) -> bool:
-            return self.keep(key, value, ttl, started, ended)
+        async def keep(value: Any, started: float, ended: float, finished: int) -> bool:
+            return self.keep(key, value, ttl, started, ended, finished)
 
         if outcome is EARLY:  # a hit, already counted, that refreshes ahead of its expiry
             self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)

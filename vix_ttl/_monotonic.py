@@ -2,10 +2,16 @@
 
 On a shared store, an older entry can come back: a slower process writes the value
 it computed before another's, or anyone who can write to the server copies back an
-entry it saved. Each entry holds when its computation ended; a process remembers,
-per key, the newest such time it has served or written, and treats an entry older
-than that as gone. Memory is bounded: the keys least recently used are forgotten
-first (``NEWEST_KEYS`` per function or serializer).
+entry it saved. Each entry holds its place in the order of its key's values; a
+process remembers, per key, the latest place it has seen (served, written, or read
+in a valid entry), and treats an entry placed before that as gone.
+
+Places are times, kept in order the way a hybrid logical clock keeps them: a writer
+places its value at its wall-clock time of writing, or just after the latest place
+it has seen for the key if that is later. So two processes whose clocks disagree,
+or a clock stepped back, never make a process's own writes look older than what it
+has seen: they are placed after it. Memory is bounded: the keys least recently used
+are forgotten first (``NEWEST_KEYS`` per function or serializer).
 """
 
 from __future__ import annotations
@@ -22,18 +28,25 @@ NEWEST_KEYS = 16384
 
 
 class Newest:
-    """Per key, when the computation of the newest value served or written ended."""
+    """Per key, the latest place among its values this process has seen."""
 
-    __slots__ = ("_times",)
+    __slots__ = ("_places",)
 
     def __init__(self, maxsize: int = NEWEST_KEYS) -> None:
-        self._times: cachetools.LRUCache[Hashable, float] = cachetools.LRUCache(maxsize)
+        self._places: cachetools.LRUCache[Hashable, float] = cachetools.LRUCache(maxsize)
 
-    def older(self, key: Hashable, stored_at: float) -> bool:
-        """Whether an entry of *key* stored at *stored_at* is older than one served or written."""
-        return stored_at < self._times.get(key, -math.inf)
+    def older(self, key: Hashable, place: float) -> bool:
+        """Whether an entry of *key* at *place* comes before a value already seen."""
+        return place < self._places.get(key, -math.inf)
 
-    def note(self, key: Hashable, stored_at: float) -> None:
-        """A value of *key* stored at *stored_at* was served or written."""
-        if stored_at > self._times.get(key, -math.inf):
-            self._times[key] = stored_at
+    def note(self, key: Hashable, place: float) -> None:
+        """A value of *key* at *place* was seen (served, written, or read in a valid entry)."""
+        if place > self._places.get(key, -math.inf):
+            self._places[key] = place
+
+    def place(self, key: Hashable, now: float) -> float:
+        """Where a value of *key* written *now* goes: now, or just after the latest seen; noted."""
+        latest = self._places.get(key, -math.inf)
+        place = now if now > latest else math.nextafter(latest, math.inf)
+        self._places[key] = place
+        return place

@@ -183,12 +183,11 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)
-        header = Header(self.clock(), ttl, base, status.value)
+        now = self.clock()
+        header = Header(now, ttl, base, status.value, 0.0, self._newest.place(key, now) if key else now)
         payload = self.inner.dumps(value)
         if handover is not None and handover.in_process:
             return seal_local(header, payload)  # aiocache's memory: nobody else writes there
-        if key:
-            self._newest.note(key, header.stored_at)
         return seal(header, payload, signer=self.signer, key=key)
 
     def _base_ttl(self, status: VixStatus, handover: _Handover | None) -> float:
@@ -209,8 +208,10 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
-        if key and self._newest.older(key, header.stored_at):
-            return None  # older than a value of this key this serializer has written or served
+        if key:
+            if self._newest.older(key, header.order):
+                return None  # older than a value of this key this serializer has seen
+            self._newest.note(key, header.order)
         decision = self.breaker.decide(header.status, header.base_ttl)
         if not fresh(self.clock() - header.stored_at, header.ttl, decision.ttl):
             return None
@@ -219,8 +220,6 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         except Exception as exc:
             return self._reject(f"its payload does not decode: {exc!r}")
         self._rejections.recovered()
-        if key:
-            self._newest.note(key, header.stored_at)
         return loaded
 
     def _reject(self, reason: str) -> None:

@@ -247,8 +247,12 @@ class VixCacheMiddleware:
             except _Passed as passed:
                 if passed.request is not request:  # another client's response: run the app for this one
                     await self.app(request.scope, request.receive, _saying(request.send, "miss"))
-                elif passed.response is not None:  # not streamed to its client already
-                    await self._send(request, passed.response, "miss")
+                    return
+                # Served in place of the stored page, which must not come back after it.
+                await self._forget(key)
+                if passed.response is not None:  # not streamed to its client already
+                    said = _SAID[request.outcomes[-1]] if request.outcomes else "miss"
+                    await self._send(request, passed.response, said)
                 return
             except _AppFailed as failed:
                 if failed.request is request or failed.shareable:
@@ -258,9 +262,7 @@ class VixCacheMiddleware:
                 return
             wire = _wire(value)
             if wire is None:  # an entry in a shared store nobody signed, of another shape
-                dropped = self._cached.invalidate(key)
-                if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
-                    await dropped
+                await self._forget(key)
                 await self.app(request.scope, request.receive, _saying(request.send, "miss"))
                 return
         finally:
@@ -268,6 +270,11 @@ class VixCacheMiddleware:
             _REQUEST.reset(token)
         said = _SAID[request.outcomes[-1]] if request.outcomes else "hit"
         await self._serve(request, value, wire, said)
+
+    async def _forget(self, key: _Key) -> None:
+        dropped = self._cached.invalidate(key)
+        if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
+            await dropped
 
     # -- the computation: the application, captured ------------------------------------
 
