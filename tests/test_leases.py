@@ -193,3 +193,65 @@ async def test_a_computation_calling_itself_computes_instead_of_waiting_on_its_o
     # The outer call holds the lease and renews it: a nested call waiting on it would wait forever.
     assert await asyncio.wait_for(odds(7), timeout=10 * LEASE) == "odds"
     assert attempts == [0, 0]
+
+
+async def test_a_planted_lease_that_keeps_changing_lapses_all_the_same(fleet: Fleet) -> None:
+    async def compute(n: int) -> str:
+        return "odds"
+
+    odds = fleet.process(0, compute)
+    planted = fleet.lease_key(7)
+    stop = asyncio.Event()
+
+    async def churn() -> None:  # a value every 50 ms, shaped like a lease: never a renewal
+        n = 0
+        while not stop.is_set():
+            n += 7
+            value = f"0123456789abcdef.{n}"
+            if fleet.kind == "memory":
+                fleet.shared_memory._cache[planted] = value
+            else:
+                await fleet.caches[0].client.set(
+                    planted.encode() if fleet.kind == "memcached" else planted, value.encode()
+                )
+            await asyncio.sleep(0.05)
+
+    churning = asyncio.create_task(churn())
+    try:
+        assert await asyncio.wait_for(odds(7), timeout=4 * LEASE + 5) == "odds"  # 0.3's first leases: never
+    finally:
+        stop.set()
+        await churning
+
+
+async def test_a_slow_but_healthy_server_never_makes_a_waiter_compute_twice(redis_port: int) -> None:
+    class Slow(RedisCache):  # type: ignore[misc]
+        async def _get(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.005)  # every read takes 5 ms: slow, and healthy
+            return await super()._get(*args, **kwargs)
+
+    namespace, computes = f"slow-{uuid.uuid4().hex[:8]}:", []
+
+    def process(n: int) -> Any:
+        @vix_cached(
+            60,
+            status=lambda match: "normal",
+            cache=Slow(endpoint="127.0.0.1", port=redis_port, namespace=namespace, timeout=0.1),
+            namespace="odds",
+            breaker=VIXCircuitBreaker(),
+        )
+        async def odds(match: int) -> str:
+            computes.append(n)
+            await asyncio.sleep(2 * LEASE)  # the waiter polls 40 times meanwhile: 200 ms of reads
+            return f"computed by {n}"
+
+        return odds
+
+    first, second = process(0), process(1)
+    holder = asyncio.create_task(first(7))
+    await asyncio.sleep(0.05)
+    assert await second(7) == "computed by 0"  # 0.3's first leases charged every poll to one timeout
+    assert await holder == "computed by 0"
+    assert computes == [0] and second.cache_info().errors == 0
+    await first.cache.close()
+    await second.cache.close()

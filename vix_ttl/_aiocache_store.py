@@ -284,8 +284,8 @@ class AiocacheEngine(Engine):
         signed_key = None if self._signer is None else key_bytes(self.cache, key)
         since = self._clock()
 
-        async def look() -> Any:
-            raw = await self._bounded(lambda: self.cache.get(key, loads_fn=identity, timeout=0), budget)
+        async def look(within: Budget | None) -> Any:
+            raw = await self._bounded(lambda: self.cache.get(key, loads_fn=identity, timeout=0), within)
             outcome, found = self._open(raw, key, signed_key, ttl or math.inf)
             # A bypass receives a value computed since it began to wait; any other call, a fresh one.
             if found is None or (outcome is not HIT if ttl else found.stored_at < since):

@@ -9,9 +9,12 @@ is slow or failing:
   computed once, and its waiters see it is alive;
 - a lease that is gone without an entry (its holder died) is taken over by exactly
   one waiter (``add``); the others wait on the new holder;
-- a lease whose value does not move for one lease time (a holder stuck or dead, a
-  lease planted with no expiry, a value that is not a lease) has lapsed: one waiter
-  swaps it for its own, atomically. A planted lease delays a key once, never forever;
+- a lease that shows no sign of life for one lease time (a holder stuck or dead, a
+  lease planted with no expiry, a value that is not a lease, or one that changes
+  otherwise than a holder renews) has lapsed: one waiter swaps it for its own,
+  atomically. A planted lease delays a key once, never forever, and no wait lasts
+  longer than ``MAX_WAIT_SECONDS`` (a holder that renews forever, stuck, or itself
+  waiting on a process that waits on it);
 - a holder whose computation raised says so (``<lease>.failed`` holds its token for
   a second) before it lets go: the processes that waited on it compute at once,
   each meeting its own exception (or its own success), instead of taking over one
@@ -35,15 +38,20 @@ from typing import Any, Protocol
 
 from vix_ttl._budget import Budget
 
-__all__ = ["LEASE_SECONDS", "NOTHING", "LeaseStore", "single_flight"]
+__all__ = ["LEASE_SECONDS", "MAX_WAIT_SECONDS", "NOTHING", "LeaseStore", "LeaseWaitError", "single_flight"]
 
 LEASE_SECONDS = 5.0
 """How long a lease lasts unless renewed: a holder that dies delays the others this long at most."""
 FAILED_SECONDS = 1.0
 """How long a failed holder's word stays: every process waiting on it polls within it."""
 
+MAX_WAIT_SECONDS = 12 * LEASE_SECONDS
+"""The longest a process waits on another's computation of a key (it then computes): a holder
+that renews forever (stuck, or waiting on this very process) never blocks a key for good."""
+
 _POLL_SECONDS = (0.005, 0.05)  # waiters look for the holder's entry this often, first to last
-_LEASE = re.compile(r"([0-9a-f]{16})\.\d{1,9}")  # a lease as vix_ttl writes it
+_LEASE = re.compile(r"([0-9a-f]{16})\.(\d{1,9})")  # a lease as vix_ttl writes it
+_MAX_HOLDERS = 4  # holders one waiter follows: each takes over from one that died
 
 NOTHING: Any = object()
 """What ``look`` returns when there is no entry to receive."""
@@ -81,7 +89,7 @@ Fault = Callable[[BaseException], object]
 async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it needs of the store
     store: LeaseStore,
     name: str,
-    look: Callable[[], Awaitable[Any]],
+    look: Callable[[Budget | None], Awaitable[Any]],
     run: Callable[[], Awaitable[tuple[Any, Any]]],
     failed: Callable[[Any], bool],
     budget: Budget,
@@ -92,10 +100,16 @@ async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it n
     """*run*'s result, or the entry another process computed meanwhile (``(value, None)``).
 
     *look* reads the entry this call may receive (``NOTHING`` if none; faults
-    raise); *run* computes and writes it, giving ``(value, stored)``; *failed*
-    tells a result that is the computation's failure. *look_again*: a process
-    that takes the lease at once looks once more (the last holder may have just
-    written); a bypass does not, since it serves no entry written before it began.
+    raise) within the budget it is given; *run* computes and writes it, giving
+    ``(value, stored)``; *failed* tells a result that is the computation's failure.
+    *look_again*: a process that takes the lease at once looks once more (the last
+    holder may have just written); a bypass does not, since it serves no entry
+    written before it began.
+
+    Polls are not charged to the call's budget (a slow but healthy server would
+    use it up while a long computation runs elsewhere): each gets a timeout of its
+    own, and one that fails ends the wait and the budget (a hung server costs the
+    call one timeout in all).
     """
     mine = _Holder(secrets.token_hex(8))
     try:
@@ -105,36 +119,80 @@ async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it n
         return await run()
     if taken:
         return await _hold(store, name, mine, look if look_again else None, run, failed, budget, fault)
-    loop = asyncio.get_running_loop()
-    seen, seen_at, waited_on = None, loop.time(), set()
+    waiting = _Waiting(asyncio.get_running_loop().time)
     pause, longest = _POLL_SECONDS
     while True:
         await asyncio.sleep(pause)
         pause = min(pause * 2, longest)
         try:
-            found = await look()
+            found = await look(None)
             if found is not NOTHING:
                 return found, None
-            held = await store.peek(name, budget)
+            held = await store.peek(name, None)
             if held is None:  # gone with no entry: its holder failed, or died
-                if await store.peek(name + _FAILED, budget) in waited_on:
+                if await store.peek(name + _FAILED, None) in waiting.holders:
                     return await run()  # the holder we waited on failed: each meets its own outcome
-                taken = await store.add(name, mine.value, LEASE_SECONDS, budget)  # one waiter takes it
-            elif held != seen and _LEASE.fullmatch(held):  # a new holder, or a renewal: it is alive
-                seen, seen_at = held, loop.time()
-                waited_on.add(held.partition(".")[0])
+                taken = await store.add(name, mine.value, LEASE_SECONDS, None)  # one waiter takes it
+            elif waiting.alive(held):
                 continue
-            elif loop.time() - seen_at >= LEASE_SECONDS:
-                # Unmoved for a lease time: a dead or stuck holder, a planted or unreadable lease.
-                taken = await store.swap(name, held, mine.value, LEASE_SECONDS, budget)
-                seen_at = loop.time()  # else another waiter took it: wait on the new holder
-            else:
-                continue
-        except Exception as exc:  # the store fails or the budget is spent: stop waiting on it
+            else:  # a dead or stuck holder, a planted or unreadable lease: one waiter takes it over
+                taken = await store.swap(name, held, mine.value, LEASE_SECONDS, None)
+                waiting.restart()  # else another waiter took it: wait on the new holder
+        except Exception as exc:  # the store fails: stop waiting on it, with nothing left to spend
             fault(exc)
+            budget.left = 0.0
+            return await run()
+        if waiting.too_long():
+            fault(LeaseWaitError(f"waited {MAX_WAIT_SECONDS:g} s on another process's computation"))
             return await run()
         if taken:  # a waiter taking over looks again: the holder may have written as it let go
             return await _hold(store, name, mine, look, run, failed, budget, fault)
+
+
+class LeaseWaitError(Exception):
+    """A wait on another process's computation that went on too long (logged; the call computes)."""
+
+
+class _Waiting:
+    """What a waiter has seen of the lease it waits on: is its holder still alive?
+
+    A holder renews every half lease, its counter one up each time; so a value that
+    moves only counts as life when it is a renewal (the same token, the next count,
+    not sooner than a quarter lease after the last one) or a new holder's first value.
+    A lease that shows no such sign for a lease time has lapsed, however often it
+    changes otherwise; and no wait lasts longer than ``MAX_WAIT_SECONDS``.
+    """
+
+    __slots__ = ("_alive_at", "_began", "_now", "_seen", "holders")
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._began = self._alive_at = now()
+        self._seen: tuple[str, int] | None = None
+        self.holders: set[str] = set()
+        """The tokens of the holders waited on (a failed one's word names its token)."""
+
+    def alive(self, held: str) -> bool:
+        """Whether the holder of *held* is alive, as far as can be told now."""
+        lease, now = _LEASE.fullmatch(held), self._now()
+        if lease is not None:
+            token, count = lease[1], int(lease[2])
+            first = self._seen is None
+            newcomer = count == 0 and token not in self.holders and len(self.holders) < _MAX_HOLDERS
+            if first or newcomer:  # the lease waited on, or a new holder's first value
+                self._seen, self._alive_at = (token, count), now
+                self.holders.add(token)
+            elif self._seen is not None and (token, count) == (self._seen[0], self._seen[1] + 1):
+                self._seen = (token, count)  # a renewal; a sign of life unless too soon after the last
+                if now - self._alive_at >= LEASE_SECONDS / 4:
+                    self._alive_at = now
+        return now - self._alive_at < LEASE_SECONDS
+
+    def restart(self) -> None:
+        self._alive_at = self._now()
+
+    def too_long(self) -> bool:
+        return self._now() - self._began >= MAX_WAIT_SECONDS
 
 
 class _Holder:
@@ -151,7 +209,7 @@ async def _hold(  # noqa: PLR0917 - single_flight's arguments, once the lease is
     store: LeaseStore,
     name: str,
     mine: _Holder,
-    look: Callable[[], Awaitable[Any]] | None,
+    look: Callable[[Budget | None], Awaitable[Any]] | None,
     run: Callable[[], Awaitable[tuple[Any, Any]]],
     failed: Callable[[Any], bool],
     budget: Budget,
@@ -161,7 +219,7 @@ async def _hold(  # noqa: PLR0917 - single_flight's arguments, once the lease is
     found = NOTHING
     if look is not None:
         try:
-            found = await look()
+            found = await look(budget)
         except Exception as exc:
             fault(exc)
     if found is not NOTHING:
