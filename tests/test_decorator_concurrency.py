@@ -285,3 +285,86 @@ async def test_an_async_computation_calling_itself_with_the_same_key_computes() 
 
     assert await asyncio.wait_for(price(1), timeout=30) == "price-1"
     assert attempts == [1, 1]
+
+
+class CodedError(Exception):
+    """An exception that keeps its state in __slots__."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def test_each_callers_copy_is_its_own_to_annotate_and_keeps_its_slots() -> None:
+    release = asyncio.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> str:
+        await release.wait()
+        raise CodedError("backend down", 503)
+
+    async def caller(user: str) -> BaseException:
+        try:
+            await price(1)
+        except CodedError as error:
+            error.add_note(f"while serving {user}")  # what a web framework adds per request
+            await asyncio.sleep(0)
+            return error
+        raise AssertionError("the computation raises")
+
+    calls = [asyncio.create_task(caller(user)) for user in ("alice", "bob", "carol")]
+    await asyncio.sleep(0)
+    release.set()
+    errors = await asyncio.gather(*calls)
+    assert [error.__notes__ for error in errors] == [
+        [f"while serving {u}"] for u in ("alice", "bob", "carol")
+    ]
+    assert [error.code for error in errors] == [503] * 3  # type: ignore[attr-defined]
+
+
+async def test_callers_cancelled_while_they_waited_count_as_coalesced() -> None:
+    release = asyncio.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    async def price(x: int) -> int:
+        await release.wait()
+        return x
+
+    calls = [asyncio.create_task(price(1)) for _ in range(10)]
+    await asyncio.sleep(0)
+    for call in calls[5:]:
+        call.cancel()
+    release.set()
+    await asyncio.gather(*calls, return_exceptions=True)
+    info = price.cache_info()
+    assert (info.misses, info.coalesced, info.calls) == (1, 9, 10)  # 0.3's first cut: 6 misses
+
+
+def test_an_interrupt_in_the_computation_reaches_each_thread_as_its_own() -> None:
+    release = threading.Event()
+
+    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
+    def price(x: int) -> int:
+        release.wait(30)
+        raise BaseExceptionGroup("shutting down", [KeyboardInterrupt()])
+
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            price(1)
+        except BaseExceptionGroup as group:
+            errors.append(group)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: price.in_flight(1) == 9)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert len({id(error) for error in errors}) == 10
+    depths = {len(traceback.extract_tb(error.__traceback__)) for error in errors}
+    assert max(depths) - min(depths) <= 2  # the computation's frames and each caller's own

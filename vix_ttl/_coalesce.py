@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy as stdlib_copy
 import threading
+import types
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future
 from contextvars import ContextVar
@@ -50,28 +53,76 @@ def own_copy(error: BaseException, traceback: TracebackType | None) -> BaseExcep
     Raising one exception object from many callers makes its traceback grow with each
     raise (every raise adds its frames to the same object): a thousand coalesced
     callers formatting theirs would pay quadratic time. A copy starts from the
-    computation's own frames and keeps the type, ``args``, attributes, notes and
-    chained causes. ``__init__`` runs again only to fill what a built-in exception
-    keeps outside ``args`` (``OSError.filename``, ``UnicodeError.reason``); a copy that
-    does not read as the original (``str``) is not made: the original is handed over.
+    computation's own frames, and keeps the type, ``args``, attributes (``__slots__``
+    too), notes (a list of its own) and chained causes. A built-in exception is
+    rebuilt from its arguments (its C fields: ``OSError.filename``, ``UnicodeError.reason``);
+    a class of Python code is copied without running its ``__init__`` again. One that
+    cannot be copied faithfully gets a stand-in: an instance of a subclass of its class
+    (so ``except`` clauses still match), with the same arguments and attributes, chained
+    from it.
     """
-    cls, given = type(error), error.args
-    if isinstance(error, OSError) and error.filename is not None:  # a file name is not in args
-        given = (*given[:2], error.filename, None, error.filename2)
-    try:
-        copy = cls.__new__(cls, *given)
-        with contextlib.suppress(Exception):  # an __init__ of other parameters than args
-            cls.__init__(copy, *given)
-        copy.args = error.args
-        copy.__dict__.update(error.__dict__)
-        same = str(copy) == str(error)
-    except Exception:
-        same = False
-    if not same:
-        return error
+    copy = _copied(error)
+    if copy is None:
+        copy = _stand_in(error)
     copy.__cause__, copy.__context__ = error.__cause__, error.__context__
     copy.__suppress_context__ = error.__suppress_context__
     return copy.with_traceback(traceback)
+
+
+def _copied(error: BaseException) -> BaseException | None:
+    cls = type(error)
+    try:
+        if isinstance(cls.__init__, types.FunctionType):  # Python code: its state is its args and attributes
+            copy = cls.__new__(cls, *error.args)
+            _carry_over(error, copy)
+        else:  # built in: rebuilt from its reduction, as pickle does (OSError's file names included)
+            copy = stdlib_copy.copy(error)
+            _carry_over(error, copy)
+        if copy.args != error.args or _text(copy) != _text(error):
+            return None
+    except Exception:
+        return None
+    return copy
+
+
+def _carry_over(error: BaseException, copy: BaseException) -> None:
+    """Put *error*'s args, attributes and slots on *copy*; a list of notes of its own."""
+    copy.args = error.args
+    copy.__dict__.update(error.__dict__)
+    if hasattr(error, "__notes__"):
+        copy.__notes__ = list(error.__notes__)
+    for klass in type(error).__mro__:
+        for name in getattr(klass, "__slots__", ()):
+            if name not in ("__dict__", "__weakref__") and hasattr(error, name):
+                setattr(copy, name, getattr(error, name))
+
+
+def _text(error: BaseException) -> str | None:
+    """``str(error)``, or None when it raises (nothing to compare then)."""
+    try:
+        return str(error)
+    except Exception:
+        return None
+
+
+def _stand_in(error: BaseException) -> BaseException:
+    stand_in: BaseException = BaseException.__new__(_stand_in_class(type(error)), *error.args)
+    with contextlib.suppress(Exception):
+        _carry_over(error, stand_in)
+    stand_in.__cause__ = error
+    return stand_in
+
+
+_stand_ins: weakref.WeakKeyDictionary[type[BaseException], type[BaseException]] = weakref.WeakKeyDictionary()
+
+
+def _stand_in_class(cls: type[BaseException]) -> type[BaseException]:
+    """A subclass of *cls* whose instances need no construction of *cls*'s (made once per class)."""
+    made = _stand_ins.get(cls)
+    if made is None:
+        attributes = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        made = _stand_ins[cls] = type(cls.__name__, (cls,), attributes)
+    return made
 
 
 class ThreadFlights:
@@ -89,6 +140,10 @@ class ThreadFlights:
             flight = self._flights.get(key)
             return 0 if flight is None else flight.waiting
 
+    def busy(self, key: Hashable) -> bool:
+        """Whether *key* is being computed now."""
+        return key in self._flights
+
     def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
         if running(self, key):  # a computation of key calling itself: it computes
             return compute(), True
@@ -100,18 +155,23 @@ class ThreadFlights:
             else:
                 flight.waiting += 1
         if not leader:
-            return flight.result.result(), False
+            value = flight.result.result()
+            if flight.failure is not None:  # an interrupt in the computation: each its own copy
+                raise own_copy(flight.failure, flight.failure.__traceback__)
+            return value, False
         token = _entering(self, key)
+        value = failure = None
         try:
             value = compute()
-        except BaseException as exc:
-            self._land(key)
-            flight.result.set_exception(exc)
-            raise
+        except BaseException as exc:  # an interrupt: kept as it was raised, never raised again
+            failure = exc
         finally:
             _RUNNING.reset(token)
         self._land(key)
+        flight.failure = failure
         flight.result.set_result(value)
+        if failure is not None:  # every caller raises a copy of it, this one too
+            raise own_copy(failure, failure.__traceback__)
         return value, True
 
     def _land(self, key: Hashable) -> None:
@@ -122,10 +182,11 @@ class ThreadFlights:
 
 
 class _ThreadFlight:
-    __slots__ = ("result", "waiting")
+    __slots__ = ("failure", "result", "waiting")
 
     def __init__(self) -> None:
         self.result: Future[Any] = Future()
+        self.failure: BaseException | None = None
         self.waiting = 0
 
 
@@ -149,6 +210,11 @@ class AsyncFlights:
         """How many callers wait on the computation of *key* now, besides the first."""
         flight = self._flights.get(key)
         return 0 if flight is None else len(flight.waiters) - 1
+
+    def busy(self, key: Hashable) -> bool:
+        """Whether *key* is being computed now, in this thread's event loop."""
+        flight = self._flights.get(key)
+        return flight is not None and flight.loop is asyncio.get_running_loop()
 
     async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         if running(self, key):  # a computation of key calling itself: it computes
@@ -175,13 +241,14 @@ class AsyncFlights:
             del self._flights[key]
         task = flight.task
         error = None if task.cancelled() else task.exception()  # retrieved: asyncio need not warn
+        traceback = None if error is None else error.__traceback__
         for waiter in flight.waiters:
             if waiter.cancelled():
                 continue
             if task.cancelled():
                 waiter.cancel()
-            elif error is not None:
-                waiter.set_exception(error)
+            elif error is not None:  # an interrupt in the computation: each caller its own copy
+                waiter.set_exception(own_copy(error, traceback))
             else:
                 waiter.set_result(task.result())
 

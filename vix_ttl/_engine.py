@@ -201,11 +201,12 @@ class Raised(NamedTuple):
 
     error: Exception
     traceback: TracebackType | None
-    """Its traceback as the computation left it (the caller that led adds its own frames)."""
+    """Its traceback as the computation left it."""
 
-    def raised_by(self, led: bool) -> BaseException:
-        """The exception one caller raises: the original for the caller that led, else a copy."""
-        return self.error if led else own_copy(self.error, self.traceback)
+    def raised_by(self, shared: bool) -> BaseException:
+        """The exception one caller raises: the original when nobody shared the computation,
+        else a copy for each caller (the original, never raised again, stays as it was)."""
+        return own_copy(self.error, self.traceback) if shared else self.error
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -391,12 +392,18 @@ class Engine(ABC):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(produce, keep)
+        joining = self._joining(key)
         try:
             (value, stored), led = self._fly(key, run)
         except BaseException:  # an interrupt, not the function's error: counted all the same
-            self.count(outcome)
+            self.count(COALESCED if joining else outcome)
             raise
         return self._counted(value, led, stored, outcome, stale)
+
+    def _joining(self, key: Any) -> bool:
+        """Whether a call of *key* starting now joins another's computation (how an interrupted
+        one is counted)."""
+        return self._flights is not None and not running(self._flights, key) and self._flights.busy(key)
 
     def learning(self, keep: _Keep, stale: Stale | None, status: VixStatus | None) -> _Keep:
         """*keep*, first telling a learning policy whether the value it keeps changed from *stale*'s.
@@ -443,9 +450,9 @@ class Engine(ABC):
 
     def _refresh(self, key: Any, produce: Callable[[], Any], keep: _Keep) -> None:
         """A background refresh: concurrent callers of *key* join it, as they join any computation."""
-        (value, _), led = self._fly(key, self._runner(produce, keep))
+        (value, _), _ = self._fly(key, self._runner(produce, keep))
         if value.__class__ is Raised:
-            raise value.raised_by(led)  # counted and logged by Refreshes
+            raise value.raised_by(self._flights is not None)  # counted and logged by Refreshes
 
     async def compute_async(  # noqa: PLR0917 - compute's arguments, and the TTL a lease waits with
         self,
@@ -474,10 +481,11 @@ class Engine(ABC):
         # itself does not wait on its own: both share in-process only.
         if outcome is not ERROR and not running(self._flights, key):
             run = self.shared(key, run, ttl, budget)
+        joining = self._joining(key)
         try:
             (value, stored), led = await self._fly_async(key, run)
         except BaseException:  # a cancellation or an interrupt: counted all the same
-            self.count(outcome)
+            self.count(COALESCED if joining else outcome)
             raise
         return self._counted(value, led, stored, outcome, stale)
 
@@ -516,11 +524,11 @@ class Engine(ABC):
         keep: _Keep,
         ttl: float,
     ) -> None:
-        (value, _), led = await self._fly_async(
+        (value, _), _ = await self._fly_async(
             key, self.shared(key, self._runner_async(produce, keep), ttl, None)
         )
         if value.__class__ is Raised:
-            raise value.raised_by(led)
+            raise value.raised_by(self._flights is not None)
 
     async def _fly_async(self, key: Any, run: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         """``_fly`` for coroutine functions and asynchronous stores."""
@@ -555,7 +563,7 @@ class Engine(ABC):
             outcome = ERROR
         self.count(outcome)
         if value.__class__ is Raised:
-            raise value.raised_by(led)
+            raise value.raised_by(self._flights is not None)
         self._served_on_error.recovered()
         return value
 
