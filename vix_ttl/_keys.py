@@ -10,13 +10,18 @@ like ``functools.lru_cache(typed=True)``, then made safe for every backend::
     None N    True T    False F    int i<decimal> (i<hex> past 2000 bits)
     float f<repr>    complex j<repr real>:<repr imag>
     str s<length in chars>:<text>    bytes b<length>:<hex>
-    tuple (a,b)    list [a,b]    dict {k=v,...} sorted    set, frozenset <a,b> sorted
+    tuple (a,b)    list [a,b]    dict k(k=v,...) sorted    set, frozenset <a,b> sorted
     datetime D<iso>    date d<iso>    time t<iso>    Decimal m<str>    UUID u<hex>
     class c<C>    enum member e<C><name, or a Flag's value>    dataclass(eq=True) o<C>(field=v,...)
     subclass of one of the builtins above (a NamedTuple, a str subclass) @<C><encoding as the builtin>
 
 where ``<C>`` is ``<length>:<module.qualname>`` of the class. Anything else has
 no identity but its address: a ``TypeError`` asks for ``key=``.
+
+A wire key never holds ``{`` or ``}``: Redis Cluster hashes only what a key holds
+between its first ``{`` and the next ``}`` (a hash tag), so a keyword argument
+encoded in braces would put every call with it in one slot. A key whose encoding
+would hold one (a string argument with a brace) is hashed instead.
 """
 
 from __future__ import annotations
@@ -96,7 +101,8 @@ _cached_prefix = lru_cache(maxsize=1024)(key_prefix)
 
 def _is_safe(text: str) -> bool:
     """Printable ASCII, no space (memcached refuses spaces and control characters), no
-    ``|`` (it ends the namespace) and no Redis glob character (prefixes are matched)."""
+    ``|`` (it ends the namespace), no Redis glob character (prefixes are matched) and no
+    brace (Redis Cluster would hash a key by what its braces hold)."""
     # isascii is O(1), isprintable one C loop, and each `in` a fast C search: together
     # they cost what one regex match does, or less.
     return (
@@ -109,6 +115,8 @@ def _is_safe(text: str) -> bool:
         and "[" not in text
         and "]" not in text
         and "\\" not in text
+        and "{" not in text
+        and "}" not in text
     )
 
 
@@ -152,12 +160,12 @@ def _list(x: list[Any]) -> str:
 
 def _dict(x: dict[Any, Any]) -> str:
     pairs = sorted((_encode(k), _encode(v)) for k, v in x.items())
-    return "{" + ",".join(f"{k}={v}" for k, v in pairs) + "}"
+    return "k(" + ",".join(f"{k}={v}" for k, v in pairs) + ")"
 
 
 def _ordered_dict(x: OrderedDict[Any, Any]) -> str:
     # Two OrderedDicts in different orders are not equal: the order is part of the key.
-    return "{" + ",".join(f"{_encode(k)}={_encode(v)}" for k, v in x.items()) + "}"
+    return "k(" + ",".join(f"{_encode(k)}={_encode(v)}" for k, v in x.items()) + ")"
 
 
 def _set(x: set[Any] | frozenset[Any]) -> str:
