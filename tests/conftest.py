@@ -63,11 +63,34 @@ def memcached_port() -> int:
     return MEMCACHED_PORT
 
 
+# A Redis Cluster of 3 masters, and a master + replica watched by 3 Sentinels (.ci/services.sh).
+CLUSTER_PORTS = [int(p) for p in os.environ.get("REDIS_CLUSTER_PORTS", "7391 7392 7393").split()]
+SENTINEL_PORTS = [int(p) for p in os.environ.get("SENTINEL_PORTS", "26391 26392 26393").split()]
+SENTINEL_DATA_PORTS = [int(p) for p in os.environ.get("SENTINEL_DATA_PORTS", "7394 7395").split()]
+SENTINEL_MASTER = os.environ.get("SENTINEL_MASTER", "vixmaster")
+
+
+@pytest.fixture
+def cluster_ports() -> list[int]:
+    """The ports of the Redis Cluster's masters."""
+    for port in CLUSTER_PORTS:
+        require_server("the Redis Cluster", port)
+    return CLUSTER_PORTS
+
+
+@pytest.fixture
+def sentinel_ports() -> list[int]:
+    """The ports of the 3 Sentinels watching ``SENTINEL_MASTER``."""
+    for port in SENTINEL_PORTS:
+        require_server("Redis Sentinel", port)
+    return SENTINEL_PORTS
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that need a server, so `-m "not redis"` selects around them."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "redis_port" in fixtures or "redis_process" in fixtures:
+        if {"redis_port", "redis_process", "cluster_ports", "sentinel_ports"} & set(fixtures):
             item.add_marker(pytest.mark.redis)
         if "memcached_port" in fixtures:
             item.add_marker(pytest.mark.memcached)

@@ -17,9 +17,10 @@ LAYERS = [
     ["_checks", "_enum", "status", "_signing", "_keys", "_faults", "_budget", "_monotonic"],
     ["window", "mode", "learning", "policy", "_envelope", "_coalesce", "_stale", "_refresh", "_lease"],
     ["breaker", "registry", "detector"],
-    ["_engine", "_mapping", "_proxy", "decorator"],
+    ["_engine", "_mapping", "_shared_store", "_proxy", "decorator"],
     [
         "__init__",
+        "_redis",
         "_aiocache_backend",
         "aiocache",
         "_aiocache_store",

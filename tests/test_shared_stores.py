@@ -687,7 +687,10 @@ async def test_invalidate_and_clear_fail_open_on_a_dead_server(tmp_path: Path) -
     with capture_logs() as logs:
         assert await odds.invalidate(1) is False
         await odds.cache_clear()
-    assert [log["event"] for log in logs] == ["cache_backend_failed"]
+    assert [(log["event"], log["operation"]) for log in logs] == [
+        ("cache_backend_failed", "delete"),
+        ("cache_backend_failed", "clear"),
+    ]
     await cache.close()
 
 

@@ -1,17 +1,23 @@
 """One call's time for network commands: a hung backend costs a call one timeout in all.
 
-A call over a shared store may read, take a lease, look again, poll while another
-process computes, and write. Each of those commands is bounded by what the earlier
-ones left of the cache's ``timeout``, so however the backend hangs, and wherever, the
-call waits on it for one timeout at most. Waiting for another process's computation
-is not a command: only the polls are counted.
+A call over a shared store may read, take a lease, look again, and write. Each of
+those commands is bounded by what the earlier ones left of the store's timeout, so
+however the backend hangs, and wherever, the call waits on it for one timeout at
+most (``Budget``). ``Commands`` runs a store's commands so: within a budget, waiting
+for a free connection when the store's pool is full, and, for clients that cannot
+be interrupted safely, leaving a late command to finish on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "Commands", "Slots"]
+
+_T = TypeVar("_T")
 
 
 class Budget:
@@ -29,3 +35,59 @@ class Budget:
 
     def __repr__(self) -> str:
         return f"<Budget {'unbounded' if self.left is None else f'{self.left:.3f} s'}>"
+
+
+class Slots(Protocol):
+    """A store's connections: ``get()`` is a semaphore of as many, for the running loop."""
+
+    def get(self) -> asyncio.Semaphore: ...
+
+
+class Commands:
+    """Runs one store's commands, each within the budget of the call that sends it.
+
+    Args:
+        timeout: A call's budget (None: unbounded, in-process stores).
+        slots: The store's connections, waited for when all are busy (None: the client waits).
+        detach: Leave a command that outlasts its budget to finish on its own instead
+            of cancelling it (aiomcache returns a cancelled command's connection to its
+            pool with the reply still coming, and the next command would read it).
+    """
+
+    def __init__(self, timeout: float | None, *, slots: Slots | None = None, detach: bool = False) -> None:
+        self.timeout, self._slots, self._detach = timeout, slots, detach
+        self._detached: set[asyncio.Future[Any]] = set()
+
+    def budget(self) -> Budget:
+        """A call's budget: one timeout."""
+        return Budget(self.timeout)
+
+    async def run(self, command: Callable[[], Awaitable[_T]], budget: Budget | None) -> _T:
+        """Run *command* within *budget* (None: one timeout of its own), its time spent."""
+        budget = Budget(self.timeout) if budget is None else budget
+        if budget.left is None:  # unbounded, in-process: nothing to time (nor a task to time it in)
+            return await command()
+        if budget.left <= 0:
+            raise TimeoutError("the call's timeout is spent: not sending the command")
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget.left):
+                if self._slots is None:
+                    return await self._sent(command)
+                async with self._slots.get():
+                    return await self._sent(command)
+        finally:
+            budget.spend(started)
+
+    async def _sent(self, command: Callable[[], Awaitable[_T]]) -> _T:
+        if not self._detach:
+            return await command()
+        task = asyncio.ensure_future(command())
+        self._detached.add(task)  # a strong reference until it ends, late or not
+        task.add_done_callback(self._land)
+        return await asyncio.shield(task)
+
+    def _land(self, task: asyncio.Future[Any]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure was already counted when it timed out

@@ -564,7 +564,7 @@ class Engine(ABC):
         self.count(outcome)
         if value.__class__ is Raised:
             raise value.raised_by(self._flights is not None)
-        self._served_on_error.recovered()
+        self._served_on_error.recovered("compute")
         return value
 
     def in_flight(self, key: Any) -> int:

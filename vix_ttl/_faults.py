@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import structlog
 
-__all__ = ["BACKEND", "REFRESH", "REJECTED", "SERVED_ON_ERROR", "UNSTORABLE", "Events", "FaultLog"]
+__all__ = ["BACKEND", "REFRESH", "REJECTED", "SERVED_ON_ERROR", "UNSTORABLE", "Events", "FaultLog", "said"]
 
 _log = structlog.get_logger("vix_ttl")
 
@@ -42,9 +42,16 @@ UNSTORABLE = Events(
 
 
 class FaultLog:
-    """One kind of fault, as seen by one decorated function (or one serializer)."""
+    """One kind of fault, as seen by one decorated function (or one serializer or window).
 
-    __slots__ = ("_burst", "_clock", "_events", "_function", "_last_logged", "_remind_seconds", "failing")
+    Bursts are kept per operation: a server that answers reads and refuses writes is
+    one burst of failed writes, not a burst that each successful read ends. Each line
+    keeps the error's own message (redis-py's ``repr`` of its errors drops it), and the
+    first line of a burst names a misconfiguration it recognises (a Redis Cluster
+    reached through a plain client, a replica written to).
+    """
+
+    __slots__ = ("_bursts", "_clock", "_events", "_function", "_remind_seconds", "failing")
 
     def __init__(self, function: str, *, events: Events = BACKEND, remind_seconds: float = 60.0) -> None:
         self.failing = False  # read on the hot path: one attribute, no call
@@ -52,36 +59,71 @@ class FaultLog:
         self._function = function
         self._remind_seconds = remind_seconds
         self._clock = time.monotonic
-        self._burst = 0
-        self._last_logged = 0.0
+        self._bursts: dict[str, _Burst] = {}
 
     def failed(self, operation: str, error: BaseException) -> None:
         """Note one fault in *operation* (the caller computes anyway)."""
         now = self._clock()
-        self._burst += 1
-        if not self.failing:
+        burst = self._bursts.get(operation)
+        if burst is None:
+            self._bursts[operation] = _Burst(now)
             self.failing = True
-            self._last_logged = now
+            hint = _hint(error)
             _log.error(
                 self._events.first,
                 function=self._function,
                 operation=operation,
-                error=repr(error),
+                error=said(error),
+                **({"hint": hint} if hint else {}),
                 exc_info=error,
             )
-        elif now - self._last_logged >= self._remind_seconds:
-            self._last_logged = now
+            return
+        burst.faults += 1
+        if now - burst.logged_at >= self._remind_seconds:
+            burst.logged_at = now
             _log.error(
                 self._events.reminder,
                 function=self._function,
                 operation=operation,
-                error=repr(error),
-                failed_operations=self._burst,
+                error=said(error),
+                failed_operations=burst.faults,
             )
 
-    def recovered(self) -> None:
-        """Note a success; logs the end of a burst."""
+    def recovered(self, operation: str) -> None:
+        """Note a success of *operation*; logs the end of its burst."""
         if self.failing:
-            _log.info(self._events.end, function=self._function, failed_operations=self._burst)
-            self.failing = False
-            self._burst = 0
+            burst = self._bursts.pop(operation, None)
+            if burst is not None:
+                _log.info(
+                    self._events.end,
+                    function=self._function,
+                    operation=operation,
+                    failed_operations=burst.faults,
+                )
+                self.failing = bool(self._bursts)
+
+
+class _Burst:
+    __slots__ = ("faults", "logged_at")
+
+    def __init__(self, now: float) -> None:
+        self.faults, self.logged_at = 1, now
+
+
+def said(error: BaseException) -> str:
+    """The error as a log line says it: its class and its own message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _hint(error: BaseException) -> str | None:
+    """What a fault says of the set-up, when it says something."""
+    name, text = type(error).__name__, str(error)
+    if name in ("MovedError", "AskError", "ClusterCrossSlotError") or "CROSSSLOT" in text:
+        return (
+            "this is a Redis Cluster: pass a cluster client (redis.asyncio.RedisCluster as cache=, "
+            "redis.cluster.RedisCluster as RedisWindow(client=...))"
+        )
+    if name == "ReadOnlyError" or text.startswith("READONLY"):
+        return "pointed at a replica: point it at the master, or pass a Sentinel master_for(...) client"
+    return None

@@ -171,7 +171,7 @@ class MappingEngine(Engine):
                 with contextlib.suppress(Exception):  # what it replaces must not be served after it
                     self.cache.pop(key, None)
                 return False
-        self._faults.recovered()
+        self._faults.recovered("set")
         return True
 
     def cache_clear(self) -> None:

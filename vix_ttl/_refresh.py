@@ -88,7 +88,7 @@ class Refreshes:
             return
         error = done.exception()
         if error is None:
-            self._log.recovered()
+            self._log.recovered("refresh")
             return
         with self._lock:
             self.failures += 1

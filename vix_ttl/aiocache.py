@@ -39,12 +39,10 @@ except ImportError as exc:
 
 from vix_ttl._aiocache_backend import (
     MEMCACHED_MAX_TTL,
-    RejectedEntryError,
     backend_ttl,
     expire_seconds,
     key_bytes,
     memcached_safe,
-    pickle_needs_secret,
     runs_code,
 )
 from vix_ttl._engine import fresh
@@ -53,6 +51,7 @@ from vix_ttl._faults import REJECTED, FaultLog
 from vix_ttl._keys import digest
 from vix_ttl._monotonic import Newest
 from vix_ttl._proxy import engine_of
+from vix_ttl._shared_store import RejectedEntryError, pickle_needs_secret
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
@@ -219,7 +218,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
             loaded = self.inner.loads(payload)
         except Exception as exc:
             return self._reject(f"its payload does not decode: {exc!r}")
-        self._rejections.recovered()
+        self._rejections.recovered("loads")
         return loaded
 
     def _reject(self, reason: str) -> None:

@@ -1,0 +1,102 @@
+"""What redis-py clients take and give: expiries, connection slots, atomic lease commands.
+
+Shared by the aiocache store's Redis backend and the native redis-py store (a
+``redis.asyncio`` ``Redis``, ``RedisCluster`` or Sentinel master client). This module
+imports redis: the edge of vix_ttl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from vix_ttl._budget import Budget, Commands
+
+__all__ = ["PoolSlots", "RedisLeases", "milliseconds", "pool_slots"]
+
+
+def milliseconds(seconds: float) -> int:
+    """A PX expiry for *seconds* > 0: whole milliseconds, at least 1 (Redis refuses 0)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+class PoolSlots:
+    """As many commands at once as a connection pool has connections: a full pool is waited for.
+
+    redis-py's asyncio ``ConnectionPool`` raises "Too many connections" at its size (100
+    by default) instead of waiting: a burst of callers would each fail open and compute.
+    A semaphore of the pool's size, per event loop, makes the surplus wait instead,
+    within the call's timeout.
+    """
+
+    __slots__ = ("_loop", "_semaphore", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore = asyncio.Semaphore(size)
+
+    def get(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a semaphore belongs to one loop
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self._size)
+        return self._semaphore
+
+
+_slots: weakref.WeakKeyDictionary[Any, PoolSlots] = weakref.WeakKeyDictionary()
+
+
+def pool_slots(client: Any) -> PoolSlots | None:
+    """The slots of *client*'s connection pool, shared by everything using it (None: it waits itself,
+    or it is a cluster client, whose pools are per node)."""
+    pool = getattr(client, "connection_pool", None)
+    size = getattr(pool, "max_connections", None)
+    if pool is None or not isinstance(size, int) or type(pool).__name__ == "BlockingConnectionPool":
+        return None
+    slots = _slots.get(pool)
+    if slots is None:
+        slots = _slots[pool] = PoolSlots(size)
+    return slots
+
+
+# Compare-and-write and compare-and-delete, each atomic in one script; one key each, so
+# a Redis Cluster runs them on the key's node. Everything here comes from this module.
+_SWAP = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) and 1 end return 0"
+)
+_DROP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class RedisLeases:
+    """The lease commands (``vix_ttl._lease.LeaseStore``) over a redis-py asyncio client.
+
+    *stored* turns a lease's name into the key the server holds (a cache's namespace first).
+    """
+
+    def __init__(self, client: Any, commands: Commands, stored: Callable[[str], bytes | str]) -> None:
+        self._client, self._commands, self._stored = client, commands, stored
+
+    async def add(self, name: str, value: str, seconds: float, budget: Budget | None) -> bool:
+        key, ms = self._stored(name), milliseconds(seconds)
+        return bool(await self._commands.run(lambda: self._client.set(key, value, nx=True, px=ms), budget))
+
+    async def peek(self, name: str, budget: Budget | None) -> str | None:
+        key = self._stored(name)
+        held = await self._commands.run(lambda: self._client.get(key), budget)
+        return None if held is None else bytes(held).decode("latin-1")
+
+    async def swap(self, name: str, old: str, new: str, seconds: float, budget: Budget | None) -> bool:
+        key, ms = self._stored(name), milliseconds(seconds)
+        return bool(await self._commands.run(lambda: self._client.eval(_SWAP, 1, key, old, new, ms), budget))
+
+    async def put(self, name: str, value: str, seconds: float, budget: Budget | None) -> None:
+        key, ms = self._stored(name), milliseconds(seconds)
+        await self._commands.run(lambda: self._client.set(key, value, px=ms), budget)
+
+    async def drop(self, name: str, value: str, budget: Budget | None) -> None:
+        key = self._stored(name)
+        await self._commands.run(lambda: self._client.eval(_DROP, 1, key, value), budget)
