@@ -24,6 +24,7 @@ LAYERS = [
         "_aiocache_backend",
         "aiocache",
         "_aiocache_store",
+        "_redis_store",
         "asgi",
         "fleet",
         "prometheus",

@@ -1,0 +1,114 @@
+"""The native Redis store of ``@vix_cached``: redis-py's own asyncio clients, Cluster and Sentinel too.
+
+``cache=`` takes a ``redis.asyncio.Redis`` (``Redis.from_url(...)``), a
+``redis.asyncio.RedisCluster`` (a sharded cluster; aiocache 0.12 has no cluster
+support) or a Sentinel master client (``Sentinel(...).master_for(name)``, which
+follows failovers). A ``Backend`` of ``vix_ttl._shared_store``, with every rule of
+the aiocache store: envelopes, signing, stable keys, leases, stale serving, monotonic
+reads, fail open. Keys are the wire keys themselves (``vix_ttl:<namespace>|...``): no
+brace, so a cluster hashes each whole key and spreads calls over its slots. Values
+are JSON. Found by ``vix_cached`` through the ``vix_ttl.stores`` entry point ``redis``:
+the core never imports this module. It imports redis: the edge of vix_ttl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from vix_ttl._checks import missing_extra
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.asyncio.cluster import RedisCluster
+except ImportError as exc:
+    raise missing_extra("vix_ttl._redis_store", "redis", exc) from exc
+
+from vix_ttl._budget import Commands
+from vix_ttl._engine import Engine, Options
+from vix_ttl._lease import LeaseStore
+from vix_ttl._redis import RedisLeases, milliseconds, pool_slots
+from vix_ttl._shared_store import Payload, SharedEngine
+
+__all__ = ["ADAPTER", "DEFAULT_TIMEOUT", "RedisStore"]
+
+DEFAULT_TIMEOUT = 5.0
+"""A call's budget for its commands when the client sets no ``socket_timeout`` (as aiocache's default)."""
+
+_ASYNC = (redis.asyncio.Redis, RedisCluster)
+_SYNC = (redis.Redis, redis.cluster.RedisCluster)
+
+
+class _Adapter:
+    """The ``vix_ttl.stores`` entry point: redis-py clients, for coroutine functions."""
+
+    def accepts(self, cache: object) -> bool:
+        return isinstance(cache, _ASYNC + _SYNC)
+
+    def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
+        if isinstance(cache, _SYNC):
+            raise TypeError(
+                f"vix_cached({options.name}): cache= takes redis-py's asyncio clients "
+                f"(redis.asyncio.Redis, redis.asyncio.RedisCluster, a redis.asyncio.sentinel master), "
+                f"got the synchronous {type(cache).__qualname__}"
+            )
+        if not is_async:
+            raise TypeError(
+                f"vix_cached({options.name}): a Redis client serves async functions only; "
+                f"use cache=None or a cachetools cache for a sync function"
+            )
+        return SharedEngine(RedisStore(cache), cache, options)
+
+
+ADAPTER = _Adapter()
+
+_JSON = Payload(
+    lambda value: json.dumps(value, separators=(",", ":"), allow_nan=True),
+    json.loads,
+    keeps_types=False,
+    runs_code=False,
+)
+
+
+class RedisStore:
+    """A redis-py asyncio client (plain, cluster or Sentinel) as a shared store of envelopes."""
+
+    in_process = False
+    payload = _JSON
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.name = type(client).__name__
+        self.commands = Commands(_timeout_of(client), slots=pool_slots(client))
+        self.leases: LeaseStore = RedisLeases(client, self.commands, self.stored_key)
+
+    def stored_key(self, key: Any) -> bytes:
+        return str(key).encode()
+
+    async def get(self, key: Any) -> Any:
+        return await self._client.get(self.stored_key(key))
+
+    async def set(self, key: Any, envelope: Any, ttl: float) -> None:
+        expiry = None if ttl == math.inf else milliseconds(ttl)
+        await self._client.set(self.stored_key(key), envelope, px=expiry)
+
+    async def delete(self, key: Any) -> bool:
+        return bool(await self._client.delete(self.stored_key(key)))
+
+    async def clear(self, prefix: str) -> None:
+        # A cluster's scan_iter walks every primary; its delete splits keys by slot.
+        # The prefix never holds a glob character (vix_ttl._keys), so it is the pattern itself.
+        keys = [key async for key in self._client.scan_iter(match=prefix + "*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await self._client.delete(*keys[start : start + 1000])
+
+
+def _timeout_of(client: Any) -> float:
+    """The client's ``socket_timeout``, as a call's budget (else ``DEFAULT_TIMEOUT``)."""
+    settings = getattr(client, "connection_kwargs", None)
+    if settings is None:  # a plain or Sentinel client: its pool's
+        settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    seconds = settings.get("socket_timeout")
+    return float(seconds) if seconds else DEFAULT_TIMEOUT
