@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +91,9 @@ def test_keys_are_namespaced_and_expire_on_their_own(url: str, name: str) -> Non
     assert breaker.window.flush()  # type: ignore[attr-defined]
     client = redis.Redis.from_url(url, decode_responses=True)
     keys = sorted(client.keys(f"vix_ttl:window:{{{name}}}:*"))
-    assert keys == [f"vix_ttl:window:{{{name}}}:buckets", f"vix_ttl:window:{{{name}}}:totals"]
+    assert keys[0] == f"vix_ttl:window:{{{name}}}:buckets"
+    assert str(keys[1]).startswith(f"vix_ttl:window:{{{name}}}:flushed:")  # this process's sequence
+    assert keys[2] == f"vix_ttl:window:{{{name}}}:totals"
     assert all(0 < client.ttl(k) <= 603 for k in keys)
 
 
@@ -200,3 +203,172 @@ def test_a_process_that_dies_does_not_corrupt_the_window(url: str, name: str) ->
     reader.record("normal")
     assert reader.window.flush()  # type: ignore[attr-defined]
     assert (reader.samples, reader.metrics()["panic_samples"]) == (11, 10)  # what was flushed, exactly
+
+
+def timed_window(url: str, name: str, clock: FakeClock, **settings: Any) -> RedisWindow:
+    """A window whose buckets follow *clock* (not the server's), 10 buckets of 1 s."""
+    return RedisWindow(url, name=name, window_seconds=10, bucket_seconds=1, clock=clock, **settings)
+
+
+def test_calm_traffic_for_three_window_lengths_flushes_and_evicts_exactly(url: str, name: str) -> None:
+    # 0.2's script sent HINCRBY -0 when a bucket without panics left the window: Redis
+    # refused it, every flush failed from then on, and the totals drifted.
+    clock = FakeClock(1_000_000)
+    window = timed_window(url, name, clock)
+    breaker = VIXCircuitBreaker(clock=clock, min_samples=0, window=window)
+    for second in range(30):
+        for _ in range(5):
+            breaker.record("panic" if second % 7 == 0 else "normal")
+        assert window.flush()
+        clock.advance(1)
+        in_window = range(max(0, second - 9), second + 1)
+        assert (window.total, window.panics) == (5 * len(in_window), 5 * sum(s % 7 == 0 for s in in_window))
+    assert window.metrics()["fleet_faults"] == 0
+
+
+def test_a_flush_that_ran_but_lost_its_reply_is_not_applied_twice(url: str, name: str) -> None:
+    clock = FakeClock(1_000_000)
+    window = timed_window(url, name, clock)
+    breaker = VIXCircuitBreaker(clock=clock, window=window)
+    script = window._script
+
+    def ran_then_lost(**kwargs: Any) -> Any:  # the server applied it; the reply never came
+        script(**kwargs)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    for _ in range(100):
+        breaker.record("panic")
+    window._script = ran_then_lost
+    with capture_logs() as logs:
+        assert not window.flush()
+    window._script = script
+    assert window.flush()  # sent again, with its sequence number: applied once
+    assert (window.total, window.panics) == (100, 100)  # 0.2: 200
+    assert [log["event"] for log in logs] == ["fleet_window_unreachable"]
+    assert "Timeout reading from socket" in logs[0]["error"]  # the error's own message
+
+
+def test_processes_with_other_settings_refuse_to_join_and_say_so_once(url: str, name: str) -> None:
+    clock = FakeClock(1_000_000)
+    fleet = timed_window(url, name, clock)
+    other = RedisWindow(url, name=name, window_seconds=10, bucket_seconds=2, clock=clock)
+    fleet_breaker_ = VIXCircuitBreaker(clock=clock, window=fleet)
+    other_breaker = VIXCircuitBreaker(clock=clock, window=other)
+    with capture_logs() as logs:
+        for _ in range(25):
+            fleet_breaker_.record("normal")
+            other_breaker.record("panic")
+            assert fleet.flush()  # the fleet's own evictions go on
+            assert not other.flush()  # a rolling deploy's odd one out: its own window
+            clock.advance(1)
+    assert [log["event"] for log in logs if log["event"].startswith("fleet")] == [
+        "fleet_window_settings_differ"
+    ]
+    assert (fleet.total, fleet.panics) == (10, 0)  # only the fleet's, and only the last 10 s
+    assert other.shared is False  # it judges by its own window: its own panics only
+    assert 0 < other_breaker.samples == other_breaker.metrics()["panic_samples"]
+
+
+@pytest.mark.parametrize(
+    ("field", "garbage"), [("total", "lots"), ("total", "-40"), ("panics", "-3"), ("head", "x")]
+)
+def test_garbage_totals_restart_the_window_and_never_reach_a_caller(
+    url: str, name: str, field: str, garbage: str
+) -> None:
+    clock = FakeClock(1_000_000)
+    window = timed_window(url, name, clock)
+    breaker = VIXCircuitBreaker(clock=clock, window=window)
+    for _ in range(10):
+        breaker.record("panic")
+    assert window.flush()
+    redis.Redis.from_url(url).hset(window._keys[1], field, garbage)  # anyone can write to the server
+    with capture_logs() as logs:
+        for _ in range(5):
+            breaker.record("normal")  # never raises
+        assert window.flush()
+    assert (window.total, window.panics) == (5, 0)  # started afresh with what came since
+    assert [log["event"] for log in logs if log["event"].startswith("fleet")] == ["fleet_window_restarted"]
+
+
+def test_buckets_evicted_under_memory_pressure_do_not_leave_totals_behind(url: str, name: str) -> None:
+    clock = FakeClock(1_000_000)
+    window = timed_window(url, name, clock)
+    breaker = VIXCircuitBreaker(clock=clock, window=window)
+    for _ in range(10):
+        breaker.record("panic")
+    assert window.flush()
+    redis.Redis.from_url(url).delete(window._keys[0])  # Redis evicted the buckets, not the totals
+    clock.advance(1)
+    breaker.record("normal")
+    assert window.flush()
+    assert (window.total, window.panics) == (1, 0)  # 0.2: 11, and the 10 never drained
+
+
+def test_the_flusher_never_dies_and_stop_never_raises(url: str, name: str) -> None:
+    window = RedisWindow(url, name=name, window_seconds=10, bucket_seconds=0.05)
+    breaker = VIXCircuitBreaker(window=window)
+
+    def unreachable(**kwargs: Any) -> Any:  # not a RedisError: what a cluster client raises
+        raise RuntimeError("RedisClusterUnreachableError: every node is down")
+
+    script, window._script = window._script, unreachable
+    with capture_logs() as logs:
+        window.start()
+        for _ in range(5):
+            breaker.record("normal")
+        wait_for_flushes(window, 3)
+        assert window._thread is not None and window._thread.is_alive()
+        window._script = script
+        wait_for_flushes(window, 0, shared=True)
+        window.stop()
+    assert [log["event"] for log in logs] == ["fleet_window_unreachable", "fleet_window_rejoined"]
+    assert breaker.samples == 5  # nothing lost
+
+
+def wait_for_flushes(window: RedisWindow, faults: int, *, shared: bool = False) -> None:
+    """Until the flusher thread has failed *faults* times (or rejoined): a rendezvous, not a clock."""
+    deadline = time.monotonic() + 30
+    while (window.faults < faults) if not shared else not window.shared:
+        assert time.monotonic() < deadline, "the flusher never got there"
+        time.sleep(0.01)
+
+
+def test_a_window_over_a_cluster_or_a_sentinel_client(
+    name: str, cluster_ports: list[int], sentinel_ports: list[int]
+) -> None:
+    from redis.cluster import RedisCluster
+    from redis.sentinel import Sentinel
+
+    from tests.conftest import SENTINEL_MASTER
+
+    clients = [
+        RedisCluster(host="127.0.0.1", port=cluster_ports[0]),
+        Sentinel([("127.0.0.1", port) for port in sentinel_ports]).master_for(SENTINEL_MASTER),
+    ]
+    for client in clients:
+        first, second = (VIXCircuitBreaker(window=RedisWindow(client=client, name=name)) for _ in range(2))
+        first.record("panic")
+        second.record("normal")
+        assert first.window.flush() and second.window.flush() and first.window.flush()  # type: ignore[attr-defined]
+        assert (first.samples, first.panic_ratio) == (2, 0.5)
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({}, TypeError, "exactly one of url= .* and client="),
+        ({"url": "redis://x", "client": object()}, TypeError, "exactly one of"),
+        ({"client": object()}, TypeError, "synchronous redis.Redis"),
+        ({"url": None, "client": None}, TypeError, "exactly one of"),
+        ({"url": 5}, TypeError, "url must be a redis:// or rediss:// URL"),
+        ({"url": "redis://x", "namespace": None}, TypeError, "namespace must be a non-empty string"),
+        ({"url": "redis://x", "flush_seconds": 1e12}, ValueError, "flush_seconds .* must not exceed"),
+        ({"url": "redis://x", "clock": 5}, TypeError, "clock"),
+    ],
+)
+def test_how_a_window_reaches_redis_is_checked(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        RedisWindow(name="x", **kwargs)

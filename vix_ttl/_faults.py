@@ -14,7 +14,17 @@ from typing import NamedTuple
 
 import structlog
 
-__all__ = ["BACKEND", "REFRESH", "REJECTED", "SERVED_ON_ERROR", "UNSTORABLE", "Events", "FaultLog", "said"]
+__all__ = [
+    "BACKEND",
+    "FLEET",
+    "REFRESH",
+    "REJECTED",
+    "SERVED_ON_ERROR",
+    "UNSTORABLE",
+    "Events",
+    "FaultLog",
+    "said",
+]
 
 _log = structlog.get_logger("vix_ttl")
 
@@ -35,6 +45,8 @@ REFRESH = Events("cache_refresh_failed", "cache_refreshes_still_failing", "cache
 """A background refresh raised: the entry it would have replaced stays."""
 SERVED_ON_ERROR = Events("cache_served_on_error", "cache_still_served_on_error", "cache_computes_again")
 """The computation raised and a stale entry was served instead (stale_if_error)."""
+FLEET = Events("fleet_window_unreachable", "fleet_window_still_unreachable", "fleet_window_rejoined")
+"""A fleet window's flush failed: its breaker judges by its own window until one succeeds."""
 UNSTORABLE = Events(
     "cache_value_not_storable", "cache_values_still_not_storable", "cache_values_storable_again"
 )

@@ -8,9 +8,25 @@ evicts old buckets by subtraction and lets its keys expire on their own; the
 script answers with the fleet's totals, which the breaker then judges by. The
 ratio every process sees is the fleet's, within one flush.
 
-When Redis cannot be reached the breaker judges by its own window, logs once,
-counts the fault, and rejoins the fleet at the first flush that succeeds. No
-error ever reaches a caller of the breaker.
+The window stays exact and alive:
+
+- evictions are computed and applied in the script itself, a calm bucket (no
+  panic) included;
+- each flush carries this process's sequence number: one that timed out on its
+  way back but ran is sent again, and not applied twice;
+- the window's bucket and size live with its totals: a process with other
+  settings refuses to join (logged once; it judges by its own window) instead of
+  freezing everyone's evictions;
+- totals that are not numbers, or negative (anyone can write to the server),
+  start the window afresh; totals read back are clamped (0 <= panics <= total);
+  buckets evicted under memory pressure while the totals stay start it afresh too;
+- the flusher never dies: every fault is logged once per burst and retried at
+  the next flush; flushes are spread by a little jitter; ``stop`` never raises.
+
+When Redis cannot be reached the breaker judges by its own window, counts the
+fault, and rejoins the fleet at the first flush that succeeds, with nothing lost.
+No error ever reaches a caller of the breaker. The client may be a plain Redis,
+a Redis Cluster (the window's keys share one hash tag) or a Sentinel master.
 
 This module imports redis (the ``redis`` extra): it is the edge of vix_ttl.
 """
@@ -19,16 +35,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from vix_ttl._checks import check_seconds, missing_extra
+from vix_ttl._checks import check_clock, check_name, check_seconds, missing_extra
+from vix_ttl._faults import FLEET, FaultLog
 
 try:
     import redis
+    import redis.cluster
 except ImportError as exc:
     raise missing_extra(__name__, "redis", exc) from exc
 from vix_ttl.window import RollingWindow
@@ -37,43 +58,61 @@ __all__ = ["RedisWindow"]
 
 _log = structlog.get_logger("vix_ttl")
 
-# KEYS[1]: the buckets hash ("t:<index>", "p:<index>"), KEYS[2]: the totals hash
-# (head, total, panics). ARGV: bucket seconds, bucket count, samples, panics, ttl.
-# Everything here comes from this module: no caller's text is ever run.
+# KEYS[1]: the buckets hash ("t:<index>", "p:<index>"); KEYS[2]: the totals hash (bucket,
+# size, head, total, panics); KEYS[3]: this process's last sequence number applied.
+# ARGV: bucket seconds, bucket count, samples, panics, ttl, sequence number, now ('': the
+# server's clock). Everything here comes from this module: no caller's text is ever run.
 _FLUSH = """
-local now = redis.call('TIME')
-local seconds = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local index = math.floor(seconds / tonumber(ARGV[1]))
-local size = tonumber(ARGV[2])
-local head = tonumber(redis.call('HGET', KEYS[2], 'head') or '-1')
-if head < 0 or index - head >= size then
+local now
+if ARGV[7] ~= '' then
+  now = tonumber(ARGV[7])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
+local bucket, size = ARGV[1], tonumber(ARGV[2])
+local index = math.floor(now / tonumber(bucket))
+local held = redis.call('HMGET', KEYS[2], 'bucket', 'size', 'head', 'total', 'panics')
+if held[1] and (held[1] ~= bucket or tonumber(held[2]) ~= size) then
+  local settings = 'bucket ' .. tostring(held[1]) .. ' s, ' .. tostring(held[2]) .. ' buckets'
+  return redis.error_reply('VIXSETTINGS ' .. settings)
+end
+local head, total, panics = tonumber(held[3] or '-1'), tonumber(held[4] or '0'), tonumber(held[5] or '0')
+local fresh = 0
+if not head or not total or not panics or total < 0 or panics < 0 then
+  head, total, panics, fresh = -1, 0, 0, 1
+end
+if head < 0 or index - head >= size or (total > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'total', 0, 'panics', 0)
+  head, total, panics = index, 0, 0
 elseif index > head then
   for evicted = head - size + 1, index - size do
-    local t = tonumber(redis.call('HGET', KEYS[1], 't:' .. evicted) or '0')
-    local p = tonumber(redis.call('HGET', KEYS[1], 'p:' .. evicted) or '0')
-    if t > 0 then
-      redis.call('HINCRBY', KEYS[2], 'total', -t)
-      redis.call('HINCRBY', KEYS[2], 'panics', -p)
-      redis.call('HDEL', KEYS[1], 't:' .. evicted, 'p:' .. evicted)
-    end
+    local t = tonumber(redis.call('HGET', KEYS[1], 't:' .. evicted) or '0') or 0
+    local p = tonumber(redis.call('HGET', KEYS[1], 'p:' .. evicted) or '0') or 0
+    total, panics = total - t, panics - p
+    redis.call('HDEL', KEYS[1], 't:' .. evicted, 'p:' .. evicted)
   end
+  head = index
 end
-if index > head then
-  redis.call('HSET', KEYS[2], 'head', index)
+local sequence = tonumber(ARGV[6])
+if sequence > (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) then
+  local samples, new_panics = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if samples > 0 then
+    redis.call('HINCRBY', KEYS[1], 't:' .. head, samples)
+    redis.call('HINCRBY', KEYS[1], 'p:' .. head, new_panics)
+    total, panics = total + samples, panics + new_panics
+  end
+  redis.call('SET', KEYS[3], sequence, 'EX', ARGV[5])
 end
-local samples, panics = tonumber(ARGV[3]), tonumber(ARGV[4])
-if samples > 0 then
-  redis.call('HINCRBY', KEYS[1], 't:' .. math.max(index, head), samples)
-  redis.call('HINCRBY', KEYS[1], 'p:' .. math.max(index, head), panics)
-  redis.call('HINCRBY', KEYS[2], 'total', samples)
-  redis.call('HINCRBY', KEYS[2], 'panics', panics)
-end
+if total <= 0 then total = 0 end
+if panics <= 0 then panics = 0 end
+if panics > total then panics = total end
+redis.call('HSET', KEYS[2], 'bucket', bucket, 'size', size, 'head', head, 'total', total, 'panics', panics)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-return {tonumber(redis.call('HGET', KEYS[2], 'total')), tonumber(redis.call('HGET', KEYS[2], 'panics'))}
+return {total, panics, fresh}
 """
+_SETTINGS = "VIXSETTINGS"
 
 
 class RedisWindow:
@@ -85,27 +124,38 @@ class RedisWindow:
 
     Args:
         url: ``redis://`` or ``rediss://`` (TLS), with a password if the server wants one.
+        client: Instead of *url*: a ``redis.Redis``, a ``redis.cluster.RedisCluster`` or a
+            Sentinel ``master_for(...)`` client (synchronous: the flusher runs in a thread).
         name: The shared window's name: every process naming it shares it.
-        window_seconds, bucket_seconds: As for the breaker; the fleet must agree on them.
+        window_seconds, bucket_seconds: As for the breaker; the fleet must agree on them
+            (a process that does not, judges by its own window, and says so once).
         namespace: Prefix of the Redis keys.
-        flush_seconds: How often to flush (default: once per bucket).
-        timeout: Seconds a Redis call may take before the window falls back.
+        flush_seconds: How often to flush (default: once per bucket; at most the window).
+        timeout: Seconds a Redis call may take before the window falls back (with *url*).
+        clock: What buckets are timed by (default: the Redis server's clock, so the hosts'
+            clocks do not matter); a ``FakeClock`` in tests.
+
+    Raises:
+        TypeError, ValueError: a setting out of range, or not exactly one of *url* / *client*.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
+        client: Any = None,
         name: str,
         window_seconds: float = 1800.0,
         bucket_seconds: float = 1.0,
         namespace: str = "vix_ttl",
         flush_seconds: float | None = None,
         timeout: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.local = RollingWindow(window_seconds, bucket_seconds)  # this process's own samples
         if not isinstance(name, str) or not name:
             raise ValueError(f"RedisWindow: name must be a non-empty string, got {name!r}")
+        check_name("RedisWindow namespace", namespace)
         self.name = name
         self.window_seconds, self.bucket_seconds = self.local.window_seconds, self.local.bucket_seconds
         self.flush_seconds = (
@@ -113,14 +163,28 @@ class RedisWindow:
             if flush_seconds is None
             else check_seconds("RedisWindow flush_seconds", flush_seconds, positive=True)
         )
+        if self.flush_seconds > self.window_seconds:
+            raise ValueError(
+                f"RedisWindow flush_seconds ({flush_seconds!r}) must not exceed window_seconds "
+                f"({window_seconds!r}): the fleet would judge by samples older than its window"
+            )
         timeout = check_seconds("RedisWindow timeout", timeout, positive=True)
+        self._clock = None if clock is None else check_clock("RedisWindow clock", clock)
         self.lock = threading.Lock()  # the breaker adopts it: flushes and records never interleave
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._client = _client(url, client, timeout)
         self._script = self._client.register_script(_FLUSH)
-        self._keys = [f"{namespace}:window:{{{name}}}:buckets", f"{namespace}:window:{{{name}}}:totals"]
+        # One hash tag for the window's keys: a Redis Cluster keeps them on one node, as its
+        # script needs. This process's sequence numbers live in a key of its own, that expires.
+        tagged = f"{namespace}:window:{{{name}}}"
+        self._keys = [f"{tagged}:buckets", f"{tagged}:totals", f"{tagged}:flushed:{uuid.uuid4().hex}"]
+        self._ttl = int(self.window_seconds + 2 * self.bucket_seconds) + 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
+        self._faults = FaultLog(f"RedisWindow({name})", events=FLEET)
+        self._sequence = 0
+        self._unacknowledged: tuple[int, int, int] | None = None  # (sequence, samples, panics) sent
+        self._settings_differ = False
         self.faults = 0
         self.shared = False  # judging by the fleet's totals (else by this process's own)
         self.reset()
@@ -166,34 +230,75 @@ class RedisWindow:
     # -- the flusher ------------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Send what was recorded since the last flush; take the fleet's totals. False on a fault."""
-        with self.lock:
-            samples, panics = self._pending_total, self._pending_panics
-            self._pending_total = self._pending_panics = 0
-        try:
-            ttl = int(self.window_seconds + 2 * self.bucket_seconds) + 1
-            fleet_total, fleet_panics = self._script(
-                keys=self._keys, args=[self.bucket_seconds, self.local.size, samples, panics, ttl]
-            )
-        except (redis.RedisError, OSError) as exc:
+        """Send what was recorded since the last flush; take the fleet's totals. False on a fault.
+
+        Never raises: a fault is logged once per burst, counted, and the samples are kept
+        for the next flush (a batch that was sent and may have been applied is sent again
+        with its sequence number, and applied at most once).
+        """
+        for _ in range(2):  # a batch left from a failed flush first, then what came since
             with self.lock:
-                self._pending_total += samples  # kept for the next flush: nothing is lost
-                self._pending_panics += panics
-                was_shared, self.shared = self.shared, False
-                self.total, self.panics = self.local.total, self.local.panics
-                self.faults += 1
-            if was_shared or self.faults == 1:  # once per outage, not once per flush
-                _log.error("fleet_window_unreachable", window=self.name, error=repr(exc), faults=self.faults)
-            return False
-        with self.lock:
-            rejoined = not self.shared and self.faults > 0
-            self.shared = True
-            # The fleet's totals, plus what this process recorded during the round trip.
-            self.total = int(fleet_total) + self._pending_total
-            self.panics = int(fleet_panics) + self._pending_panics
-        if rejoined:
-            _log.info("fleet_window_rejoined", window=self.name, faults=self.faults)
+                retried = self._unacknowledged is not None
+                if self._unacknowledged is None:
+                    self._sequence += 1
+                    self._unacknowledged = (self._sequence, self._pending_total, self._pending_panics)
+                    self._pending_total = self._pending_panics = 0
+                batch = self._unacknowledged
+            try:
+                totals = self._send(batch)
+            except Exception as exc:
+                self._fall_back(exc)
+                return False
+            with self.lock:
+                self._unacknowledged = None
+                self.shared = True
+                # The fleet's totals, plus what this process recorded during the round trip.
+                self.total = totals[0] + self._pending_total
+                self.panics = totals[1] + self._pending_panics
+                more = retried and self._pending_total > 0  # recorded since the batch retried now
+            self._faults.recovered("flush")  # logs fleet_window_rejoined after a burst
+            self._settings_differ = False
+            if not more:
+                break
         return True
+
+    def _send(self, batch: tuple[int, int, int]) -> tuple[int, int]:
+        """Run the flush script for *batch*: the fleet's (total, panics), clamped."""
+        sequence, samples, panics = batch
+        now = "" if self._clock is None else repr(float(self._clock()))
+        try:
+            total, fleet_panics, fresh = self._script(
+                keys=self._keys,
+                args=[repr(self.bucket_seconds), self.local.size, samples, panics, self._ttl, sequence, now],
+            )
+        except redis.ResponseError as exc:
+            if str(exc).startswith(_SETTINGS):
+                raise _SettingsError(str(exc).removeprefix(_SETTINGS).strip()) from None
+            raise
+        if fresh:
+            _log.warning("fleet_window_restarted", window=self.name, why="its totals were not numbers")
+        total = max(0, int(total))
+        return total, min(max(0, int(fleet_panics)), total)
+
+    def _fall_back(self, exc: Exception) -> None:
+        """Judge by this process's own window; log once per burst (a settings mismatch, once)."""
+        with self.lock:
+            self.shared = False
+            self.total, self.panics = self.local.total, self.local.panics
+            self.faults += 1
+        if isinstance(exc, _SettingsError):
+            if not self._settings_differ:
+                self._settings_differ = True
+                _log.error(
+                    "fleet_window_settings_differ",
+                    window=self.name,
+                    fleet=str(exc),
+                    here=f"bucket {self.bucket_seconds!r} s, {self.local.size} buckets",
+                    hint="every process sharing a window needs the same window_seconds and bucket_seconds; "
+                    "this one judges by its own window meanwhile",
+                )
+            return
+        self._faults.failed("flush", exc)
 
     def start(self) -> None:
         """Flush from a daemon thread, every ``flush_seconds``."""
@@ -204,7 +309,7 @@ class RedisWindow:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the flusher and flush one last time."""
+        """Stop the flusher and flush one last time. Never raises."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -217,10 +322,10 @@ class RedisWindow:
             self._task = asyncio.create_task(self._run_async(), name=f"vix_ttl-fleet-{self.name}")
 
     async def stop_async(self) -> None:
-        """Stop the task and flush one last time."""
+        """Stop the task and flush one last time. Never raises."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await self._task
             self._task = None
         await asyncio.to_thread(self.flush)
@@ -235,5 +340,27 @@ class RedisWindow:
             await asyncio.to_thread(self.flush)
 
     def _next_flush(self) -> float:
-        # Just after the next bucket edge, so each flush closes a bucket.
-        return self.flush_seconds - (time.time() % self.flush_seconds) + 0.01
+        # Just after the next bucket edge, so each flush closes a bucket; a little later for
+        # some processes than others, so a fleet does not flush all at once.
+        jitter = random.uniform(0.01, 0.1) * self.flush_seconds
+        return self.flush_seconds - (time.time() % self.flush_seconds) + jitter
+
+
+class _SettingsError(Exception):
+    """The shared window was made with another bucket or size than this process's."""
+
+
+def _client(url: str | None, client: Any, timeout: float) -> Any:
+    """The synchronous Redis client of a window, from exactly one of *url* and *client*."""
+    if (url is None) == (client is None):
+        raise TypeError("RedisWindow takes exactly one of url= (a redis:// URL) and client= (a Redis client)")
+    if client is not None:
+        if not isinstance(client, redis.Redis | redis.cluster.RedisCluster):
+            raise TypeError(
+                f"RedisWindow client= must be a synchronous redis.Redis, redis.cluster.RedisCluster or "
+                f"Sentinel master_for(...) client (the flusher runs in a thread), got {client!r}"
+            )
+        return client
+    if not isinstance(url, str) or not url:
+        raise TypeError(f"RedisWindow url must be a redis:// or rediss:// URL, got {url!r}")
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
