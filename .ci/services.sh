@@ -34,11 +34,15 @@ redis_ok() { answers "$REDIS_PORT"; }
 mc_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT" && printf 'version\r\n' >&3 \
            && timeout 1 head -c 7 <&3 | grep -q VERSION) 2>/dev/null; }
 cluster_ok() { redis-cli -p "${REDIS_CLUSTER_PORTS%% *}" cluster info 2>/dev/null | grep -q "cluster_state:ok"; }
-sentinels_ok() {
+sentinels_ok() {  # every Sentinel knows a replica, and the replica is in sync with its master
   local port
   for port in $SENTINEL_PORTS; do
     redis-cli -p "$port" sentinel replicas "$SENTINEL_MASTER" 2>/dev/null | grep -q "slave" || return 1
   done
+  for port in $SENTINEL_DATA_PORTS; do
+    redis-cli -p "$port" info replication 2>/dev/null | grep -q "master_link_status:up" && return 0
+  done
+  return 1
 }
 # A data server of ours: no persistence, its own folder, a pid file to stop it by.
 start_redis() {  # port, then more options
@@ -69,8 +73,9 @@ fi
 if ! sentinels_ok; then
   OWN_SENTINEL=1
   read -r MASTER_PORT REPLICA_PORT <<<"$SENTINEL_DATA_PORTS"
-  start_redis "$MASTER_PORT"
-  start_redis "$REPLICA_PORT" --replicaof 127.0.0.1 "$MASTER_PORT"
+  # No 5 s pause before a replica's first sync (Redis 7's default for diskless syncs).
+  start_redis "$MASTER_PORT" --repl-diskless-sync-delay 0
+  start_redis "$REPLICA_PORT" --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$MASTER_PORT"
   for port in $SENTINEL_PORTS; do
     mkdir -p "$SVC_DIR/$port"
     cat >"$SVC_DIR/$port/sentinel.conf" <<CONF

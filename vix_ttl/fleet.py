@@ -113,6 +113,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 return {total, panics, fresh}
 """
 _SETTINGS = "VIXSETTINGS"
+_REPLICATION_MS = 500  # how long a flush waits for a replica to have it, when the master has one
 
 
 class RedisWindow:
@@ -185,6 +186,7 @@ class RedisWindow:
         self._sequence = 0
         self._unacknowledged: tuple[int, int, int] | None = None  # (sequence, samples, panics) sent
         self._settings_differ = False
+        self._replicas: int | None = None  # the master's replicas, once asked
         self.faults = 0
         self.shared = False  # judging by the fleet's totals (else by this process's own)
         self.reset()
@@ -247,6 +249,7 @@ class RedisWindow:
             try:
                 totals = self._send(batch)
             except Exception as exc:
+                self._replicas = None  # asked again: a failover may have changed the master
                 self._fall_back(exc)
                 return False
             with self.lock:
@@ -277,8 +280,21 @@ class RedisWindow:
             raise
         if fresh:
             _log.warning("fleet_window_restarted", window=self.name, why="its totals were not numbers")
+        self._replicated()
         total = max(0, int(total))
         return total, min(max(0, int(fleet_panics)), total)
+
+    def _replicated(self) -> None:
+        """Wait for a replica to have the flush, when the master has one (Sentinel, a replicated
+        master): a flush the master applied and lost in a failover is sent again to the new one,
+        and one it had passed on is not applied twice (its sequence number went with it)."""
+        client = self._client
+        if not isinstance(client, redis.Redis):  # a cluster's nodes: its own replication
+            return
+        if self._replicas is None:
+            self._replicas = int(client.info("replication").get("connected_slaves", 0))
+        if self._replicas and client.wait(1, _REPLICATION_MS) < 1:
+            raise _NotReplicatedError("no replica acknowledged the flush: it is sent again")
 
     def _fall_back(self, exc: Exception) -> None:
         """Judge by this process's own window; log once per burst (a settings mismatch, once)."""
@@ -344,6 +360,10 @@ class RedisWindow:
         # some processes than others, so a fleet does not flush all at once.
         jitter = random.uniform(0.01, 0.1) * self.flush_seconds
         return self.flush_seconds - (time.time() % self.flush_seconds) + jitter
+
+
+class _NotReplicatedError(Exception):
+    """The master has replicas, and none acknowledged a flush in time."""
 
 
 class _SettingsError(Exception):
