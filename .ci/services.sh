@@ -33,7 +33,15 @@ answers() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
 redis_ok() { answers "$REDIS_PORT"; }
 mc_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT" && printf 'version\r\n' >&3 \
            && timeout 1 head -c 7 <&3 | grep -q VERSION) 2>/dev/null; }
-cluster_ok() { redis-cli -p "${REDIS_CLUSTER_PORTS%% *}" cluster info 2>/dev/null | grep -q "cluster_state:ok"; }
+cluster_ok() {  # every node sees the whole cluster, and agrees it is up
+  local port
+  for port in $REDIS_CLUSTER_PORTS; do
+    redis-cli -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" || return 1
+    [ "$(redis-cli -p "$port" cluster nodes 2>/dev/null | grep -c connected)" = "$(wc -w <<<"$REDIS_CLUSTER_PORTS")" ] \
+      || return 1
+  done
+  redis-cli --cluster check "127.0.0.1:${REDIS_CLUSTER_PORTS%% *}" 2>/dev/null | grep -q "All 16384 slots covered"
+}
 sentinels_ok() {  # every Sentinel knows a replica, and the replica is in sync with its master
   local port
   for port in $SENTINEL_PORTS; do

@@ -58,12 +58,14 @@ class FaultLog:
 
     Bursts are kept per operation: a server that answers reads and refuses writes is
     one burst of failed writes, not a burst that each successful read ends. Each line
-    keeps the error's own message (redis-py's ``repr`` of its errors drops it), and the
-    first line of a burst names a misconfiguration it recognises (a Redis Cluster
-    reached through a plain client, a replica written to).
+    keeps the error's own message (redis-py's ``repr`` of its errors drops it). A fault
+    that says the set-up is wrong (a Redis Cluster reached through a plain client, a
+    replica written to) is named once, with what to do, and reminded of every
+    ``remind_seconds`` while it goes on: some commands of such a set-up succeed, and
+    would otherwise end a burst and start another at every call.
     """
 
-    __slots__ = ("_bursts", "_clock", "_events", "_function", "_remind_seconds", "failing")
+    __slots__ = ("_bursts", "_clock", "_events", "_function", "_misconfigured", "_remind_seconds", "failing")
 
     def __init__(self, function: str, *, events: Events = BACKEND, remind_seconds: float = 60.0) -> None:
         self.failing = False  # read on the hot path: one attribute, no call
@@ -72,21 +74,24 @@ class FaultLog:
         self._remind_seconds = remind_seconds
         self._clock = time.monotonic
         self._bursts: dict[str, _Burst] = {}
+        self._misconfigured: dict[str, _Burst] = {}  # hint -> its faults, named once
 
     def failed(self, operation: str, error: BaseException) -> None:
         """Note one fault in *operation* (the caller computes anyway)."""
         now = self._clock()
+        hint = _hint(error)
+        if hint is not None:  # a set-up that is wrong stays wrong: named once, then reminded
+            self._set_up(hint, operation, error, now)
+            return
         burst = self._bursts.get(operation)
         if burst is None:
             self._bursts[operation] = _Burst(now)
             self.failing = True
-            hint = _hint(error)
             _log.error(
                 self._events.first,
                 function=self._function,
                 operation=operation,
                 error=said(error),
-                **({"hint": hint} if hint else {}),
                 exc_info=error,
             )
             return
@@ -99,6 +104,28 @@ class FaultLog:
                 operation=operation,
                 error=said(error),
                 failed_operations=burst.faults,
+            )
+
+    def _set_up(self, hint: str, operation: str, error: BaseException, now: float) -> None:
+        """A fault that says the set-up is wrong (a cluster reached through a plain client, a replica
+        written to): logged once for this function, with what to do, whatever succeeds meanwhile."""
+        named = self._misconfigured.get(hint)
+        if named is None:
+            self._misconfigured[hint] = _Burst(now)
+            _log.error(
+                self._events.first, function=self._function, operation=operation, error=said(error), hint=hint
+            )
+            return
+        named.faults += 1
+        if now - named.logged_at >= self._remind_seconds:
+            named.logged_at = now
+            _log.error(
+                self._events.reminder,
+                function=self._function,
+                operation=operation,
+                error=said(error),
+                hint=hint,
+                failed_operations=named.faults,
             )
 
     def recovered(self, operation: str) -> None:

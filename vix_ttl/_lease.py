@@ -50,6 +50,8 @@ MAX_WAIT_SECONDS = 12 * LEASE_SECONDS
 that renews forever (stuck, or waiting on this very process) never blocks a key for good."""
 
 _POLL_SECONDS = (0.005, 0.05)  # waiters look for the holder's entry this often, first to last
+_POLL_PER_WAITER = 0.001  # the longest pause grows by this much per key waited on at once,
+_POLL_MOST = 0.5  # up to this
 _LEASE = re.compile(r"([0-9a-f]{16})\.(\d{1,9})")  # a lease as vix_ttl writes it
 _MAX_HOLDERS = 4  # holders one waiter follows: each takes over from one that died
 
@@ -119,11 +121,31 @@ async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it n
         return await run()
     if taken:
         return await _hold(store, name, mine, look if look_again else None, run, failed, budget, fault)
+    _Waiting.count += 1
+    try:
+        return await _wait(store, name, mine, look, run, failed, budget, fault)
+    finally:
+        _Waiting.count -= 1
+
+
+async def _wait(  # noqa: PLR0917 - single_flight's arguments, while another process holds the lease
+    store: LeaseStore,
+    name: str,
+    mine: _Holder,
+    look: Callable[[Budget | None], Awaitable[Any]],
+    run: Callable[[], Awaitable[tuple[Any, Any]]],
+    failed: Callable[[Any], bool],
+    budget: Budget,
+    fault: Fault,
+) -> tuple[Any, Any]:
+    """Wait for the holder's entry; take the lease over when it lapses; compute when told to."""
     waiting = _Waiting(asyncio.get_running_loop().time)
-    pause, longest = _POLL_SECONDS
+    pause = _POLL_SECONDS[0]
     while True:
         await asyncio.sleep(pause)
-        pause = min(pause * 2, longest)
+        # Back off to the longest pause, longer the more keys this process waits on at once:
+        # a cold burst of many keys must not drown the holders' own commands in polls.
+        pause = min(pause * 2, max(_POLL_SECONDS[1], min(_POLL_MOST, _POLL_PER_WAITER * _Waiting.count)))
         try:
             found = await look(None)
             if found is not NOTHING:
@@ -164,6 +186,9 @@ class _Waiting:
     """
 
     __slots__ = ("_alive_at", "_began", "_now", "_seen", "holders")
+
+    count = 0
+    """How many waits this process has going now (they space their polls by it)."""
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
@@ -215,18 +240,23 @@ async def _hold(  # noqa: PLR0917 - single_flight's arguments, once the lease is
     budget: Budget,
     fault: Fault,
 ) -> tuple[Any, Any]:
-    """Holding the lease: look once more (unless *look* is None), compute, let go."""
-    found = NOTHING
-    if look is not None:
-        try:
-            found = await look(budget)
-        except Exception as exc:
-            fault(exc)
-    if found is not NOTHING:
-        await _let_go(store.drop(name, mine.value, budget), fault)
-        return found, None
+    """Holding the lease: look once more (unless *look* is None), compute, let go.
+
+    Renewals start at once, a half lease after the lease was taken, whatever a slow
+    second look or a busy event loop delays.
+    """
     renewing = asyncio.ensure_future(_renew(store, name, mine, fault))
     try:
+        found = NOTHING
+        if look is not None:
+            try:
+                found = await look(budget)
+            except Exception as exc:
+                fault(exc)
+        if found is not NOTHING:
+            renewing.cancel()
+            await _let_go(store.drop(name, mine.value, budget), fault)
+            return found, None
         result = await run()
     finally:
         renewing.cancel()

@@ -50,15 +50,22 @@ _slots: weakref.WeakKeyDictionary[Any, PoolSlots] = weakref.WeakKeyDictionary()
 
 
 def pool_slots(client: Any) -> PoolSlots | None:
-    """The slots of *client*'s connection pool, shared by everything using it (None: it waits itself,
-    or it is a cluster client, whose pools are per node)."""
+    """The slots of *client*'s connections, shared by everything using them (None: the client waits).
+
+    A plain or Sentinel client has one pool; a cluster client one per node, each as large
+    as its ``max_connections``: as many commands at once as that keep every node's pool
+    within its size.
+    """
     pool = getattr(client, "connection_pool", None)
-    size = getattr(pool, "max_connections", None)
-    if pool is None or not isinstance(size, int) or type(pool).__name__ == "BlockingConnectionPool":
+    if pool is None:  # a cluster client
+        owner, size = client, getattr(client, "connection_kwargs", {}).get("max_connections")
+    else:
+        owner, size = pool, getattr(pool, "max_connections", None)
+    if not isinstance(size, int) or type(pool).__name__ == "BlockingConnectionPool":
         return None
-    slots = _slots.get(pool)
+    slots = _slots.get(owner)
     if slots is None:
-        slots = _slots[pool] = PoolSlots(size)
+        slots = _slots[owner] = PoolSlots(size)
     return slots
 
 
