@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -93,3 +94,17 @@ class Harness:
         for i in range(1000):
             self.breaker.record("panic" if i >= 1000 - panics else "normal")
         assert self.breaker.mode is mode
+
+
+def run_fleet(target: Callable[..., None], *args: Any, processes: int, timeout: float = 60) -> list[Any]:
+    """Run *processes* spawned processes of ``target(*args, barrier, results)``: what each put on
+    *results*. The barrier lets them start together (a rendezvous, not a clock)."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    fleet = [context.Process(target=target, args=(*args, barrier, results)) for _ in range(processes)]
+    for process in fleet:
+        process.start()
+    outcomes = [results.get(timeout=timeout) for _ in fleet]
+    for process in fleet:
+        process.join(timeout)
+    return outcomes

@@ -24,6 +24,7 @@ from redis.cluster import RedisCluster
 from structlog.testing import capture_logs
 
 from tests.conftest import SENTINEL_DATA_PORTS, SENTINEL_MASTER
+from tests.harness import run_fleet
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
 
@@ -62,17 +63,7 @@ def cluster_member(port: int, namespace: str, barrier: Any, results: Any) -> Non
 
 def test_a_fleet_over_a_redis_cluster_computes_each_key_once(cluster_ports: list[int]) -> None:
     namespace = f"cluster-{uuid.uuid4().hex[:8]}"
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(PROCESSES), context.Queue()
-    members = [
-        context.Process(target=cluster_member, args=(cluster_ports[0], namespace, barrier, results))
-        for _ in range(PROCESSES)
-    ]
-    for process in members:
-        process.start()
-    outcomes = [results.get(timeout=60) for _ in members]
-    for process in members:
-        process.join(60)
+    outcomes = run_fleet(cluster_member, cluster_ports[0], namespace, processes=PROCESSES)
     infos = [info for info, _, _ in outcomes]
     assert sum(wrong for _, wrong, _ in outcomes) == 0
     assert [events for _, _, events in outcomes] == [[]] * PROCESSES  # no MOVED, no CROSSSLOT, no fault

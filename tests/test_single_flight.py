@@ -13,6 +13,7 @@ import pytest
 import redis
 from aiocache import MemcachedCache, RedisCache
 
+from tests.harness import run_fleet
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._lease import LEASE_SECONDS
 
@@ -52,17 +53,7 @@ def test_processes_sharing_a_store_compute_a_key_once(
 ) -> None:
     namespace = f"sf-{uuid.uuid4().hex[:8]}:"
     port = redis_port if kind == "redis" else memcached_port
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(WORKERS), context.Queue()
-    processes = [
-        context.Process(target=worker, args=(kind, port, redis_port, namespace, barrier, results))
-        for _ in range(WORKERS)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=60) for _ in processes]
-    for process in processes:
-        process.join(60)
+    outcomes = run_fleet(worker, kind, port, redis_port, namespace, processes=WORKERS)
     assert redis.Redis(port=redis_port).get(f"{namespace}computes") == b"1"
     assert {value for _, value, _ in outcomes} == {"odds #1"}
     infos = [info for _, _, info in outcomes]
