@@ -130,3 +130,26 @@ def test_sync_hit_with_the_prometheus_collector(benchmark: BenchmarkFixture) -> 
         calls(plain),
         1.1,
     )
+
+
+@pytest.mark.benchmark(group="redis")
+def test_native_redis_hit_vs_aiocache_redis_hit(
+    benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop
+) -> None:
+    import redis.asyncio
+
+    port = int(os.environ.get("REDIS_PORT", "6390"))
+    require_server("Redis", port)
+    native = redis.asyncio.Redis(port=port)
+    through_aiocache = RedisCache(endpoint="127.0.0.1", port=port)
+    compare(
+        benchmark,
+        "@vix_cached Redis hit: native redis-py client / aiocache RedisCache",
+        awaits(loop, vix_async_hit(loop, native)),
+        awaits(loop, vix_async_hit(loop, through_aiocache)),
+        1.1,
+        blocks=10,
+        n=200,
+    )
+    loop.run_until_complete(native.aclose())
+    loop.run_until_complete(through_aiocache.close())
