@@ -74,8 +74,12 @@ class Commands:
             async with asyncio.timeout(budget.left):
                 if self._slots is None:
                     return await self._sent(command)
-                async with self._slots.get():
+                slots = self._slots.get()
+                await slots.acquire()  # at once while a slot is free
+                try:
                     return await self._sent(command)
+                finally:
+                    slots.release()
         finally:
             budget.spend(started)
 

@@ -35,14 +35,15 @@ class Newest:
     def __init__(self, maxsize: int = NEWEST_KEYS) -> None:
         self._places: cachetools.LRUCache[Hashable, float] = cachetools.LRUCache(maxsize)
 
-    def older(self, key: Hashable, place: float) -> bool:
-        """Whether an entry of *key* at *place* comes before a value already seen."""
-        return place < self._places.get(key, -math.inf)
-
-    def note(self, key: Hashable, place: float) -> None:
-        """A value of *key* at *place* was seen (served, written, or read in a valid entry)."""
-        if place > self._places.get(key, -math.inf):
+    def see(self, key: Hashable, place: float) -> bool:
+        """Whether an entry of *key* at *place* may be served (it comes before no value already
+        seen); when it may, it is noted as seen. One lookup: this is on the hit path."""
+        latest = self._places.get(key, -math.inf)
+        if place < latest:
+            return False
+        if place > latest:
             self._places[key] = place
+        return True
 
     def place(self, key: Hashable, now: float) -> float:
         """Where a value of *key* written *now* goes: now, or just after the latest seen; noted."""

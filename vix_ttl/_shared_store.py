@@ -220,9 +220,8 @@ class SharedEngine(Engine):
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
-        if self._newest.older(key, header.order):
+        if not self._newest.see(key, header.order):  # noted: this process's next value goes after it
             return STALE, None  # older than a value this process has seen: never again
-        self._newest.note(key, header.order)  # this process's next value of the key goes after it
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT

@@ -207,10 +207,8 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
-        if key:
-            if self._newest.older(key, header.order):
-                return None  # older than a value of this key this serializer has seen
-            self._newest.note(key, header.order)
+        if key and not self._newest.see(key, header.order):
+            return None  # older than a value of this key this serializer has seen
         decision = self.breaker.decide(header.status, header.base_ttl)
         if not fresh(self.clock() - header.stored_at, header.ttl, decision.ttl):
             return None
