@@ -269,3 +269,36 @@ def _restart_as_replica(port: int, folder: Path) -> None:
             pass
         assert time.monotonic() < deadline, "the old master never came back as a replica"
         time.sleep(0.1)
+
+
+async def test_aiocache_users_reach_a_sentinel_master_through_its_connection_pool(
+    sentinel_ports: list[int],
+) -> None:
+    # The route the README gives aiocache users: aiocache's RedisCache over redis-py's
+    # SentinelConnectionPool, which asks the Sentinels where the master is.
+    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+    sentinel = Sentinel([("127.0.0.1", port) for port in sentinel_ports])
+    cache = RedisCache(
+        connection_pool_class=SentinelConnectionPool,
+        connection_pool_kwargs={"service_name": SENTINEL_MASTER, "sentinel_manager": sentinel},
+        namespace=f"aiocache-sentinel-{uuid.uuid4().hex[:8]}:",
+    )
+    computes: list[int] = []
+
+    @vix_cached(
+        60,
+        status=lambda match: "normal",
+        cache=cache,
+        breaker=VIXCircuitBreaker(),
+        secret="a secret of the service, long enough",
+    )
+    async def odds(match: int) -> int:
+        computes.append(match)
+        return match
+
+    assert [await odds(1) for _ in range(3)] == [1, 1, 1]
+    assert computes == [1] and odds.cache_info().hits == 2
+    master = redis.Redis(port=_master_port(sentinel_ports[0]))
+    assert any(b"aiocache-sentinel" in key for key in master.keys("*aiocache-sentinel*"))
+    await cache.close()
