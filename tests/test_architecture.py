@@ -25,6 +25,7 @@ LAYERS = [
         "aiocache",
         "_aiocache_store",
         "_redis_store",
+        "_http",
         "asgi",
         "fleet",
         "prometheus",

@@ -1,36 +1,39 @@
-"""``VixCacheMiddleware``: vix_ttl's decisions for whole HTTP responses, as pure ASGI (DESIGN 7b).
+"""``VixCacheMiddleware``: vix_ttl's decisions for whole HTTP responses, as pure ASGI.
 
-A GET is one call of a ``@vix_cached`` coroutine whose key is the request's path,
-sorted query string and the request headers the response varies on, and whose
-computation runs the application and captures its response: the same stores,
-keys, signing, coalescing and stale rules as ``vix_cached``, on the same clock.
-What HTTP adds lives here: which responses may be kept, the status from the
-request (``status(scope)``) or from the application (``X-Vix-Status``), and the
-RFC 9111 / RFC 5861 headers that let a CDN or a browser in front compute the
-same freshness (``max-age`` - ``Age``).
+A GET is one call of a ``@vix_cached`` coroutine whose key is the request's scheme,
+host, raw path, raw query and the request headers the response varies on, and whose
+computation runs the application and captures its response: the same stores, keys,
+signing, coalescing and stale rules as ``vix_cached``, on the same clock. What HTTP
+adds — which requests and responses may be shared, the app's own freshness as an
+upper bound, ETags, the RFC 9111 / 5861 headers — is ``vix_ttl._http``'s; this
+module runs the requests.
 
-Responses that must never be shared — ``Set-Cookie``, ``Cache-Control: private``
-or ``no-store``, ``Vary: *``, streamed ones — end the computation with
-``_Passed``, a ``BaseException``: the engine neither stores it nor serves a stale
-entry instead, and callers that joined the computation run the application
-themselves, so one client's cookie never reaches another.
+A client cannot defeat the backend protection nor poison the cache: a request with a
+body or credentials is passed through; its ``no-cache`` is served from the cache
+unless ``client_revalidation=True``; the computation runs without the client's own
+conditions and ranges; a response that cannot be shared (it sets a cookie, say) is
+its requester's, and the others elect a new leader. Responses that must never be
+shared end the computation with ``_Passed``, a ``BaseException``: the engine neither
+stores it nor serves a stale entry instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import base64
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qsl
 
+import cachetools
 import structlog
 
-from vix_ttl._checks import check_ttl
+from vix_ttl import _http
+from vix_ttl._checks import check_count, check_ttl
+from vix_ttl._coalesce import AsyncFlights
 from vix_ttl._engine import (
     BYPASS,
     COALESCED,
@@ -43,6 +46,7 @@ from vix_ttl._engine import (
     SERVED_STALE,
     STALE,
     CacheInfo,
+    Entry,
 )
 from vix_ttl._proxy import engine_of
 from vix_ttl._signing import Secret
@@ -62,6 +66,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STATUS_HEADER = "x-vix-status"
 """The response header an application states its data's status in (stripped before it leaves)."""
 
+MAX_BODY = 1_048_576
+"""Bytes: a larger response is passed on, never kept."""
+MAX_BYTES = 67_108_864
+"""Bytes: how much the default in-process store holds, responses' bodies and headers counted."""
+
 # X-Vix-Cache: what happened to a request, from the outcome its call was counted under.
 _SAID = {
     HIT: "hit",
@@ -79,6 +88,7 @@ _OWN = frozenset(
     {b"cache-control", b"age", b"etag", b"x-vix-cache", STATUS_HEADER.encode(), b"content-length"}
 )
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+_STATUSES = frozenset(status.value for status in VixStatus)
 
 
 @dataclass
@@ -99,26 +109,13 @@ class _Request:
 
 
 _REQUEST: ContextVar[_Request] = ContextVar("vix_ttl_asgi_request")
-
-
-class _Response:
-    """A response as the application gave it: status, headers, one body."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    def header(self, name: bytes) -> bytes | None:
-        """Every line of header *name*, joined as one list (RFC 9110 5.3), or None."""
-        values = [value for key, value in self.headers if key == name]
-        return b", ".join(values) if values else None
+_COMPUTED: ContextVar[dict[str, Any] | None] = ContextVar("vix_ttl_asgi_computed", default=None)
 
 
 class _Passed(BaseException):
     """A response that must not be stored nor shared (or was streamed to its client already)."""
 
-    def __init__(self, request: _Request, response: _Response | None) -> None:
+    def __init__(self, request: _Request, response: _http.Response | None) -> None:
         super().__init__()
         # The request whose computation it was: the only one the response is for.
         self.request, self.response = request, response
@@ -127,11 +124,11 @@ class _Passed(BaseException):
 class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure of ours
     """The application answered 5xx: a failed computation (``stale_if_error``), never stored."""
 
-    def __init__(self, request: _Request, response: _Response) -> None:
+    def __init__(self, request: _Request, response: _http.Response) -> None:
         super().__init__(f"the application answered {response.status}")
         self.request, self.response = request, response
         # An error page may go to every caller that waited on it, unless it is someone's.
-        self.shareable = _personal(response) is False
+        self.shareable = _http.personal(response) is False
 
 
 class VixCacheMiddleware:
@@ -144,7 +141,15 @@ class VixCacheMiddleware:
             per request; None: the application's ``X-Vix-Status`` response header,
             recorded when the response is stored, judges later requests.
         breaker, cache, namespace, stale_while_revalidate, stale_if_error, secret, clock:
-            As for ``vix_cached`` (``namespace`` default: ``"vix_ttl.asgi"``).
+            As for ``vix_cached`` (``namespace`` default: ``"vix_ttl.asgi"``; the default
+            breaker: the middleware's own, registered under it).
+        max_body: Bytes: a larger response is passed on, never kept (default 1 MiB).
+        max_bytes: Bytes the default in-process store holds at most (default 64 MiB; a
+            store of yours, ``cache=``, is bounded as you built it).
+        client_revalidation: Honour a request's ``Cache-Control: no-cache`` (or
+            ``max-age=0``) by computing afresh (coalesced with other such requests);
+            default False: served from the cache, as CDNs do, so that a client cannot
+            send every request to the backend.
 
     Raises:
         TypeError, ValueError: an argument out of range, as ``vix_cached`` says.
@@ -163,6 +168,9 @@ class VixCacheMiddleware:
         stale_if_error: float | Mapping[Mode | str, float] = 0,
         secret: Secret | None = None,
         clock: Callable[[], float] | None = None,
+        max_body: int = MAX_BODY,
+        max_bytes: int = MAX_BYTES,
+        client_revalidation: bool = False,
     ) -> None:
         if not callable(app):
             raise TypeError(f"VixCacheMiddleware: app must be an ASGI application, got {app!r}")
@@ -173,10 +181,28 @@ class VixCacheMiddleware:
                 "VixCacheMiddleware over a cache of yours needs namespace= (a name for this service): "
                 "two services sharing the store would otherwise serve each other's pages"
             )
+        self._max_body = check_count("VixCacheMiddleware max_body", max_body, minimum=0)
+        max_bytes = check_count("VixCacheMiddleware max_bytes", max_bytes, minimum=1)
+        if self._max_body > max_bytes:
+            raise ValueError(
+                f"VixCacheMiddleware: max_body ({max_body}) must not exceed max_bytes ({max_bytes}): "
+                f"no response that size could be kept"
+            )
+        if not isinstance(client_revalidation, bool):
+            raise TypeError(
+                f"VixCacheMiddleware: client_revalidation must be True or False, got {client_revalidation!r}"
+            )
         self.app = app
         self._base = check_ttl("ttl", ttl)
         self._scope_status = status
+        self._revalidation = client_revalidation
+        self._revalidations = AsyncFlights()  # requests asking for a fresh response share its computation
         self._seen: dict[Any, VixStatus] = {}  # header mode: each key's last stored status
+        # In process, bodies are kept as bytes; a shared store's serializer gets base64 text
+        # (JSON has no bytes: latin-1 text took 4.1 times a body's size in Redis).
+        self._in_process = cache is None or isinstance(cache, MutableMapping)
+        if cache is None:  # bounded in bytes: cache-busting queries cannot fill the memory
+            cache = cachetools.FIFOCache(max_bytes, getsizeof=_entry_bytes)
         decorate = vix_cached(
             ttl,
             status=self._request_status if status is not None else self._stored_status,
@@ -190,8 +216,10 @@ class VixCacheMiddleware:
         )
         assert isinstance(decorate, Decorate)
         options = decorate.options_for(self._compute)
+        # A response is kept for its own TTL: within the app's freshness, nothing if too large.
+        options = replace(options, entry_ttl=self._entry_ttl)
         if status is None:  # statuses come with responses: recorded when stored, not per request
-            options = replace(options, records=False, entry_ttl=_stored_ttl)
+            options = replace(options, records=False)
         self._cached = decorate.build(self._compute, options)
         self.breaker = self._cached.breaker
         engine = engine_of(self._cached)
@@ -208,8 +236,8 @@ class VixCacheMiddleware:
             )
             for mode in Mode
         }
-        # (host, path) -> the request headers its responses vary on
-        self._vary: dict[tuple[str, str], tuple[str, ...]] = {}
+        # (scheme, host, raw path) -> the request headers its responses vary on
+        self._vary: dict[tuple[bytes, bytes, bytes], tuple[str, ...]] = {}
 
     def cache_info(self) -> CacheInfo:
         """What happened to the requests so far, as ``vix_cached``'s ``cache_info()`` says it."""
@@ -223,42 +251,26 @@ class VixCacheMiddleware:
         if scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, _saying(send, "bypass"))
             return
-        directives = _directives(_request_header(scope, b"cache-control"))
-        if "no-store" in directives or _personal_request(scope):
-            # Asked not to keep it, or someone's own (RFC 9111 3.5: a shared cache does not
-            # reuse a response to a request with credentials): the app answers, nobody keeps it.
+        said = _http.directives(_http.request_header(scope, b"cache-control"))
+        if "no-store" in said or _http.personal_request(scope) or _http.request_has_body(scope):
+            # Asked not to keep it; someone's own (RFC 9111 3.5: a shared cache does not reuse a
+            # response to a request with credentials); or a body the key does not hold: the app
+            # answers, nobody keeps it, nobody else is answered with it.
             await self.app(scope, receive, _saying(send, "bypass", no_store=True))
             return
-        if "no-cache" in directives:  # recomputed for this client; the entry stays for the others
-            await self.app(scope, receive, _saying(send, "miss"))
-            return
         request = _Request(scope, receive, send)
-        await self._answer(request, self._key(scope))
+        revalidate = self._revalidation and ("no-cache" in said or said.get("max-age") == "0")
+        await self._answer(request, self._key(scope), revalidate=revalidate)
         if request.rest is not None:
             await request.rest
 
-    async def _answer(self, request: _Request, key: _Key) -> None:
+    async def _answer(self, request: _Request, key: _http.Key, *, revalidate: bool = False) -> None:
         """Answer *request* from the cache or the application; what happened in ``X-Vix-Cache``."""
         token = _REQUEST.set(request)
         outcomes = OUTCOMES.set(request.outcomes)
         try:
-            try:
-                value = await self._cached(key)
-            except _Passed as passed:
-                if passed.request is not request:  # another client's response: run the app for this one
-                    await self.app(request.scope, request.receive, _saying(request.send, "miss"))
-                    return
-                # Served in place of the stored page, which must not come back after it.
-                await self._forget(key)
-                if passed.response is not None:  # not streamed to its client already
-                    said = _SAID[request.outcomes[-1]] if request.outcomes else "miss"
-                    await self._send(request, passed.response, said)
-                return
-            except _AppFailed as failed:
-                if failed.request is request or failed.shareable:
-                    await self._send(request, failed.response, "miss", no_store=True)
-                else:
-                    await self.app(request.scope, request.receive, _saying(request.send, "miss"))
+            value = await self._call(request, key, revalidate)
+            if value is None:  # answered already: the app's own response, passed on
                 return
             wire = _wire(value)
             if wire is None:  # an entry in a shared store nobody signed, of another shape
@@ -271,24 +283,68 @@ class VixCacheMiddleware:
         said = _SAID[request.outcomes[-1]] if request.outcomes else "hit"
         await self._serve(request, value, wire, said)
 
-    async def _forget(self, key: _Key) -> None:
+    async def _call(self, request: _Request, key: _http.Key, revalidate: bool) -> dict[str, Any] | None:
+        """The cached value for *request* (*revalidate*: computed afresh), or None once it was
+        answered otherwise.
+
+        A response that cannot be shared (it sets a cookie, say) is its leader's; the
+        requests that waited on it elect a new leader once, and run the application
+        themselves only if that one's cannot be shared either.
+        """
+        for attempt in range(2):
+            try:
+                if revalidate:
+                    return await self._revalidated(key)
+                return await self._cached(key)  # type: ignore[no-any-return]
+            except _Passed as passed:
+                if passed.request is request:
+                    await self._forget(key)  # served in place of the stored page: it must not come back
+                    if passed.response is not None:  # not streamed to its client already
+                        await self._send(request, passed.response, "bypass", no_store=True)
+                    return None
+                if attempt:
+                    await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
+                    return None
+            except _AppFailed as failed:
+                if failed.request is request or failed.shareable:
+                    await self._send(request, failed.response, "bypass", no_store=True)
+                else:
+                    await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
+                return None
+        raise AssertionError("unreachable")
+
+    async def _revalidated(self, key: _http.Key) -> dict[str, Any]:
+        """A fresh response, computed once for every request that asks for one now, then kept in
+        place of the entry: only once it succeeded, so a failing app leaves the fallback there."""
+        value, _ = await self._revalidations.run(key, lambda: self._compute(key))
+        token = _COMPUTED.set(value)
+        try:
+            await self._forget(key)
+            return await self._cached(key)  # type: ignore[no-any-return]
+        finally:
+            _COMPUTED.reset(token)
+
+    async def _forget(self, key: _http.Key) -> None:
         dropped = self._cached.invalidate(key)
         if inspect.isawaitable(dropped):  # a shared store's invalidate is a coroutine
             await dropped
 
     # -- the computation: the application, captured ------------------------------------
 
-    async def _compute(self, key: Any) -> dict[str, Any]:
+    async def _compute(self, key: _http.Key) -> dict[str, Any]:
         """Run the application for the request that leads; its response as a storable value."""
+        computed = _COMPUTED.get()
+        if computed is not None:  # a revalidation computed it already: it is kept as it is
+            return computed
         request = _REQUEST.get()
-        scope = dict(request.scope, method="GET")  # HEAD is answered from the GET entry
+        scope = _http.leader_scope(request.scope)  # HEAD is answered from the GET entry
         response = await self._capture(scope, request)
         if response.status >= 500:
             raise _AppFailed(request, response)
-        varies = _vary_names(response)
-        if varies != key[3]:  # the request headers it varies on changed: keyed anew from the next request
-            _remember(self._vary, (key[0], scope["path"]), varies)
-        if _personal(response) is not False or varies != key[3]:
+        varies = _http.vary_names(response)
+        if varies != key[4]:  # the request headers it varies on changed: keyed anew from the next request
+            _remember(self._vary, key[:3], varies)
+        if _http.personal(response) is not False or varies != key[4]:
             raise _Passed(request, response)
         status = self._status_of(response, key)
         if status is None:  # an X-Vix-Status nobody can read: not kept
@@ -299,16 +355,24 @@ class VixCacheMiddleware:
             "headers": [
                 [k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers if k not in _OWN
             ],
-            "body": body.decode("latin-1"),  # JSON-safe and byte-exact; shared stores serialize it
-            "etag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            **({"body": body} if self._in_process else {"body64": base64.b64encode(body).decode("ascii")}),
+            "etag": _http.etag(body),
             "vix_status": status.value,
             # A bypassed response is kept all the same, for the NORMAL base (it replaces the
             # entry: what was served before a panic never comes back after it).
             "ttl": self.breaker._judge(status, self._base_of(status)) or self._base,
+            # The application's own freshness: an upper bound, in what is kept and what is sent.
+            "cap": _http.freshness_cap(response) if len(body) <= self._max_body else 0.0,
             "at": self._clock(),
         }
 
-    async def _capture(self, scope: Scope, request: _Request) -> _Response:
+    def _entry_ttl(self, value: Any, decided: float) -> float:
+        """How long a response is kept: its TTL (header mode: its own status's; else the call's),
+        within what its application allows; 0, nothing, when it allows none or is too large."""
+        ttl = float(value["ttl"]) if self._scope_status is None else decided
+        return min(ttl, float(value["cap"]))
+
+    async def _capture(self, scope: Scope, request: _Request) -> _http.Response:
         """The application's response to *scope*; a streamed one goes on to the client as it comes."""
         start: Message = {}
         chunks: list[bytes] = []
@@ -327,7 +391,7 @@ class VixCacheMiddleware:
                     answered.set_result(True)
                     if foreground:
                         request.answered = True
-                        await _saying(request.send, "miss")(start)
+                        await _saying(request.send, "bypass")(start)
                         for chunk in chunks:
                             await request.send(
                                 {"type": "http.response.body", "body": chunk, "more_body": True}
@@ -351,9 +415,9 @@ class VixCacheMiddleware:
         if answered.done() and answered.result():
             raise _Passed(request, None)
         headers = [(k.lower(), v) for k, v in start.get("headers", [])]
-        return _Response(start.get("status", 500), headers, b"".join(chunks))
+        return _http.Response(start.get("status", 500), headers, b"".join(chunks))
 
-    def _status_of(self, response: _Response, key: Any) -> VixStatus | None:
+    def _status_of(self, response: _http.Response, key: Any) -> VixStatus | None:
         """The status a stored response carries: the request's, or the app's header (recorded);
         None for a header that names no status (logged: the response is not kept)."""
         if self._scope_status is not None:
@@ -396,11 +460,12 @@ class VixCacheMiddleware:
         said: str,
     ) -> None:
         """Send a cached *value* (as *wire*: its headers and body in bytes) with the headers of now."""
-        # The TTL decided now: for this request's status, or the stored one's (header mode).
+        # The TTL decided now: for this request's status, or the stored one's (header mode);
+        # within what the application allows.
         status = request.status or VixStatus(value["vix_status"])
         decided = self.breaker._judge(status, self._base_of(status))
-        fresh_for = min(value["ttl"], decided) if said != "bypass" else 0.0
-        if not fresh_for:  # computed, and not kept: its own status is bypassed (header mode)
+        fresh_for = min(value["ttl"], decided, value["cap"]) if said != "bypass" else 0.0
+        if not fresh_for:  # computed, and not kept: bypassed, or not for keeping
             said = "bypass"
         age = max(0, math.floor(self._clock() - value["at"]))
         headers, body = wire
@@ -408,13 +473,13 @@ class VixCacheMiddleware:
         headers.append((b"cache-control", self._cache_control(fresh_for).encode()))
         if fresh_for:
             headers.append((b"age", str(age).encode()))
-        if _matches(_request_header(request.scope, b"if-none-match"), value["etag"]):
+        if _http.matches(_http.request_header(request.scope, b"if-none-match"), value["etag"]):
             await _respond(request, 304, headers, b"", said)
             return
         await _respond(request, value["status"], [*headers, _length(body)], body, said)
 
     async def _send(
-        self, request: _Request, response: _Response, said: str, *, no_store: bool = False
+        self, request: _Request, response: _http.Response, said: str, *, no_store: bool = False
     ) -> None:
         headers = [(k, v) for k, v in response.headers if k != STATUS_HEADER.encode()]  # its own length too
         if no_store:
@@ -426,28 +491,17 @@ class VixCacheMiddleware:
     def _cache_control(self, fresh_for: float) -> str:
         if not fresh_for:
             return "no-store"
-        max_age = (
-            math.floor(fresh_for) if math.isfinite(fresh_for) else 31536000
-        )  # a year: RFC 9111's "never"
+        max_age = math.floor(fresh_for) if math.isfinite(fresh_for) else _http.FOREVER
         return f"max-age={max_age}{self._allowances[self.breaker.mode]}"
 
     # -- keys --------------------------------------------------------------------------
 
-    def _key(self, scope: Scope) -> _Key:
-        """Host, path, the query sorted by name (repeated names keep their order: ``a=2&a=1`` is not
-        ``a=1&a=2``), the headers the path's responses vary on, and the request's values of them
-        (an absent header is None, apart from an empty one)."""
-        host = (_request_header(scope, b"host") or b"").decode("latin-1").lower()
-        path = scope.get("root_path", "") + scope["path"]
-        raw = scope.get("query_string", b"")
-        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
-        query = tuple(sorted(pairs, key=lambda pair: pair[0]))
-        names = self._vary.get((host, scope["path"]))
-        values = tuple(_header_value(scope, name) for name in names or ())
-        return host, path, query, names, values
+    def _key(self, scope: Scope) -> _http.Key:
+        """The request's key, with the headers its path's responses vary on."""
+        partial = _http.request_key(scope, None)
+        return _http.request_key(scope, self._vary.get(partial[:3]))
 
 
-_Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...] | None, tuple[str | None, ...]]
 _REMEMBERED = 65536  # per-path and per-key memories are bounded: the oldest go first
 _log = structlog.get_logger("vix_ttl")
 
@@ -461,16 +515,13 @@ def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
             del memory[next(iter(memory))]
 
 
-def _header_value(scope: Scope, name: str) -> str | None:
-    value = _request_header(scope, name.encode())
-    return None if value is None else value.decode("latin-1")
-
-
-def _personal_request(scope: Scope) -> bool:
-    """A request with credentials: what it gets may be this client's only."""
-    return (
-        _request_header(scope, b"authorization") is not None or _request_header(scope, b"cookie") is not None
-    )
+def _entry_bytes(entry: Any) -> int:
+    """What an entry of the default store weighs: its body and headers, and a little for the rest."""
+    value = entry.value if entry.__class__ is Entry else entry
+    try:
+        return len(value["body"]) + sum(len(k) + len(v) for k, v in value["headers"]) + 256
+    except (TypeError, KeyError):
+        return 256
 
 
 def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
@@ -481,64 +532,16 @@ def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
             isinstance(value["status"], int)
             and isinstance(value["etag"], str)
             and value["vix_status"] in _STATUSES
-            and all(type(value[name]) in (int, float) for name in ("ttl", "at"))
+            and all(type(value[name]) in (int, float) for name in ("ttl", "cap", "at"))
         ):
             return None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
-        return headers, value["body"].encode("latin-1")
+        body = value["body"] if "body" in value else base64.b64decode(value["body64"], validate=True)
+        if not isinstance(body, bytes):
+            return None
+        return headers, body
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
         return None
-
-
-_STATUSES = frozenset(status.value for status in VixStatus)
-
-
-def _stored_ttl(value: Any, decided: float) -> float:
-    """Header mode: a response is kept for the TTL its own status decided when it was computed."""
-    return float(value["ttl"])
-
-
-def _personal(response: _Response) -> bool | None:
-    """Whether *response* is someone's own (``Set-Cookie``, ``private``, ``no-store``, ``Vary: *``);
-    None when it is not a 200, which is kept by nobody either."""
-    directives = _directives(response.header(b"cache-control"))
-    if response.header(b"set-cookie") is not None or {"private", "no-store"} & directives:
-        return True
-    if "*" in (_vary_names(response) or ()):
-        return True
-    return None if response.status != 200 else False
-
-
-def _vary_names(response: _Response) -> tuple[str, ...] | None:
-    """The request headers *response* varies on, lower case and sorted (None: it names none)."""
-    names = {
-        n.strip().lower() for k, v in response.headers if k == b"vary" for n in v.decode("latin-1").split(",")
-    }
-    names.discard("")
-    return tuple(sorted(names)) if names else None
-
-
-def _directives(header: bytes | None) -> set[str]:
-    if not header:
-        return set()
-    return {
-        part.split("=", 1)[0].strip().lower() for part in header.decode("latin-1").split(",") if part.strip()
-    }
-
-
-def _request_header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
-
-
-def _matches(if_none_match: bytes | None, etag: str) -> bool:
-    """RFC 9110 13.1.2: weak comparison, a list of tags, or ``*``."""
-    if not if_none_match:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.decode("latin-1").split(",")]
-    return "*" in tags or etag in tags
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:

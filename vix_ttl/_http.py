@@ -1,0 +1,173 @@
+"""What HTTP says about caching (RFC 9110, 9111, 5861), for the ASGI middleware: no I/O here.
+
+Which requests a shared cache may answer, which responses it may keep and for how
+long, the key a request is answered under, ETags and conditional requests, and the
+freshness headers a CDN or browser in front computes the same freshness from. Each
+rule is a function of the request's ASGI scope or of a response's status, headers
+and body; ``vix_ttl.asgi`` runs the requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import MutableMapping
+from typing import Any
+
+__all__ = [
+    "FOREVER",
+    "Key",
+    "Response",
+    "directives",
+    "etag",
+    "freshness_cap",
+    "leader_scope",
+    "matches",
+    "personal",
+    "personal_request",
+    "request_has_body",
+    "request_header",
+    "request_key",
+    "vary_names",
+]
+
+Scope = MutableMapping[str, Any]
+
+FOREVER = 31536000
+"""A year, in seconds: RFC 9111's "never expires" for ``max-age``."""
+
+Key = tuple[bytes, bytes, bytes, tuple[bytes, ...], tuple[str, ...] | None, tuple[bytes | None, ...]]
+"""What a request is answered under: scheme, host, raw path, query parameters (raw, sorted
+by name, repeated names in their order), the request headers its responses vary on and the
+request's values of them (an absent header is None, apart from an empty one)."""
+
+# A request's conditions and ranges are each client's: the computation shared by every
+# client runs without them, and each client is answered from its full response.
+_CLIENT_ONLY = frozenset(
+    {b"range", b"if-range", b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"}
+)
+# Server extensions that send a response in a way a capture never sees (a file sent by the
+# server, early hints, trailers): removed from the scope of a computation to be kept.
+_UNCAPTURABLE = frozenset(
+    {
+        "http.response.pathsend",
+        "http.response.zerocopysend",
+        "http.response.early_hint",
+        "http.response.trailers",
+    }
+)
+
+
+class Response:
+    """A response as the application gave it: status, headers (names lower case), one body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name: bytes) -> bytes | None:
+        """Every line of header *name*, joined as one list (RFC 9110 5.3), or None."""
+        values = [value for key, value in self.headers if key == name]
+        return b", ".join(values) if values else None
+
+
+def request_header(scope: Scope, name: bytes) -> bytes | None:
+    """The request's header *name* (lower case), or None."""
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def directives(header: bytes | None) -> dict[str, str | None]:
+    """A ``Cache-Control`` header's directives: name (lower case) -> value (None: none given)."""
+    found: dict[str, str | None] = {}
+    for part in (header or b"").decode("latin-1").split(","):
+        name, sep, value = part.strip().partition("=")
+        if name:
+            found[name.strip().lower()] = value.strip().strip('"') if sep else None
+    return found
+
+
+def personal_request(scope: Scope) -> bool:
+    """A request with credentials: what it gets may be this client's only (RFC 9111 3.5)."""
+    return request_header(scope, b"authorization") is not None or request_header(scope, b"cookie") is not None
+
+
+def request_has_body(scope: Scope) -> bool:
+    """A request that carries a body (a GET may): its response may depend on it, and the key
+    does not hold it, so it is never answered from the cache nor shared."""
+    length = request_header(scope, b"content-length")
+    return request_header(scope, b"transfer-encoding") is not None or (
+        length is not None and length.strip() not in (b"", b"0")
+    )
+
+
+def request_key(scope: Scope, vary: tuple[str, ...] | None) -> Key:
+    """The key of a request, its bytes as sent: no lossy decoding (``?x=%FF`` is not ``?x=%FE``,
+    ``?flag`` is not ``?flag=``, ``/a%2Fb`` is not ``/a/b``, ``;`` separates nothing)."""
+    host = (request_header(scope, b"host") or b"").lower()
+    raw_path = scope.get("raw_path") or (scope.get("root_path", "") + scope["path"]).encode("utf-8")
+    raw_query = scope.get("query_string", b"")
+    parts = raw_query.split(b"&") if raw_query else []
+    query = tuple(sorted(parts, key=lambda part: part.partition(b"=")[0]))  # stable: repeats keep order
+    values = tuple(request_header(scope, name.encode("latin-1")) for name in vary or ())
+    return scope.get("scheme", "http").encode(), host, bytes(raw_path), query, vary, values
+
+
+def leader_scope(scope: Scope) -> dict[str, Any]:
+    """The scope a shared computation runs with: a GET, without the client's own conditions and
+    ranges, and without the server extensions a capture cannot see."""
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in _CLIENT_ONLY]
+    shared = dict(scope, method="GET", headers=headers)
+    extensions = scope.get("extensions")
+    if extensions:
+        shared["extensions"] = {k: v for k, v in extensions.items() if k not in _UNCAPTURABLE}
+    return shared
+
+
+def personal(response: Response) -> bool | None:
+    """Whether *response* is someone's own (``Set-Cookie``, ``private``, ``no-store``, ``Vary: *``);
+    None when it is not a 200, which is kept by nobody either."""
+    said = directives(response.header(b"cache-control"))
+    if response.header(b"set-cookie") is not None or "private" in said or "no-store" in said:
+        return True
+    if "*" in (vary_names(response) or ()):
+        return True
+    return None if response.status != 200 else False
+
+
+def freshness_cap(response: Response) -> float:
+    """The longest a shared cache may keep *response* fresh, as its application says:
+    ``s-maxage``, else ``max-age`` (whole seconds); 0 for ``no-cache``; ``inf`` if it says none."""
+    said = directives(response.header(b"cache-control"))
+    if "no-cache" in said:
+        return 0.0
+    for name in ("s-maxage", "max-age"):
+        if name in said:
+            value = said[name] or ""
+            return float(value) if value.isdigit() else 0.0  # one it cannot read: not kept
+    return math.inf
+
+
+def vary_names(response: Response) -> tuple[str, ...] | None:
+    """The request headers *response* varies on, lower case and sorted (None: it names none)."""
+    names = {
+        n.strip().lower() for k, v in response.headers if k == b"vary" for n in v.decode("latin-1").split(",")
+    }
+    names.discard("")
+    return tuple(sorted(names)) if names else None
+
+
+def etag(body: bytes) -> str:
+    """A strong ETag: the same body, the same tag, in every process."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def matches(if_none_match: bytes | None, tag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison, a list of tags, or ``*``."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.decode("latin-1").split(",")]
+    return "*" in tags or tag in tags
