@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -84,6 +88,63 @@ def sentinel_ports() -> list[int]:
     for port in SENTINEL_PORTS:
         require_server("Redis Sentinel", port)
     return SENTINEL_PORTS
+
+
+# -- applications under a real uvicorn -------------------------------------------
+
+Uvicorn = Callable[..., "Served"]
+
+
+class Served:
+    """An application uvicorn serves on loopback: its base URL and its process."""
+
+    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        self.url, self.process = url, process
+
+    def memory(self, field: str = "VmRSS") -> int:
+        """The server process's memory in bytes: ``VmRSS`` now, or ``VmHWM``, its peak."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise LookupError(field)
+
+
+@pytest.fixture
+def uvicorn() -> Iterator[Uvicorn]:
+    """Start ``uvicorn APP`` on a free loopback port, in a process of its own as in production,
+    with extra environment; returns once *ready* (a path) answers."""
+    import httpx
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(app: str, *options: str, ready: str = "/", **env: str) -> Served:
+        """In memory unless *env* gives ``REDIS_URL`` (the one the suite runs with is not inherited)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--log-level", "warning", *options],
+            cwd=Path(__file__).parent.parent,
+            env={**inherited, **env},
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # a server starting, not time logic: wait until it answers
+            try:
+                httpx.get(f"{url}{ready}", timeout=1)
+                return Served(url, process)
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{app} did not start on {url}") from None
+                time.sleep(0.1)
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

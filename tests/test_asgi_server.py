@@ -6,67 +6,21 @@ as in production; the feed's phases are set through the example's environment.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).parent.parent
-UVICORN = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "examples.odds_service:app",
-    "--host",
-    "127.0.0.1",
-    "--log-level",
-    "warning",
-]
+from tests.conftest import Uvicorn
+
 Server = Callable[..., str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def serve() -> Iterator[Server]:
+def serve(uvicorn: Uvicorn) -> Server:
     """Start the example with extra environment; its base URL once it answers."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> str:
-        """In memory unless *env* gives ``REDIS_URL`` (the one the suite runs with is not inherited)."""
-        port = _free_port()
-        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        process = subprocess.Popen(
-            [*UVICORN, "--port", str(port)],
-            cwd=ROOT,
-            env={**inherited, **env},
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:  # a server starting, not time logic: wait until it answers
-            try:
-                httpx.get(f"{url}/stats", timeout=1)
-                return url
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the example did not start on {url}") from None
-                time.sleep(0.1)
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=10)
+    return lambda **env: uvicorn("examples.odds_service:app", ready="/stats", **env).url
 
 
 def max_age(response: httpx.Response) -> int:

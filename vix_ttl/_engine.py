@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 from cachetools.keys import hashkey
 
@@ -166,6 +166,9 @@ class Options:
     entry_ttl: Callable[[Any, float], float] | None = None
     """The TTL a computed value is stored with, from the value and the TTL decided for its
     call (None: that TTL); 0 stores nothing."""
+    stale_ok: Callable[[Any], bool] | None = None
+    """Whether a value may be served past its fresh TTL at all (None: every one may, within
+    the allowances): an HTTP response that says ``must-revalidate`` may not."""
 
 
 class StoreAdapter(Protocol):
@@ -241,6 +244,7 @@ class Engine(ABC):
         self._flights = flights  # None: every caller computes
         self._swr = options.stale_while_revalidate
         self._sie = options.stale_if_error
+        self._stale_ok = options.stale_ok
         self._beta = options.early_refresh
         # A policy with Learned cells learns from recomputations that replace an entry.
         self._learn = options.breaker._learn if options.breaker.policy.learns else None
@@ -383,12 +387,7 @@ class Engine(ABC):
         computation started and ended.
         """
         keep = self.learning(keep, stale, status)
-        if (
-            stale is not None
-            and self._swr
-            and stale.within(self._swr, self.breaker.mode, self._clock())
-            and self.refresh_behind(key, produce, keep)
-        ):
+        if self._servable(stale, self._swr) and self.refresh_behind(key, produce, keep):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner(produce, keep)
@@ -468,12 +467,7 @@ class Engine(ABC):
         """``compute`` for coroutine functions and asynchronous stores (*ttl*: the one decided;
         *budget*: what the call's commands have left of the store's timeout)."""
         keep = self.learning(keep, stale, status)
-        if (
-            stale is not None
-            and self._swr
-            and stale.within(self._swr, self.breaker.mode, self._clock())
-            and self.refresh_behind_async(key, produce, keep, ttl)
-        ):
+        if self._servable(stale, self._swr) and self.refresh_behind_async(key, produce, keep, ttl):
             self.count(SERVED_STALE)
             return stale.value
         run = self._runner_async(produce, keep)
@@ -546,14 +540,18 @@ class Engine(ABC):
         """``refresh_behind`` for coroutine functions and asynchronous stores."""
         return self.refreshes.start_task(key, lambda: self._refresh_async(key, produce, keep, ttl))
 
+    def _servable(self, stale: Stale | None, allowance: Allowance) -> TypeGuard[Stale]:
+        """Whether *stale* may be served now, within *allowance*, if its value allows it at all."""
+        return (
+            stale is not None
+            and bool(allowance)
+            and stale.within(allowance, self.breaker.mode, self._clock())
+            and (self._stale_ok is None or self._stale_ok(stale.value))
+        )
+
     def _counted(self, value: Any, led: bool, stored: bool, outcome: str, stale: Stale | None) -> Any:
         """Count the call (the caller that led the computation counts why it computed), then return."""
-        if (
-            value.__class__ is Raised
-            and stale is not None
-            and self._sie
-            and stale.within(self._sie, self.breaker.mode, self._clock())
-        ):
+        if value.__class__ is Raised and self._servable(stale, self._sie):
             self._served_on_error.failed("compute", value.error)
             self.count(SERVED_ON_ERROR)
             return stale.value

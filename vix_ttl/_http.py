@@ -23,6 +23,7 @@ __all__ = [
     "freshness_cap",
     "leader_scope",
     "matches",
+    "must_revalidate",
     "personal",
     "personal_request",
     "request_has_body",
@@ -149,6 +150,13 @@ def freshness_cap(response: Response) -> float:
             value = said[name] or ""
             return float(value) if value.isdigit() else 0.0  # one it cannot read: not kept
     return math.inf
+
+
+def must_revalidate(response: Response) -> bool:
+    """Whether a shared cache must not serve *response* once stale, without revalidating it
+    (``must-revalidate``, ``proxy-revalidate``, or ``s-maxage``, which implies it: RFC 9111 5.2.2)."""
+    said = directives(response.header(b"cache-control"))
+    return not said.keys().isdisjoint(("must-revalidate", "proxy-revalidate", "s-maxage"))
 
 
 def vary_names(response: Response) -> tuple[str, ...] | None:

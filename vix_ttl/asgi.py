@@ -217,7 +217,7 @@ class VixCacheMiddleware:
         assert isinstance(decorate, Decorate)
         options = decorate.options_for(self._compute)
         # A response is kept for its own TTL: within the app's freshness, nothing if too large.
-        options = replace(options, entry_ttl=self._entry_ttl)
+        options = replace(options, entry_ttl=self._entry_ttl, stale_ok=_may_serve_stale)
         if status is None:  # statuses come with responses: recorded when stored, not per request
             options = replace(options, records=False)
         self._cached = decorate.build(self._compute, options)
@@ -363,6 +363,7 @@ class VixCacheMiddleware:
             "ttl": self.breaker._judge(status, self._base_of(status)) or self._base,
             # The application's own freshness: an upper bound, in what is kept and what is sent.
             "cap": _http.freshness_cap(response) if len(body) <= self._max_body else 0.0,
+            "revalidate": _http.must_revalidate(response),  # never served stale, here nor in front
             "at": self._clock(),
         }
 
@@ -373,21 +374,31 @@ class VixCacheMiddleware:
         return min(ttl, float(value["cap"]))
 
     async def _capture(self, scope: Scope, request: _Request) -> _http.Response:
-        """The application's response to *scope*; a streamed one goes on to the client as it comes."""
+        """The application's response to *scope*; a streamed one goes on to the client as it comes.
+
+        A body sent in several parts is a stream unless the response states its length and
+        that length is at most ``max_body`` (a file, say): that one is captured whole.
+        """
         start: Message = {}
         chunks: list[bytes] = []
         answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()  # True: a stream
         foreground = not request.answered  # else a background refresh: no client, no request body
+        sized, received = -1, 0  # the length the response states (when it may be kept), and so far
 
         async def capture(message: Message) -> None:
+            nonlocal sized, received
             if answered.done():  # a stream, going on to its client (or to nobody)
                 if answered.result() and foreground:
                     await request.send(message)
             elif message["type"] == "http.response.start":
                 start.update(message)
+                sized = _stated_length(message.get("headers", []), self._max_body)
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-                if message.get("more_body", False):  # a stream: never kept, its client gets it as it comes
+                received += len(chunks[-1])
+                if not message.get("more_body", False):
+                    answered.set_result(False)
+                elif received > sized:  # a stream: never kept, its client gets it as it comes
                     answered.set_result(True)
                     if foreground:
                         request.answered = True
@@ -396,8 +407,6 @@ class VixCacheMiddleware:
                             await request.send(
                                 {"type": "http.response.body", "body": chunk, "more_body": True}
                             )
-                else:
-                    answered.set_result(False)
 
         # The application runs in a task of its own: a stream goes on after this returns,
         # so that callers who joined run the application themselves at once.
@@ -470,7 +479,9 @@ class VixCacheMiddleware:
         age = max(0, math.floor(self._clock() - value["at"]))
         headers, body = wire
         headers.append((b"etag", value["etag"].encode()))
-        headers.append((b"cache-control", self._cache_control(fresh_for).encode()))
+        headers.append(
+            (b"cache-control", self._cache_control(fresh_for, value.get("revalidate", False)).encode())
+        )
         if fresh_for:
             headers.append((b"age", str(age).encode()))
         if _http.matches(_http.request_header(request.scope, b"if-none-match"), value["etag"]):
@@ -488,10 +499,12 @@ class VixCacheMiddleware:
             ]
         await _respond(request, response.status, headers, response.body, said)
 
-    def _cache_control(self, fresh_for: float) -> str:
+    def _cache_control(self, fresh_for: float, revalidate: bool) -> str:
         if not fresh_for:
             return "no-store"
         max_age = math.floor(fresh_for) if math.isfinite(fresh_for) else _http.FOREVER
+        if revalidate:  # the app forbids serving it stale: no allowance is offered in front either
+            return f"max-age={max_age}, must-revalidate"
         return f"max-age={max_age}{self._allowances[self.breaker.mode]}"
 
     # -- keys --------------------------------------------------------------------------
@@ -524,6 +537,12 @@ def _entry_bytes(entry: Any) -> int:
         return 256
 
 
+def _may_serve_stale(value: Any) -> bool:
+    """Whether a kept response may be served past its freshness (``stale_while_revalidate``,
+    ``stale_if_error``): not when its application said ``must-revalidate``."""
+    return isinstance(value, dict) and value.get("revalidate") is not True
+
+
 def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
     """A cached value's headers and body as bytes; None if it lacks the shape ``_compute``
     gives (a shared store may hold anything). One pass: what the response needs anyway."""
@@ -533,6 +552,7 @@ def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
             and isinstance(value["etag"], str)
             and value["vix_status"] in _STATUSES
             and all(type(value[name]) in (int, float) for name in ("ttl", "cap", "at"))
+            and type(value.get("revalidate", False)) is bool
         ):
             return None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
@@ -542,6 +562,15 @@ def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         return headers, body
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
         return None
+
+
+def _stated_length(headers: list[tuple[bytes, bytes]], limit: int) -> int:
+    """The ``Content-Length`` a response states, if it is at most *limit*; else -1."""
+    for key, value in headers:
+        if key.lower() == b"content-length":
+            stated = value.strip()
+            return int(stated) if stated.isdigit() and int(stated) <= limit else -1
+    return -1
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:
