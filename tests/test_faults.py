@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import require_server
 from vix_ttl import VIXCircuitBreaker
+from vix_ttl._faults import QUIET_SECONDS
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
 
@@ -135,9 +136,11 @@ async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess)
         # The empty new server: a miss, stored again, then hits. A pooled connection from
         # before the restart may fail once more on its first command.
         results = [await price(1) for _ in range(5)]
+        clock.advance(QUIET_SECONDS)  # a burst ends at the first success a quiet second after its last fault
+        results.append(await price(1))
     info = price.cache_info()
-    assert results == [10] * 5
-    assert info.calls == 27 and info.hits >= 3  # the last calls are served from the restarted server
+    assert results == [10] * 6
+    assert info.calls == 28 and info.hits >= 4  # the last calls are served from the restarted server
     assert info.misses == 2  # the first call ever, and the first the new server answered
     assert [log["event"] for log in up_logs][-1] == "cache_backend_recovered"
     await cache.close()
@@ -181,6 +184,31 @@ def test_a_failing_mapping_store_fails_open() -> None:
     assert price.cache_info().hits == 1
 
 
+def test_a_store_failing_one_call_in_three_is_one_burst_not_one_per_call() -> None:
+    clock = FakeClock()
+    store = BrokenMapping(maxsize=10)
+
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker(clock=clock), cache=store)
+    def price(x: int) -> int:
+        return x
+
+    with capture_logs() as logs:
+        for n in range(300):  # a cluster with one master of three down: some calls fail, others not
+            store.broken = n % 3 == 0
+            assert price(n % 7) == n % 7
+            clock.advance(0.01)
+        store.broken = False
+        clock.advance(QUIET_SECONDS)
+        price(100)  # the first miss a quiet second after the last fault ends both bursts
+    assert [(log["event"], log["operation"]) for log in logs] == [
+        ("cache_backend_failed", "get"),
+        ("cache_backend_failed", "set"),
+        ("cache_backend_recovered", "get"),
+        ("cache_backend_recovered", "set"),
+    ]
+    assert price.cache_info().errors == 100
+
+
 async def test_a_hung_backend_times_out_into_a_computed_call() -> None:
     class Hung(RedisCache):  # type: ignore[misc]
         async def _get(self, *args: Any, **kwargs: Any) -> Any:
@@ -192,8 +220,12 @@ async def test_a_hung_backend_times_out_into_a_computed_call() -> None:
     async def price(x: int) -> int:
         return x
 
-    assert await price(3) == 3
+    with capture_logs() as logs:
+        assert await price(3) == 3
     assert price.cache_info().errors == 1
+    # One line: the read that spent the call's time; the write it left no time for is not a fault.
+    (failed,) = [log for log in logs if log["event"] == "cache_backend_failed"]
+    assert failed["operation"] == "get" and "no answer within the call's timeout (0.05 s)" in failed["error"]
 
 
 class PickyMapping(cachetools.LRUCache[Any, Any]):

@@ -140,12 +140,14 @@ def test_redis_down_falls_back_to_the_local_window_and_rejoins(redis_process: Re
     assert [log["event"] for log in logs if log["event"].startswith("fleet")] == ["fleet_window_unreachable"]
     assert breaker.metrics()["fleet_faults"] == 5 and breaker.metrics()["fleet_shared"] is False
 
-    redis_process.start()  # an empty server: the fleet starts again from what is flushed now
+    redis_process.start()  # an empty server: each process refills it with its own window
     with capture_logs() as logs:
         assert window.flush()
-    assert [log["event"] for log in logs] == ["fleet_window_rejoined"]
-    assert breaker.samples == 5  # the samples kept while Redis was down: nothing lost
+    assert [log["event"] for log in logs] == ["fleet_window_restarted", "fleet_window_rejoined"]
+    assert breaker.samples == 6  # this process's window, all of it: nothing lost
     assert breaker.metrics()["fleet_shared"] is True
+    assert other.window.flush() and breaker.window.flush()  # type: ignore[attr-defined]
+    assert (breaker.samples, breaker.panic_ratio) == (16, 10 / 16)  # the other's 10 panics came back with it
 
 
 def test_a_password_protected_redis(tmp_path: Path) -> None:
@@ -175,13 +177,17 @@ def test_window_settings_belong_to_the_window(url: str) -> None:
         ({"timeout": -1}, ValueError, "timeout must be a finite number of seconds > 0"),
         ({"timeout": float("inf")}, ValueError, "timeout must be a finite number"),
         ({"bucket_seconds": 1e-9}, ValueError, "at most 1,000,000"),
+        ({"flush_seconds": 1e-9}, ValueError, "flush_seconds .* must be at least 0.01 s"),
+        ({"name": "}x"}, ValueError, "without braces .*hash tag"),
+        ({"name": "odds{eu}"}, ValueError, "without braces"),
+        ({"name": None}, TypeError, "name must be a string, got None"),
     ],
 )
 def test_bad_fleet_settings_are_refused_naming_the_parameter(
     url: str, kwargs: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        RedisWindow(url, name="x", **kwargs)
+        RedisWindow(url, **{"name": "x", **kwargs})
 
 
 def dying_member(url: str, name: str) -> None:
@@ -269,39 +275,111 @@ def test_processes_with_other_settings_refuse_to_join_and_say_so_once(url: str, 
     assert 0 < other_breaker.samples == other_breaker.metrics()["panic_samples"]
 
 
+def _vandalize(client: redis.Redis, keys: list[str], how: str, clock: FakeClock) -> None:
+    """Write to the window's keys as anyone who can reach the server can."""
+    buckets, totals = keys[0], keys[1]
+    head = int(clock() // 1)
+    if how == "totals a string":
+        client.delete(totals)
+        client.set(totals, "x")
+    elif how == "buckets a list":
+        client.delete(buckets)
+        client.rpush(buckets, "x")
+    elif how == "buckets evicted":  # memory pressure took the buckets, not the totals
+        client.delete(buckets)
+    elif how == "a bucket field not a number":  # 0.2 left the totals drifting for good
+        client.hset(buckets, f"p:{head}", "abc")
+    else:
+        field, value = how.split("=")
+        client.hset(totals, field, value.replace("FUTURE", str(head + 60)))
+
+
 @pytest.mark.parametrize(
-    ("field", "garbage"), [("total", "lots"), ("total", "-40"), ("panics", "-3"), ("head", "x")]
+    "how",
+    [
+        "total=lots",
+        "total=-40",
+        "panics=-3",
+        "panics=99",
+        "head=x",
+        "head=1e20",
+        "head=FUTURE",  # a failover to a master whose clock is a minute behind
+        "bucket=abc",
+        "epoch=",
+        "totals a string",
+        "buckets a list",
+        "buckets evicted",
+        "a bucket field not a number",
+    ],
 )
-def test_garbage_totals_restart_the_window_and_never_reach_a_caller(
-    url: str, name: str, field: str, garbage: str
+def test_a_vandalized_window_starts_afresh_and_every_process_refills_it(
+    url: str, name: str, how: str
 ) -> None:
     clock = FakeClock(1_000_000)
-    window = timed_window(url, name, clock)
-    breaker = VIXCircuitBreaker(clock=clock, window=window)
+    one, two = timed_window(url, name, clock), timed_window(url, name, clock)
+    first, second = VIXCircuitBreaker(clock=clock, window=one), VIXCircuitBreaker(clock=clock, window=two)
     for _ in range(10):
-        breaker.record("panic")
-    assert window.flush()
-    redis.Redis.from_url(url).hset(window._keys[1], field, garbage)  # anyone can write to the server
+        first.record("panic")
+        second.record("normal")
+    assert one.flush() and two.flush()
+    _vandalize(redis.Redis.from_url(url), one._keys, how, clock)
     with capture_logs() as logs:
-        for _ in range(5):
-            breaker.record("normal")  # never raises
-        assert window.flush()
-    assert (window.total, window.panics) == (5, 0)  # started afresh with what came since
-    assert [log["event"] for log in logs if log["event"].startswith("fleet")] == ["fleet_window_restarted"]
+        for second_ in range(12):  # past the window: what was true leaves it, the vandalism too
+            first.record("normal")  # never raises
+            assert one.flush() and two.flush() and one.flush()
+            if second_ == 0:
+                assert (one.total, one.panics) == (two.total, two.panics) == (21, 10)  # the truth, whole
+            clock.advance(1)
+    assert (one.total, one.panics) == (two.total, two.panics) == (10, 0)  # exact: the last 10 s
+    assert [log["event"] for log in logs if log["event"] == "fleet_window_restarted"] == [
+        "fleet_window_restarted"
+    ] * 2  # each process says it once
+    assert one.faults == two.faults == 0
 
 
-def test_buckets_evicted_under_memory_pressure_do_not_leave_totals_behind(url: str, name: str) -> None:
+def test_samples_held_through_an_outage_land_in_their_own_buckets(url: str, name: str) -> None:
     clock = FakeClock(1_000_000)
-    window = timed_window(url, name, clock)
+    window = RedisWindow(url, name=name, window_seconds=4, bucket_seconds=1, clock=clock)
     breaker = VIXCircuitBreaker(clock=clock, window=window)
-    for _ in range(10):
+    for _ in range(100):
         breaker.record("panic")
+    script = window._script
+
+    def down(**kwargs: Any) -> Any:
+        raise redis.ConnectionError("Redis down")
+
+    window._script = down
+    for _ in range(20):  # 20 s of calm, Redis unreachable: the panics leave the local window
+        clock.advance(1)
+        assert not window.flush()
+        for _ in range(2):
+            breaker.record("normal")
+    window._script = script
     assert window.flush()
-    redis.Redis.from_url(url).delete(window._keys[0])  # Redis evicted the buckets, not the totals
-    clock.advance(1)
     breaker.record("normal")
-    assert window.flush()
-    assert (window.total, window.panics) == (1, 0)  # 0.2: 11, and the 10 never drained
+    # 0.2 dumped all 140 held samples into the current bucket: (141, 100), HIGH_VOLATILITY.
+    assert (window.total, window.panics) == (9, 0) and breaker.mode is Mode.NORMAL
+
+
+def test_a_redis_restarted_empty_is_refilled_by_the_fleet(redis_process: RedisProcess) -> None:  # noqa: F811
+    url = f"redis://127.0.0.1:{redis_process.port}/0"
+    clock = FakeClock(1_000_000)
+    windows = [
+        RedisWindow(url, name="restart", window_seconds=60, bucket_seconds=1, clock=clock) for _ in "ab"
+    ]
+    breakers = [VIXCircuitBreaker(clock=clock, window=window) for window in windows]
+    for breaker in breakers:
+        for _ in range(60):
+            breaker.record("panic")
+    assert all(window.flush() for window in windows) and breakers[0].mode is Mode.CIRCUIT_OPEN
+    redis_process.stop()
+    redis_process.start()  # no persistence: an empty server
+    for _ in range(10):
+        breakers[0].record("normal")
+    assert all(window.flush() for window in windows)
+    assert all(window.flush() for window in windows)  # each has refilled it: the totals are whole
+    assert (windows[0].total, windows[0].panics) == (130, 120)
+    assert breakers[0].mode is Mode.CIRCUIT_OPEN  # 0.2: NORMAL on the 10 samples it flushed
 
 
 def test_the_flusher_never_dies_and_stop_never_raises(url: str, name: str) -> None:
@@ -360,6 +438,7 @@ def test_a_window_over_a_cluster_or_a_sentinel_client(
         ({}, TypeError, "exactly one of url= .* and client="),
         ({"url": "redis://x", "client": object()}, TypeError, "exactly one of"),
         ({"client": object()}, TypeError, "synchronous redis.Redis"),
+        ({"client": redis.Redis().pipeline()}, TypeError, "synchronous redis.Redis"),
         ({"url": None, "client": None}, TypeError, "exactly one of"),
         ({"url": 5}, TypeError, "url must be a redis:// or rediss:// URL"),
         ({"url": "redis://x", "namespace": None}, TypeError, "namespace must be a non-empty string"),

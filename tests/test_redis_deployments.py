@@ -21,12 +21,14 @@ from typing import Any
 import redis
 from aiocache import RedisCache
 from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
 from structlog.testing import capture_logs
 
 from tests.conftest import SENTINEL_DATA_PORTS, SENTINEL_MASTER
 from tests.harness import run_fleet
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
+from vix_ttl.fleet import RedisWindow
 
 KEYS = 300
 PROCESSES = 6
@@ -107,6 +109,30 @@ async def test_invalidate_and_cache_clear_on_a_cluster(cluster_ports: list[int])
     await client.aclose()
 
 
+async def test_cache_clear_of_a_large_namespace_clears_it_whole(cluster_ports: list[int]) -> None:
+    import redis.asyncio.cluster
+
+    # 0.2 ran the whole scan within one timeout: it gave up after 0.25 s, every key still there.
+    client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster_ports[0], socket_timeout=0.25)
+    namespace = f"large-{uuid.uuid4().hex[:8]}"
+
+    @vix_cached(60, status=lambda match: "normal", cache=client, namespace=namespace)
+    async def odds(match: int) -> int:
+        return match
+
+    filler = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    pipe = filler.pipeline()  # type: ignore[no-untyped-call]
+    for n in range(60_000):
+        pipe.set(f"vix_ttl:{namespace}|(i{n})", b"x")
+    pipe.execute()
+    with capture_logs() as logs:
+        await odds.cache_clear()
+    assert not [log for log in logs if log["event"].startswith("cache_backend")]
+    assert not list(filler.scan_iter(match=f"vix_ttl:{namespace}|*", count=1000))
+    filler.close()
+    await client.aclose()
+
+
 async def test_a_plain_client_pointed_at_a_cluster_says_so_once(cluster_ports: list[int]) -> None:
     cache = RedisCache(
         endpoint="127.0.0.1", port=cluster_ports[0], namespace=f"moved-{uuid.uuid4().hex[:8]}:"
@@ -148,6 +174,33 @@ async def _replica_port() -> int:
         if info["role"] == "slave":
             return port
     raise AssertionError("no replica among SENTINEL_DATA_PORTS")
+
+
+def test_a_stalled_replica_never_takes_the_fleet_window_down(sentinel_ports: list[int]) -> None:
+    master = Sentinel([("127.0.0.1", port) for port in sentinel_ports]).master_for(SENTINEL_MASTER)
+    window = RedisWindow(client=master, name=f"stalled-{uuid.uuid4().hex[:8]}", window_seconds=60)
+    breaker = VIXCircuitBreaker(window=window)
+    replica = redis.Redis(port=asyncio.run(_replica_port()))
+    pid = int(replica.info("server")["process_id"])
+    assert window.flush()  # it learns the master has a replica
+    for _ in range(10):
+        breaker.record("panic")
+    os.kill(pid, signal.SIGSTOP)  # the replica stalls: it acknowledges nothing
+    try:
+        with capture_logs() as logs:
+            for _ in range(3):
+                assert window.flush()  # 0.2: every flush failed, the fleet window was off
+            assert window.shared and (window.total, window.panics) == (10, 10)  # sent 3 times, applied once
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    with capture_logs() as back:
+        assert window.flush()  # the replica has it now: nothing is held any more
+    assert (window.total, window.panics) == (10, 10) and not window._unconfirmed
+    assert [log["event"] for log in logs if log["event"].startswith("fleet")] == [
+        "fleet_window_not_replicated"
+    ]
+    assert [log["event"] for log in back] == ["fleet_window_replicated_again"]
+    master.close()
 
 
 # -- a failover under load -------------------------------------------------------------

@@ -9,6 +9,7 @@ never imports this module. It imports aiocache: the edge of vix_ttl.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiocache.backends.memcached import MemcachedBackend
@@ -21,7 +22,7 @@ from vix_ttl._aiocache_backend import aiocache_leases, backend_ttl, identity, ke
 from vix_ttl._budget import Commands
 from vix_ttl._checks import check_seconds
 from vix_ttl._engine import Engine, Options
-from vix_ttl._redis import pool_slots
+from vix_ttl._redis import pool_slots, scan_and_delete
 from vix_ttl._shared_store import Payload, SharedEngine
 from vix_ttl.aiocache import VixSerializer
 
@@ -86,7 +87,7 @@ class AiocacheStore:
     async def delete(self, key: Any) -> bool:
         return bool(await self._cache.delete(key, timeout=0))
 
-    async def clear(self, prefix: str) -> None:
+    async def clear(self, prefix: str) -> AsyncIterator[None]:
         cache = self._cache
         if isinstance(cache, MemcachedBackend):
             raise NotImplementedError(
@@ -94,13 +95,12 @@ class AiocacheStore:
                 "or let the entries expire (their TTLs are short by design)"
             )
         if isinstance(cache, RedisBackend):
-            # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix, and
-            # key_prefix never holds a glob character, so the pattern is the prefix itself.
-            keys = [key async for key in cache.client.scan_iter(match=prefix + "*", count=1000)]
-            if keys:
-                await cache.client.delete(*keys)
+            # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
+            async for step in scan_and_delete(cache.client, prefix):
+                yield step
         else:
             await cache.clear(namespace=prefix)
+            yield
 
 
 def _checked_timeout(cache: BaseCache, name: str) -> float | None:

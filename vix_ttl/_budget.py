@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from vix_ttl._faults import UnsentError
+
 __all__ = ["Budget", "Commands", "Slots"]
 
 _T = TypeVar("_T")
@@ -68,10 +70,11 @@ class Commands:
         if budget.left is None:  # unbounded, in-process: nothing to time (nor a task to time it in)
             return await command()
         if budget.left <= 0:
-            raise TimeoutError("the call's timeout is spent: not sending the command")
+            raise UnsentError("the call's timeout is spent: not sending the command")
         started = time.monotonic()
+        deadline = asyncio.timeout(budget.left)
         try:
-            async with asyncio.timeout(budget.left):
+            async with deadline:
                 if self._slots is None:
                     return await self._sent(command)
                 slots = self._slots.get()
@@ -80,6 +83,15 @@ class Commands:
                     return await self._sent(command)
                 finally:
                     slots.release()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            # asyncio's own says nothing; a client that retries on its own (redis-py's cluster
+            # client while the cluster is down, its reconnect backoff) ends here with its cause.
+            raise TimeoutError(
+                f"no answer within the call's timeout ({self.timeout:g} s): the server is down, hung, "
+                f"or the client was still retrying"
+            ) from None
         finally:
             budget.spend(started)
 

@@ -248,10 +248,10 @@ class Engine(ABC):
         self._beta = options.early_refresh
         # A policy with Learned cells learns from recomputations that replace an entry.
         self._learn = options.breaker._learn if options.breaker.policy.learns else None
-        self.refreshes = Refreshes(self.name)
+        self.refreshes = Refreshes(self.name, clock=clock)
         self.lock = threading.Lock()
-        self._faults = FaultLog(self.name)
-        self._served_on_error = FaultLog(self.name, events=SERVED_ON_ERROR_EVENTS)
+        self._faults = FaultLog(self.name, clock=clock)
+        self._served_on_error = FaultLog(self.name, events=SERVED_ON_ERROR_EVENTS, clock=clock)
         self._reset_counts()
         _engines.add(self)
 

@@ -3,13 +3,16 @@
 When Redis goes down under 1,000 requests/s, one error line per request would
 bury the log; so would a flood of forged entries. The first fault of a burst
 is logged with its exception; while faults go on, a reminder with the count
-goes out at most every ``remind_seconds``; the first success after a burst
-logs the end of it and how many faults the burst had.
+goes out at most every ``remind_seconds``; the first success at least
+``quiet_seconds`` after the burst's last fault logs the end of it and how many
+faults it had. A server that fails some calls and answers others (one master of
+a cluster down, a Redis full under ``noeviction``) is one burst, not one per call.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import structlog
@@ -17,14 +20,20 @@ import structlog
 __all__ = [
     "BACKEND",
     "FLEET",
+    "NOT_REPLICATED",
+    "QUIET_SECONDS",
     "REFRESH",
     "REJECTED",
     "SERVED_ON_ERROR",
     "UNSTORABLE",
     "Events",
     "FaultLog",
+    "UnsentError",
     "said",
 ]
+
+QUIET_SECONDS = 1.0
+"""How long an operation must go without a fault before a success ends its burst."""
 
 _log = structlog.get_logger("vix_ttl")
 
@@ -47,6 +56,10 @@ SERVED_ON_ERROR = Events("cache_served_on_error", "cache_still_served_on_error",
 """The computation raised and a stale entry was served instead (stale_if_error)."""
 FLEET = Events("fleet_window_unreachable", "fleet_window_still_unreachable", "fleet_window_rejoined")
 """A fleet window's flush failed: its breaker judges by its own window until one succeeds."""
+NOT_REPLICATED = Events(
+    "fleet_window_not_replicated", "fleet_window_still_not_replicated", "fleet_window_replicated_again"
+)
+"""A fleet window's master has replicas and none acknowledged a flush: sent again until one does."""
 UNSTORABLE = Events(
     "cache_value_not_storable", "cache_values_still_not_storable", "cache_values_storable_again"
 )
@@ -65,19 +78,39 @@ class FaultLog:
     would otherwise end a burst and start another at every call.
     """
 
-    __slots__ = ("_bursts", "_clock", "_events", "_function", "_misconfigured", "_remind_seconds", "failing")
+    __slots__ = (
+        "_bursts",
+        "_clock",
+        "_events",
+        "_function",
+        "_misconfigured",
+        "_quiet_seconds",
+        "_remind_seconds",
+        "failing",
+    )
 
-    def __init__(self, function: str, *, events: Events = BACKEND, remind_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        function: str,
+        *,
+        events: Events = BACKEND,
+        remind_seconds: float = 60.0,
+        quiet_seconds: float = QUIET_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failing = False  # read on the hot path: one attribute, no call
         self._events = events
         self._function = function
         self._remind_seconds = remind_seconds
-        self._clock = time.monotonic
+        self._quiet_seconds = quiet_seconds
+        self._clock = clock
         self._bursts: dict[str, _Burst] = {}
         self._misconfigured: dict[str, _Burst] = {}  # hint -> its faults, named once
 
     def failed(self, operation: str, error: BaseException) -> None:
         """Note one fault in *operation* (the caller computes anyway)."""
+        if isinstance(error, UnsentError):  # the fault that spent the call's time is the one to log
+            return
         now = self._clock()
         hint = _hint(error)
         if hint is not None:  # a set-up that is wrong stays wrong: named once, then reminded
@@ -96,6 +129,7 @@ class FaultLog:
             )
             return
         burst.faults += 1
+        burst.last = now
         if now - burst.logged_at >= self._remind_seconds:
             burst.logged_at = now
             _log.error(
@@ -129,10 +163,11 @@ class FaultLog:
             )
 
     def recovered(self, operation: str) -> None:
-        """Note a success of *operation*; logs the end of its burst."""
+        """Note a success of *operation*; ends its burst once it has had no fault for ``quiet_seconds``."""
         if self.failing:
-            burst = self._bursts.pop(operation, None)
-            if burst is not None:
+            burst = self._bursts.get(operation)
+            if burst is not None and self._clock() - burst.last >= self._quiet_seconds:
+                del self._bursts[operation]
                 _log.info(
                     self._events.end,
                     function=self._function,
@@ -143,10 +178,15 @@ class FaultLog:
 
 
 class _Burst:
-    __slots__ = ("faults", "logged_at")
+    __slots__ = ("faults", "last", "logged_at")
 
     def __init__(self, now: float) -> None:
-        self.faults, self.logged_at = 1, now
+        self.faults, self.logged_at, self.last = 1, now, now
+
+
+class UnsentError(TimeoutError):
+    """A command not sent: an earlier command of the same call spent its time (and is the
+    fault logged)."""
 
 
 def said(error: BaseException) -> str:

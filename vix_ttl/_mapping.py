@@ -171,6 +171,8 @@ class MappingEngine(Engine):
                 with contextlib.suppress(Exception):  # what it replaces must not be served after it
                     self.cache.pop(key, None)
                 return False
+        # It read the store too: a burst of failed reads ends here (the hit path never checks).
+        self._faults.recovered("get")
         self._faults.recovered("set")
         return True
 

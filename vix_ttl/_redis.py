@@ -10,12 +10,47 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from vix_ttl._budget import Budget, Commands
 
-__all__ = ["PoolSlots", "RedisLeases", "milliseconds", "pool_slots"]
+__all__ = ["PoolSlots", "RedisLeases", "milliseconds", "pool_slots", "scan_and_delete", "socket_timeout"]
+
+
+async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
+    """Delete the keys of an asyncio Redis or RedisCluster client that start with *prefix*:
+    one step per ``SCAN`` of one node and the ``DEL`` of what it found.
+
+    The prefix never holds a glob character (``vix_ttl._keys``): it is the pattern itself.
+    A cluster is scanned node by node; its ``delete`` splits the keys by slot.
+    """
+    nodes: list[Any] = [None]
+    if hasattr(client, "get_primaries"):
+        await client.initialize()  # a cluster client learns its nodes at its first command
+        nodes = client.get_primaries()
+    for node in nodes:
+        cursor = 0
+        while True:
+            if node is None:
+                cursor, keys = await client.scan(cursor, match=prefix + "*", count=1000)
+            else:
+                cursors, keys = await client.scan(cursor, match=prefix + "*", count=1000, target_nodes=node)
+                cursor = cursors[node.name]
+            if keys:
+                await client.delete(*keys)
+            yield
+            if not cursor:
+                break
+
+
+def socket_timeout(client: Any) -> float | None:
+    """A redis-py client's ``socket_timeout`` (plain, cluster or Sentinel; sync or asyncio), if set."""
+    settings = getattr(client, "connection_kwargs", None)
+    if settings is None:  # a plain or Sentinel client: its pool's
+        settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    seconds = settings.get("socket_timeout")
+    return float(seconds) if seconds else None
 
 
 def milliseconds(seconds: float) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 from vix_ttl._checks import missing_extra
@@ -29,7 +30,7 @@ except ImportError as exc:
 from vix_ttl._budget import Commands
 from vix_ttl._engine import Engine, Options
 from vix_ttl._lease import LeaseStore
-from vix_ttl._redis import RedisLeases, milliseconds, pool_slots
+from vix_ttl._redis import RedisLeases, milliseconds, pool_slots, scan_and_delete, socket_timeout
 from vix_ttl._shared_store import Payload, SharedEngine
 
 __all__ = ["ADAPTER", "DEFAULT_TIMEOUT", "RedisStore"]
@@ -81,7 +82,8 @@ class RedisStore:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.name = type(client).__name__
-        self.commands = Commands(_timeout_of(client), slots=pool_slots(client))
+        # A call's budget: the client's socket_timeout (else DEFAULT_TIMEOUT).
+        self.commands = Commands(socket_timeout(client) or DEFAULT_TIMEOUT, slots=pool_slots(client))
         self.leases: LeaseStore = RedisLeases(client, self.commands, self.stored_key)
 
     def stored_key(self, key: Any) -> bytes:
@@ -97,18 +99,5 @@ class RedisStore:
     async def delete(self, key: Any) -> bool:
         return bool(await self._client.delete(self.stored_key(key)))
 
-    async def clear(self, prefix: str) -> None:
-        # A cluster's scan_iter walks every primary; its delete splits keys by slot.
-        # The prefix never holds a glob character (vix_ttl._keys), so it is the pattern itself.
-        keys = [key async for key in self._client.scan_iter(match=prefix + "*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await self._client.delete(*keys[start : start + 1000])
-
-
-def _timeout_of(client: Any) -> float:
-    """The client's ``socket_timeout``, as a call's budget (else ``DEFAULT_TIMEOUT``)."""
-    settings = getattr(client, "connection_kwargs", None)
-    if settings is None:  # a plain or Sentinel client: its pool's
-        settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    seconds = settings.get("socket_timeout")
-    return float(seconds) if seconds else DEFAULT_TIMEOUT
+    def clear(self, prefix: str) -> AsyncIterator[None]:
+        return scan_and_delete(self._client, prefix)

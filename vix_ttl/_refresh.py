@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -38,12 +39,14 @@ def _threads() -> ThreadPoolExecutor:
 class Refreshes:
     """The background refreshes of one decorated function."""
 
-    def __init__(self, name: str, *, limit: int = MAX_REFRESHES) -> None:
+    def __init__(
+        self, name: str, *, limit: int = MAX_REFRESHES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._limit = limit
         self._running: dict[Hashable, Future[Any] | asyncio.Task[Any]] = {}
         self._lock = threading.Lock()
         self.failures = 0
-        self._log = FaultLog(name, events=REFRESH)
+        self._log = FaultLog(name, events=REFRESH, clock=clock)
 
     def start(self, key: Hashable, refresh: Callable[[], Any]) -> bool:
         """Whether *key* is refreshing: already, or by *refresh* started now in a thread.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
 from vix_ttl._budget import Budget, Commands
@@ -111,8 +111,9 @@ class Backend(Protocol):
     async def delete(self, key: Any) -> bool:
         """Delete *key*; whether it was there."""
 
-    async def clear(self, prefix: str) -> None:
-        """Delete every key of this store that starts with *prefix* (as ``stored_key`` writes it).
+    def clear(self, prefix: str) -> AsyncIterator[None]:
+        """Delete every key of this store that starts with *prefix* (as ``stored_key`` writes it),
+        a step at a time: each step is a few commands, run within a timeout of its own.
 
         Raises:
             NotImplementedError: the store cannot list keys (memcached).
@@ -140,8 +141,8 @@ class SharedEngine(Engine):
         self._dumps, self._loads = payload.dumps, payload.loads
         self._check_round_trip = not payload.keeps_types
         self._commands = backend.commands
-        self._rejections = FaultLog(self.name, events=REJECTED_EVENTS)
-        self._unstorable = FaultLog(self.name, events=UNSTORABLE)
+        self._rejections = FaultLog(self.name, events=REJECTED_EVENTS, clock=self._clock)
+        self._unstorable = FaultLog(self.name, events=UNSTORABLE, clock=self._clock)
         self._wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] = self._vix_key
         # The backend keeps an entry past its fresh TTL for as long as any allowance may serve it.
         # A learning policy compares a recomputed value with the one it replaces: kept a while.
@@ -364,8 +365,10 @@ class SharedEngine(Engine):
     async def cache_clear(self) -> None:
         """Delete this function's entries (memcached cannot list keys: ``NotImplementedError``)."""
         prefix = self._store.stored_key(key_prefix(self._namespace)).decode()
-        try:
-            await self._commands.run(lambda: self._store.clear(prefix), None)
+        steps = aiter(self._store.clear(prefix))
+        try:  # a step at a time, each within a timeout: a namespace of any size is cleared whole
+            while await self._commands.run(lambda: anext(steps, False), None) is not False:
+                pass
         except NotImplementedError:
             raise
         except Exception as exc:  # fail open: the entries expire on their own

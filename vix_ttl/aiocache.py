@@ -170,7 +170,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         self.rejected = 0
         """Entries read that failed their signature check or did not decode."""
         self._newest = Newest()
-        self._rejections = FaultLog(f"VixSerializer({self.breaker.name})", events=REJECTED)
+        self._rejections = FaultLog(f"VixSerializer({self.breaker.name})", events=REJECTED, clock=self.clock)
 
     def dumps(self, value: Any) -> Any:
         handover, key = _Handover.take(self)  # first: a status_of that raises must not leave it behind

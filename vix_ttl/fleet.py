@@ -10,23 +10,32 @@ ratio every process sees is the fleet's, within one flush.
 
 The window stays exact and alive:
 
-- evictions are computed and applied in the script itself, a calm bucket (no
-  panic) included;
-- each flush carries this process's sequence number: one that timed out on its
-  way back but ran is sent again, and not applied twice;
+- samples go to the bucket they were recorded in: each is sent with its age in
+  buckets (this process's clock measures ages, the server's places them), so
+  samples held through an outage land where they belong, or nowhere once older
+  than the window;
+- each batch carries this process's sequence number: one that timed out on its
+  way back but ran, or that no replica acknowledged, is sent again, and applied
+  at most once;
+- the script reads and checks everything before it writes anything (Redis does
+  not roll a script back): totals or buckets that are not what a window holds
+  (anyone can write to the server), buckets evicted under the totals, or a head
+  in the future (a failover to a server whose clock is behind) start the window
+  afresh under a new epoch;
+- a window that started afresh, or whose keys were lost (a restart, a failover
+  to an empty master), is refilled: each process that had joined the old epoch
+  sends its own window again, so the fleet's totals come back whole;
 - the window's bucket and size live with its totals: a process with other
   settings refuses to join (logged once; it judges by its own window) instead of
   freezing everyone's evictions;
-- totals that are not numbers, or negative (anyone can write to the server),
-  start the window afresh; totals read back are clamped (0 <= panics <= total);
-  buckets evicted under memory pressure while the totals stay start it afresh too;
 - the flusher never dies: every fault is logged once per burst and retried at
   the next flush; flushes are spread by a little jitter; ``stop`` never raises.
 
 When Redis cannot be reached the breaker judges by its own window, counts the
 fault, and rejoins the fleet at the first flush that succeeds, with nothing lost.
 No error ever reaches a caller of the breaker. The client may be a plain Redis,
-a Redis Cluster (the window's keys share one hash tag) or a Sentinel master.
+a Redis Cluster (the window's keys share one hash tag) or a Sentinel master
+(a flush waits for a replica to acknowledge it when the master has one).
 
 This module imports redis (the ``redis`` extra): it is the edge of vix_ttl.
 """
@@ -35,17 +44,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
 from vix_ttl._checks import check_clock, check_name, check_seconds, missing_extra
-from vix_ttl._faults import FLEET, FaultLog
+from vix_ttl._faults import FLEET, NOT_REPLICATED, FaultLog
+from vix_ttl._redis import socket_timeout
 
 try:
     import redis
@@ -59,61 +70,182 @@ __all__ = ["RedisWindow"]
 _log = structlog.get_logger("vix_ttl")
 
 # KEYS[1]: the buckets hash ("t:<index>", "p:<index>"); KEYS[2]: the totals hash (bucket,
-# size, head, total, panics); KEYS[3]: this process's last sequence number applied.
-# ARGV: bucket seconds, bucket count, samples, panics, ttl, sequence number, now ('': the
-# server's clock). Everything here comes from this module: no caller's text is ever run.
+# size, head, total, panics, epoch); KEYS[3]: this process's last sequence number applied.
+# ARGV: bucket seconds, bucket count, ttl, now ('': the server's clock), the epoch this
+# process joined ('': none yet), then its batches: sequence, n, and n (age, samples, panics).
+# It answers {total, panics, epoch, applied (0: refill your window first), why it started
+# afresh ('' if it did not), the master's replicas}. Everything here comes from this module:
+# no caller's text is ever run.
 _FLUSH = """
 local now
-if ARGV[7] ~= '' then
-  now = tonumber(ARGV[7])
+if ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
 else
   local time = redis.call('TIME')
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
-local bucket, size = ARGV[1], tonumber(ARGV[2])
+local bucket, size, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local index = math.floor(now / tonumber(bucket))
-local held = redis.call('HMGET', KEYS[2], 'bucket', 'size', 'head', 'total', 'panics')
-if held[1] and (held[1] ~= bucket or tonumber(held[2]) ~= size) then
-  local settings = 'bucket ' .. tostring(held[1]) .. ' s, ' .. tostring(held[2]) .. ' buckets'
-  return redis.error_reply('VIXSETTINGS ' .. settings)
+local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0')
+local function whole(value)
+  local number = tonumber(value or '0')
+  if number and number >= 0 and number == math.floor(number) then return number end
+  return nil
 end
-local head, total, panics = tonumber(held[3] or '-1'), tonumber(held[4] or '0'), tonumber(held[5] or '0')
-local fresh = 0
-if not head or not total or not panics or total < 0 or panics < 0 then
-  head, total, panics, fresh = -1, 0, 0, 1
+-- HMGET, HDEL and HSET in chunks: Lua unpacks a few thousand values at most.
+local function chunked(command, key, fields)
+  local replies = {}
+  for first = 1, #fields, 1000 do
+    local reply = redis.call(command, key, unpack(fields, first, math.min(first + 999, #fields)))
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do table.insert(replies, value) end
+    end
+  end
+  return replies
 end
-if head < 0 or index - head >= size or (total > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
+local function fields_of(indexes)
+  local fields = {}
+  for _, at in ipairs(indexes) do
+    table.insert(fields, 't:' .. at)
+    table.insert(fields, 'p:' .. at)
+  end
+  return fields
+end
+
+-- The batches not applied yet, summed per bucket (targets: their indexes, in order).
+local last = whole(redis.call('GET', KEYS[3])) or 0
+local adds, targets, newest = {}, {}, last
+local position = 6
+while position <= #ARGV do
+  local sequence, n = tonumber(ARGV[position]), tonumber(ARGV[position + 1])
+  for entry = 0, n - 1 do
+    local at = position + 2 + 3 * entry
+    local age, samples, new_panics = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    if sequence > last and age >= 0 and age < size and samples > 0 then
+      local target = index - age
+      if not adds[target] then
+        adds[target] = {0, 0}
+        table.insert(targets, target)
+      end
+      adds[target][1] = adds[target][1] + samples
+      adds[target][2] = adds[target][2] + new_panics
+    end
+  end
+  if sequence > newest then newest = sequence end
+  position = position + 2 + 3 * n
+end
+
+-- Read and check everything; nothing is written before the window is known to be sound.
+local why = ''
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'hash' and kind ~= 'none' then why = 'its keys were not hashes' end
+end
+local head, total, panics, epoch = index, 0, 0, nil
+local evicted, emptied, held_targets = {}, false, {}
+if why == '' then
+  local held = redis.call('HMGET', KEYS[2], 'bucket', 'size', 'head', 'total', 'panics', 'epoch')
+  if held[1] then
+    local held_bucket, held_size = tonumber(held[1]), whole(held[2])
+    if held_bucket and held_bucket > 0 and held_size and held_size > 0
+        and (held_bucket ~= tonumber(bucket) or held_size ~= size) then
+      return redis.error_reply('VIXSETTINGS bucket ' .. held[1] .. ' s, ' .. held[2] .. ' buckets')
+    end
+    head, total, panics, epoch = whole(held[3]), whole(held[4]), whole(held[5]), held[6]
+    if not (held_bucket and held_size and head and total and panics) or panics > total
+        or not string.match(epoch or '', '^%d+%.%d+$') then
+      why = 'its totals were not what a window holds'
+    elseif head > index then
+      why = "its newest bucket was in the future (the server's clock went back)"
+    elseif total > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+      why = 'its buckets were evicted'
+    elseif index - head >= size then
+      head, total, panics, emptied = index, 0, 0, true
+    else
+      local gone = {}
+      for at = head - size + 1, index - size do table.insert(gone, at) end
+      evicted = fields_of(gone)
+      local checked = {}
+      for _, field in ipairs(evicted) do table.insert(checked, field) end
+      for _, field in ipairs(fields_of(targets)) do table.insert(checked, field) end
+      if #checked > 0 then
+        local values = chunked('HMGET', KEYS[1], checked)
+        for i = 1, #checked, 2 do
+          local t, p = whole(values[i]), whole(values[i + 1])
+          if not (t and p) or p > t then
+            why = 'its buckets were not what a window holds'
+            break
+          end
+          if i <= #evicted then
+            total, panics = total - t, panics - p
+          else
+            held_targets[targets[(i - #evicted + 1) / 2]] = {t, p}
+          end
+        end
+      end
+      head = index
+      if why == '' and (total < 0 or panics < 0 or panics > total) then
+        why = 'its totals did not match its buckets'
+      end
+    end
+  end
+end
+if why ~= '' or not epoch then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  head, total, panics, evicted, emptied, held_targets = index, 0, 0, {}, false, {}
+  local time = redis.call('TIME')
+  epoch = time[1] .. '.' .. time[2]
+end
+
+-- Write: evictions, then the batches (unless this process must refill the window first).
+local applied = (ARGV[5] == '' or ARGV[5] == epoch) and 1 or 0
+if emptied then
   redis.call('DEL', KEYS[1])
-  head, total, panics = index, 0, 0
-elseif index > head then
-  for evicted = head - size + 1, index - size do
-    local t = tonumber(redis.call('HGET', KEYS[1], 't:' .. evicted) or '0') or 0
-    local p = tonumber(redis.call('HGET', KEYS[1], 'p:' .. evicted) or '0') or 0
-    total, panics = total - t, panics - p
-    redis.call('HDEL', KEYS[1], 't:' .. evicted, 'p:' .. evicted)
-  end
-  head = index
+elseif #evicted > 0 then
+  redis.call('HDEL', KEYS[1], unpack(evicted))
 end
-local sequence = tonumber(ARGV[6])
-if sequence > (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) then
-  local samples, new_panics = tonumber(ARGV[3]), tonumber(ARGV[4])
-  if samples > 0 then
-    redis.call('HINCRBY', KEYS[1], 't:' .. head, samples)
-    redis.call('HINCRBY', KEYS[1], 'p:' .. head, new_panics)
-    total, panics = total + samples, panics + new_panics
+if applied == 1 then
+  local writes = {}
+  for _, target in ipairs(targets) do
+    local t, p = 0, 0
+    if held_targets[target] then t, p = held_targets[target][1], held_targets[target][2] end
+    table.insert(writes, 't:' .. target)
+    table.insert(writes, t + adds[target][1])
+    table.insert(writes, 'p:' .. target)
+    table.insert(writes, p + adds[target][2])
+    total, panics = total + adds[target][1], panics + adds[target][2]
   end
-  redis.call('SET', KEYS[3], sequence, 'EX', ARGV[5])
+  if #writes > 0 then chunked('HSET', KEYS[1], writes) end  -- field, value pairs: chunks keep them whole
+  if newest > last then redis.call('SET', KEYS[3], newest, 'EX', ttl) end
 end
-if total <= 0 then total = 0 end
-if panics <= 0 then panics = 0 end
-if panics > total then panics = total end
-redis.call('HSET', KEYS[2], 'bucket', bucket, 'size', size, 'head', head, 'total', total, 'panics', panics)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return {total, panics, fresh}
+redis.call('HSET', KEYS[2], 'bucket', bucket, 'size', size, 'head', head, 'total', total,
+  'panics', panics, 'epoch', epoch)
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return {total, panics, epoch, applied, why, replicas}
 """
 _SETTINGS = "VIXSETTINGS"
+_REFILLS = 3  # a window that starts afresh at every flush is a fault
 _REPLICATION_MS = 500  # how long a flush waits for a replica to have it, when the master has one
+MIN_FLUSH_SECONDS = 0.01
+"""The shortest ``flush_seconds``: a hundred flushes a second is already more than a window needs."""
+
+
+class _Batch(NamedTuple):
+    """Samples sent together, applied at most once: (bucket index, samples, panics) entries."""
+
+    sequence: int
+    entries: tuple[tuple[int, int, int], ...]
+
+
+class _Reply(NamedTuple):
+    total: int
+    panics: int
+    epoch: str
+    applied: bool
+    restarted: str
+    replicated: bool
+    waited: bool
 
 
 class RedisWindow:
@@ -154,8 +286,13 @@ class RedisWindow:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.local = RollingWindow(window_seconds, bucket_seconds)  # this process's own samples
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"RedisWindow: name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"RedisWindow: name must be a string, got {name!r}")
+        if not name or "{" in name or "}" in name:
+            raise ValueError(
+                f"RedisWindow: name must be a non-empty string without braces (it is the keys' Redis "
+                f"Cluster hash tag), got {name!r}"
+            )
         check_name("RedisWindow namespace", namespace)
         self.name = name
         self.window_seconds, self.bucket_seconds = self.local.window_seconds, self.local.bucket_seconds
@@ -164,6 +301,11 @@ class RedisWindow:
             if flush_seconds is None
             else check_seconds("RedisWindow flush_seconds", flush_seconds, positive=True)
         )
+        if self.flush_seconds < MIN_FLUSH_SECONDS:
+            raise ValueError(
+                f"RedisWindow flush_seconds ({flush_seconds!r}) must be at least {MIN_FLUSH_SECONDS} s: "
+                f"each flush is a round trip to Redis"
+            )
         if self.flush_seconds > self.window_seconds:
             raise ValueError(
                 f"RedisWindow flush_seconds ({flush_seconds!r}) must not exceed window_seconds "
@@ -182,11 +324,20 @@ class RedisWindow:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
-        self._faults = FaultLog(f"RedisWindow({name})", events=FLEET)
+        monotonic = self._clock or time.monotonic
+        # One flush per bucket: the first that succeeds ends a burst (no flapping to smooth over).
+        owner = f"RedisWindow({name})"
+        self._faults = FaultLog(owner, events=FLEET, quiet_seconds=0, clock=monotonic)
+        self._lagging = FaultLog(owner, events=NOT_REPLICATED, quiet_seconds=0, clock=monotonic)
         self._sequence = 0
-        self._unacknowledged: tuple[int, int, int] | None = None  # (sequence, samples, panics) sent
+        self._unconfirmed: list[_Batch] = []  # sent, and not known to be applied and replicated
+        self._epoch = ""  # the shared window this process joined ("": none yet)
         self._settings_differ = False
-        self._replicas: int | None = None  # the master's replicas, once asked
+        self._replicas = 0  # the master's replicas, as its last flush said
+        # A flush waits for a replica well within the socket's timeout: a stalled replica is
+        # a flush not yet replicated, never a master that seems unreachable.
+        client_timeout = socket_timeout(self._client) or timeout
+        self._wait_ms = max(1, min(_REPLICATION_MS, int(client_timeout * 1000 / 2)))
         self.faults = 0
         self.shared = False  # judging by the fleet's totals (else by this process's own)
         self.reset()
@@ -195,7 +346,10 @@ class RedisWindow:
         """Forget this process's samples (the fleet's stay in Redis)."""
         self.local.reset()
         self.total = self.panics = 0
-        self._pending_total = self._pending_panics = 0  # recorded since the last flush
+        # Recorded since the last flush: the buckets before this one, then this one's counts.
+        self._pending: list[tuple[int, int, int]] = []
+        self._pending_index, self._edge = -1, -math.inf
+        self._pending_total = self._pending_panics = 0
 
     @property
     def ratio(self) -> float:
@@ -215,6 +369,8 @@ class RedisWindow:
     def add(self, now: float, panic: bool) -> None:
         local = self.local
         local.add(now, panic)
+        if now >= self._edge:
+            self._next_bucket()
         self._pending_total += 1
         self._pending_panics += panic
         if self.shared:
@@ -229,6 +385,22 @@ class RedisWindow:
         if not self.shared:  # the fleet's totals move at each flush, by the server's clock
             self.total, self.panics = local.total, local.panics
 
+    def _next_bucket(self) -> None:
+        """The samples recorded now fall in a newer bucket: set the last one's counts aside."""
+        if self._pending_total:
+            self._pending.append((self._pending_index, self._pending_total, self._pending_panics))
+            self._pending_total = self._pending_panics = 0
+        self._pending_index = self.local.newest
+        self._edge = (self._pending_index + 1) * self.bucket_seconds
+
+    def _take_pending(self) -> tuple[tuple[int, int, int], ...]:
+        """What was recorded since the last flush, by bucket; none of it is pending any more."""
+        taken = self._pending
+        if self._pending_total:
+            taken.append((self._pending_index, self._pending_total, self._pending_panics))
+        self._pending, self._pending_total, self._pending_panics = [], 0, 0
+        return tuple(taken)
+
     # -- the flusher ------------------------------------------------------------------
 
     def flush(self) -> bool:
@@ -238,63 +410,98 @@ class RedisWindow:
         for the next flush (a batch that was sent and may have been applied is sent again
         with its sequence number, and applied at most once).
         """
-        for _ in range(2):  # a batch left from a failed flush first, then what came since
-            with self.lock:
-                retried = self._unacknowledged is not None
-                if self._unacknowledged is None:
-                    self._sequence += 1
-                    self._unacknowledged = (self._sequence, self._pending_total, self._pending_panics)
-                    self._pending_total = self._pending_panics = 0
-                batch = self._unacknowledged
-            try:
-                totals = self._send(batch)
-            except Exception as exc:
-                self._replicas = None  # asked again: a failover may have changed the master
-                self._fall_back(exc)
-                return False
-            with self.lock:
-                self._unacknowledged = None
-                self.shared = True
-                # The fleet's totals, plus what this process recorded during the round trip.
-                self.total = totals[0] + self._pending_total
-                self.panics = totals[1] + self._pending_panics
-                more = retried and self._pending_total > 0  # recorded since the batch retried now
-            self._faults.recovered("flush")  # logs fleet_window_rejoined after a burst
-            self._settings_differ = False
-            if not more:
-                break
+        with self.lock:
+            entries = self._take_pending()
+            if entries:
+                self._sequence += 1
+                self._unconfirmed.append(_Batch(self._sequence, entries))
+        try:
+            reply = self._send()
+            for _ in range(_REFILLS):
+                if reply.applied:
+                    break
+                self._refill(reply)  # a new epoch: the window was lost, or started afresh
+                reply = self._send()
+            else:
+                raise RuntimeError("the shared window started afresh at every flush: judging alone meanwhile")
+            if reply.restarted and reply.applied:
+                _log.warning("fleet_window_restarted", window=self.name, why=reply.restarted)
+        except Exception as exc:
+            self._replicas = 0  # asked again: a failover may have changed the master
+            self._fall_back(exc)
+            return False
+        with self.lock:
+            self._epoch = reply.epoch
+            if reply.replicated:
+                self._unconfirmed = []
+            self.shared = True
+            # The fleet's totals, plus what this process recorded during the round trip.
+            self.total = reply.total + self._pending_total + sum(entry[1] for entry in self._pending)
+            self.panics = reply.panics + self._pending_panics + sum(entry[2] for entry in self._pending)
+        self._faults.recovered("flush")  # logs fleet_window_rejoined after a burst
+        if reply.replicated:
+            self._lagging.recovered("replicate")
+        elif reply.waited:
+            self._lagging.failed("replicate", _NotReplicatedError(self._replicas, self._wait_ms))
+        self._settings_differ = False
         return True
 
-    def _send(self, batch: tuple[int, int, int]) -> tuple[int, int]:
-        """Run the flush script for *batch*: the fleet's (total, panics), clamped."""
-        sequence, samples, panics = batch
-        now = "" if self._clock is None else repr(float(self._clock()))
+    def _refill(self, reply: _Reply) -> None:
+        """Join the window's new epoch with everything this process holds within the window:
+        every process that had joined the old one does, so the fleet's totals come back whole."""
+        _log.warning(
+            "fleet_window_restarted",
+            window=self.name,
+            why=reply.restarted or "its keys were gone (a restart, a failover to an empty master)",
+            refilled_with=self.local.total,
+        )
+        with self.lock:  # the pending samples are in the local window too: sent once, with it
+            self._take_pending()
+            self._sequence += 1
+            self._unconfirmed = [_Batch(self._sequence, tuple(self.local.buckets()))]
+            self._epoch = reply.epoch
+
+    def _send(self) -> _Reply:
+        """Run the flush script with every unconfirmed batch (then ``WAIT`` for a replica, when
+        the master has one): the fleet's totals, clamped, and whether the batches are safe."""
+        with self.lock:
+            newest = self.local.newest  # ages are counted from this process's newest sample
+            batches, epoch = list(self._unconfirmed), self._epoch
+        args: list[Any] = [repr(self.bucket_seconds), self.local.size, self._ttl]
+        args += ["" if self._clock is None else repr(float(self._clock())), epoch]
+        for batch in batches:
+            entries = [
+                (newest - index, t, p) for index, t, p in batch.entries if newest - index < self.local.size
+            ]
+            args += [batch.sequence, len(entries), *(value for entry in entries for value in entry)]
+        waits = self._replicas > 0 and isinstance(self._client, redis.Redis)  # a cluster replicates alone
         try:
-            total, fleet_panics, fresh = self._script(
-                keys=self._keys,
-                args=[repr(self.bucket_seconds), self.local.size, samples, panics, self._ttl, sequence, now],
-            )
+            if waits:
+                pipe = self._client.pipeline(transaction=False)  # one connection: WAIT is for its writes
+                pipe.evalsha(self._script.sha, len(self._keys), *self._keys, *args)
+                pipe.wait(1, self._wait_ms)
+                result, acknowledged = pipe.execute()
+            else:
+                result, acknowledged = self._script(keys=self._keys, args=args), 0
+        except redis.exceptions.NoScriptError:  # a new or restarted server: loaded, waited for next time
+            result, acknowledged = self._script(keys=self._keys, args=args), 0
         except redis.ResponseError as exc:
             if str(exc).startswith(_SETTINGS):
                 raise _SettingsError(str(exc).removeprefix(_SETTINGS).strip()) from None
             raise
-        if fresh:
-            _log.warning("fleet_window_restarted", window=self.name, why="its totals were not numbers")
-        self._replicated()
+        total, panics, fleet_epoch, applied, restarted, replicas = result
+        self._replicas = int(replicas)
         total = max(0, int(total))
-        return total, min(max(0, int(fleet_panics)), total)
-
-    def _replicated(self) -> None:
-        """Wait for a replica to have the flush, when the master has one (Sentinel, a replicated
-        master): a flush the master applied and lost in a failover is sent again to the new one,
-        and one it had passed on is not applied twice (its sequence number went with it)."""
-        client = self._client
-        if not isinstance(client, redis.Redis):  # a cluster's nodes: its own replication
-            return
-        if self._replicas is None:
-            self._replicas = int(client.info("replication").get("connected_slaves", 0))
-        if self._replicas and client.wait(1, _REPLICATION_MS) < 1:
-            raise _NotReplicatedError("no replica acknowledged the flush: it is sent again")
+        return _Reply(
+            total=total,
+            panics=min(max(0, int(panics)), total),
+            epoch=fleet_epoch.decode() if isinstance(fleet_epoch, bytes) else str(fleet_epoch),
+            applied=bool(applied),
+            restarted=restarted.decode() if isinstance(restarted, bytes) else str(restarted),
+            # A master with replicas may lose what none of them has: sent again until one has it.
+            replicated=not self._replicas or (waits and int(acknowledged) >= 1),
+            waited=waits,
+        )
 
     def _fall_back(self, exc: Exception) -> None:
         """Judge by this process's own window; log once per burst (a settings mismatch, once)."""
@@ -363,7 +570,13 @@ class RedisWindow:
 
 
 class _NotReplicatedError(Exception):
-    """The master has replicas, and none acknowledged a flush in time."""
+    """The master has replicas, and none acknowledged a flush in time: it is sent again."""
+
+    def __init__(self, replicas: int, waited_ms: int) -> None:
+        super().__init__(
+            f"none of the master's {replicas} replicas acknowledged the flush within {waited_ms} ms: "
+            f"the fleet's totals are the master's, and the flush is sent again until a replica has it"
+        )
 
 
 class _SettingsError(Exception):
@@ -375,7 +588,9 @@ def _client(url: str | None, client: Any, timeout: float) -> Any:
     if (url is None) == (client is None):
         raise TypeError("RedisWindow takes exactly one of url= (a redis:// URL) and client= (a Redis client)")
     if client is not None:
-        if not isinstance(client, redis.Redis | redis.cluster.RedisCluster):
+        if not isinstance(client, redis.Redis | redis.cluster.RedisCluster) or isinstance(
+            client, redis.client.Pipeline | redis.cluster.ClusterPipeline
+        ):
             raise TypeError(
                 f"RedisWindow client= must be a synchronous redis.Redis, redis.cluster.RedisCluster or "
                 f"Sentinel master_for(...) client (the flusher runs in a thread), got {client!r}"

@@ -140,6 +140,21 @@ class RollingWindow:
         return self.panics / self.total if self.total else 0.0
 
     @property
+    def newest(self) -> int:
+        """The newest bucket's index (its clock time // ``bucket_seconds``); -1 before any sample."""
+        return self._head
+
+    def buckets(self) -> list[tuple[int, int, int]]:
+        """The buckets holding samples, oldest first: (index, samples, panics)."""
+        head, size = self._head, self.size
+        counts, panic_counts = self._counts, self._panic_counts
+        return [
+            (index, counts[index % size], panic_counts[index % size])
+            for index in range(head - size + 1, head + 1)
+            if head >= 0 and counts[index % size]
+        ]
+
+    @property
     def lock(self) -> None:
         """None: a window of one process has no background work; its breaker's lock guards it."""
         return None
