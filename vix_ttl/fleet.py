@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import threading
 import time
@@ -72,9 +71,10 @@ _log = structlog.get_logger("vix_ttl")
 # KEYS[1]: the buckets hash ("t:<index>", "p:<index>"); KEYS[2]: the totals hash (bucket,
 # size, head, total, panics, epoch); KEYS[3]: this process's last sequence number applied.
 # ARGV: bucket seconds, bucket count, ttl, now ('': the server's clock), the epoch this
-# process joined ('': none yet), then its batches: sequence, n, and n (age, samples, panics).
-# It answers {total, panics, epoch, applied (0: refill your window first), why it started
-# afresh ('' if it did not), the master's replicas}. Everything here comes from this module:
+# process joined ('': none yet), '1' to ask how many replicas the master has, then its
+# batches: sequence, n, and n (age, samples, panics). It answers {total, panics, epoch,
+# applied (0: refill your window first), why it started afresh ('' if it did not), the
+# master's replicas (-1: not asked)}. Everything here comes from this module:
 # no caller's text is ever run.
 _FLUSH = """
 local now
@@ -86,22 +86,15 @@ else
 end
 local bucket, size, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local index = math.floor(now / tonumber(bucket))
-local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0')
+local replicas = -1
+if ARGV[6] == '1' then
+  replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0')
+end
+
 local function whole(value)
   local number = tonumber(value or '0')
   if number and number >= 0 and number == math.floor(number) then return number end
   return nil
-end
--- HMGET, HDEL and HSET in chunks: Lua unpacks a few thousand values at most.
-local function chunked(command, key, fields)
-  local replies = {}
-  for first = 1, #fields, 1000 do
-    local reply = redis.call(command, key, unpack(fields, first, math.min(first + 999, #fields)))
-    if type(reply) == 'table' then
-      for _, value in ipairs(reply) do table.insert(replies, value) end
-    end
-  end
-  return replies
 end
 local function fields_of(indexes)
   local fields = {}
@@ -111,11 +104,27 @@ local function fields_of(indexes)
   end
   return fields
 end
+-- HMGET, HDEL and HSET in chunks (Lua unpacks a few thousand values at most; chunks of an
+-- even size keep HSET's field-value pairs whole). nil: the key is not a hash.
+local function chunked(command, key, fields)
+  local replies = {}
+  for first = 1, #fields, 1000 do
+    local reply = redis.pcall(command, key, unpack(fields, first, math.min(first + 999, #fields)))
+    if type(reply) == 'table' and reply['err'] then
+      if string.find(reply['err'], 'WRONGTYPE') then return nil end
+      error(reply)
+    end
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do table.insert(replies, value) end
+    end
+  end
+  return replies
+end
 
 -- The batches not applied yet, summed per bucket (targets: their indexes, in order).
 local last = whole(redis.call('GET', KEYS[3])) or 0
 local adds, targets, newest = {}, {}, last
-local position = 6
+local position = 7
 while position <= #ARGV do
   local sequence, n = tonumber(ARGV[position]), tonumber(ARGV[position + 1])
   for entry = 0, n - 1 do
@@ -135,58 +144,56 @@ while position <= #ARGV do
   position = position + 2 + 3 * n
 end
 
--- Read and check everything; nothing is written before the window is known to be sound.
+-- Read and check everything: nothing is written before the window is known to be sound.
 local why = ''
-for _, key in ipairs({KEYS[1], KEYS[2]}) do
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'hash' and kind ~= 'none' then why = 'its keys were not hashes' end
-end
 local head, total, panics, epoch = index, 0, 0, nil
 local evicted, emptied, held_targets = {}, false, {}
-if why == '' then
-  local held = redis.call('HMGET', KEYS[2], 'bucket', 'size', 'head', 'total', 'panics', 'epoch')
-  if held[1] then
-    local held_bucket, held_size = tonumber(held[1]), whole(held[2])
-    if held_bucket and held_bucket > 0 and held_size and held_size > 0
-        and (held_bucket ~= tonumber(bucket) or held_size ~= size) then
-      return redis.error_reply('VIXSETTINGS bucket ' .. held[1] .. ' s, ' .. held[2] .. ' buckets')
-    end
-    head, total, panics, epoch = whole(held[3]), whole(held[4]), whole(held[5]), held[6]
-    if not (held_bucket and held_size and head and total and panics) or panics > total
-        or not string.match(epoch or '', '^%d+%.%d+$') then
-      why = 'its totals were not what a window holds'
-    elseif head > index then
-      why = "its newest bucket was in the future (the server's clock went back)"
-    elseif total > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
-      why = 'its buckets were evicted'
-    elseif index - head >= size then
-      head, total, panics, emptied = index, 0, 0, true
+local held = redis.pcall('HMGET', KEYS[2], 'bucket', 'size', 'head', 'total', 'panics', 'epoch')
+if held['err'] then
+  why = 'its keys were not hashes'
+elseif held[1] then
+  local held_bucket, held_size = tonumber(held[1]), whole(held[2])
+  if held_bucket and held_bucket > 0 and held_size and held_size > 0
+      and (held_bucket ~= tonumber(bucket) or held_size ~= size) then
+    return redis.error_reply('VIXSETTINGS bucket ' .. held[1] .. ' s, ' .. held[2] .. ' buckets')
+  end
+  head, total, panics, epoch = whole(held[3]), whole(held[4]), whole(held[5]), held[6]
+  if not (held_bucket and held_size and head and total and panics) or panics > total
+      or not string.match(epoch or '', '^%d+%.%d+$') then
+    why = 'its totals were not what a window holds'
+  elseif head > index then
+    why = "its newest bucket was in the future (the server's clock went back)"
+  elseif total > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+    why = 'its buckets were evicted'
+  elseif index - head >= size then
+    head, total, panics, emptied = index, 0, 0, true
+  else
+    local gone = {}
+    for at = head - size + 1, index - size do table.insert(gone, at) end
+    evicted = fields_of(gone)
+    local checked = {}
+    for _, field in ipairs(evicted) do table.insert(checked, field) end
+    for _, field in ipairs(fields_of(targets)) do table.insert(checked, field) end
+    local values = chunked('HMGET', KEYS[1], checked)
+    if values == nil then
+      why = 'its keys were not hashes'
     else
-      local gone = {}
-      for at = head - size + 1, index - size do table.insert(gone, at) end
-      evicted = fields_of(gone)
-      local checked = {}
-      for _, field in ipairs(evicted) do table.insert(checked, field) end
-      for _, field in ipairs(fields_of(targets)) do table.insert(checked, field) end
-      if #checked > 0 then
-        local values = chunked('HMGET', KEYS[1], checked)
-        for i = 1, #checked, 2 do
-          local t, p = whole(values[i]), whole(values[i + 1])
-          if not (t and p) or p > t then
-            why = 'its buckets were not what a window holds'
-            break
-          end
-          if i <= #evicted then
-            total, panics = total - t, panics - p
-          else
-            held_targets[targets[(i - #evicted + 1) / 2]] = {t, p}
-          end
+      for i = 1, #checked, 2 do
+        local t, p = whole(values[i]), whole(values[i + 1])
+        if not (t and p) or p > t then
+          why = 'its buckets were not what a window holds'
+          break
+        end
+        if i <= #evicted then
+          total, panics = total - t, panics - p
+        else
+          held_targets[targets[(i - #evicted + 1) / 2]] = {t, p}
         end
       end
-      head = index
-      if why == '' and (total < 0 or panics < 0 or panics > total) then
-        why = 'its totals did not match its buckets'
-      end
+    end
+    head = index
+    if why == '' and (total < 0 or panics < 0 or panics > total) then
+      why = 'its totals did not match its buckets'
     end
   end
 end
@@ -197,15 +204,10 @@ if why ~= '' or not epoch then
   epoch = time[1] .. '.' .. time[2]
 end
 
--- Write: evictions, then the batches (unless this process must refill the window first).
+-- The batches (unless this process must refill a new epoch first), then every write.
 local applied = (ARGV[5] == '' or ARGV[5] == epoch) and 1 or 0
-if emptied then
-  redis.call('DEL', KEYS[1])
-elseif #evicted > 0 then
-  redis.call('HDEL', KEYS[1], unpack(evicted))
-end
+local writes = {}
 if applied == 1 then
-  local writes = {}
   for _, target in ipairs(targets) do
     local t, p = 0, 0
     if held_targets[target] then t, p = held_targets[target][1], held_targets[target][2] end
@@ -215,16 +217,23 @@ if applied == 1 then
     table.insert(writes, p + adds[target][2])
     total, panics = total + adds[target][1], panics + adds[target][2]
   end
-  if #writes > 0 then chunked('HSET', KEYS[1], writes) end  -- field, value pairs: chunks keep them whole
-  if newest > last then redis.call('SET', KEYS[3], newest, 'EX', ttl) end
 end
+-- The first write needs memory: a server out of memory refuses it, and so the whole flush.
 redis.call('HSET', KEYS[2], 'bucket', bucket, 'size', size, 'head', head, 'total', total,
   'panics', panics, 'epoch', epoch)
+if emptied then
+  redis.call('DEL', KEYS[1])
+elseif #evicted > 0 then
+  chunked('HDEL', KEYS[1], evicted)
+end
+if #writes > 0 then chunked('HSET', KEYS[1], writes) end
+if applied == 1 and newest > last then redis.call('SET', KEYS[3], newest, 'EX', ttl) end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 return {total, panics, epoch, applied, why, replicas}
 """
 _SETTINGS = "VIXSETTINGS"
+_ASK_REPLICAS_EVERY = 10  # flushes: a replica that appears is waited for from then on
 _REFILLS = 3  # a window that starts afresh at every flush is a fault
 _REPLICATION_MS = 500  # how long a flush waits for a replica to have it, when the master has one
 MIN_FLUSH_SECONDS = 0.01
@@ -333,7 +342,8 @@ class RedisWindow:
         self._unconfirmed: list[_Batch] = []  # sent, and not known to be applied and replicated
         self._epoch = ""  # the shared window this process joined ("": none yet)
         self._settings_differ = False
-        self._replicas = 0  # the master's replicas, as its last flush said
+        self._replicas = 0  # the master's replicas, as a flush last asked
+        self._until_asked = 0  # flushes until it is asked again
         # A flush waits for a replica well within the socket's timeout: a stalled replica is
         # a flush not yet replicated, never a master that seems unreachable.
         client_timeout = socket_timeout(self._client) or timeout
@@ -346,10 +356,9 @@ class RedisWindow:
         """Forget this process's samples (the fleet's stay in Redis)."""
         self.local.reset()
         self.total = self.panics = 0
-        # Recorded since the last flush: the buckets before this one, then this one's counts.
-        self._pending: list[tuple[int, int, int]] = []
-        self._pending_index, self._edge = -1, -math.inf
-        self._pending_total = self._pending_panics = 0
+        # What the last flush took of the local window: its newest bucket then, and that
+        # bucket's counts; anything newer is pending (samples only ever go to the newest bucket).
+        self._taken = (-1, 0, 0)
 
     @property
     def ratio(self) -> float:
@@ -369,10 +378,6 @@ class RedisWindow:
     def add(self, now: float, panic: bool) -> None:
         local = self.local
         local.add(now, panic)
-        if now >= self._edge:
-            self._next_bucket()
-        self._pending_total += 1
-        self._pending_panics += panic
         if self.shared:
             self.total += 1
             self.panics += panic
@@ -385,23 +390,23 @@ class RedisWindow:
         if not self.shared:  # the fleet's totals move at each flush, by the server's clock
             self.total, self.panics = local.total, local.panics
 
-    def _next_bucket(self) -> None:
-        """The samples recorded now fall in a newer bucket: set the last one's counts aside."""
-        if self._pending_total:
-            self._pending.append((self._pending_index, self._pending_total, self._pending_panics))
-            self._pending_total = self._pending_panics = 0
-        self._pending_index = self.local.newest
-        self._edge = (self._pending_index + 1) * self.bucket_seconds
+    def _pending(self) -> list[tuple[int, int, int]]:
+        """What was recorded since the last flush, by bucket: (index, samples, panics)."""
+        local, (taken, taken_samples, taken_panics) = self.local, self._taken
+        pending = []
+        for index in range(max(taken, local.newest - local.size + 1), local.newest + 1):
+            samples, panics = local.bucket(index)
+            if index == taken:
+                samples, panics = samples - taken_samples, panics - taken_panics
+            if samples > 0:
+                pending.append((index, samples, panics))
+        return pending
 
     def _take_pending(self) -> tuple[tuple[int, int, int], ...]:
-        """What was recorded since the last flush, by bucket; none of it is pending any more."""
-        taken = self._pending
-        if self._pending_total:
-            taken.append((self._pending_index, self._pending_total, self._pending_panics))
-        self._pending, self._pending_total, self._pending_panics = [], 0, 0
-        return tuple(taken)
-
-    # -- the flusher ------------------------------------------------------------------
+        """``_pending()``, which from now on is not pending any more."""
+        pending = self._pending()
+        self._taken = (self.local.newest, *self.local.bucket(self.local.newest))
+        return tuple(pending)
 
     def flush(self) -> bool:
         """Send what was recorded since the last flush; take the fleet's totals. False on a fault.
@@ -427,7 +432,7 @@ class RedisWindow:
             if reply.restarted and reply.applied:
                 _log.warning("fleet_window_restarted", window=self.name, why=reply.restarted)
         except Exception as exc:
-            self._replicas = 0  # asked again: a failover may have changed the master
+            self._replicas = self._until_asked = 0  # asked again: a failover may have changed the master
             self._fall_back(exc)
             return False
         with self.lock:
@@ -436,8 +441,9 @@ class RedisWindow:
                 self._unconfirmed = []
             self.shared = True
             # The fleet's totals, plus what this process recorded during the round trip.
-            self.total = reply.total + self._pending_total + sum(entry[1] for entry in self._pending)
-            self.panics = reply.panics + self._pending_panics + sum(entry[2] for entry in self._pending)
+            recorded = self._pending()
+            self.total = reply.total + sum(entry[1] for entry in recorded)
+            self.panics = reply.panics + sum(entry[2] for entry in recorded)
         self._faults.recovered("flush")  # logs fleet_window_rejoined after a burst
         if reply.replicated:
             self._lagging.recovered("replicate")
@@ -468,7 +474,8 @@ class RedisWindow:
             newest = self.local.newest  # ages are counted from this process's newest sample
             batches, epoch = list(self._unconfirmed), self._epoch
         args: list[Any] = [repr(self.bucket_seconds), self.local.size, self._ttl]
-        args += ["" if self._clock is None else repr(float(self._clock())), epoch]
+        ask = self._until_asked <= 0  # how many replicas the master has, now and then
+        args += ["" if self._clock is None else repr(float(self._clock())), epoch, "1" if ask else ""]
         for batch in batches:
             entries = [
                 (newest - index, t, p) for index, t, p in batch.entries if newest - index < self.local.size
@@ -490,7 +497,9 @@ class RedisWindow:
                 raise _SettingsError(str(exc).removeprefix(_SETTINGS).strip()) from None
             raise
         total, panics, fleet_epoch, applied, restarted, replicas = result
-        self._replicas = int(replicas)
+        if int(replicas) >= 0:
+            self._replicas, self._until_asked = int(replicas), _ASK_REPLICAS_EVERY
+        self._until_asked -= 1
         total = max(0, int(total))
         return _Reply(
             total=total,

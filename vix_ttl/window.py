@@ -144,6 +144,14 @@ class RollingWindow:
         """The newest bucket's index (its clock time // ``bucket_seconds``); -1 before any sample."""
         return self._head
 
+    def bucket(self, index: int) -> tuple[int, int]:
+        """The samples and panics of bucket *index*; (0, 0) if it is not in the window."""
+        head = self._head
+        if head < 0 or not head - self.size < index <= head:
+            return 0, 0
+        slot = index % self.size
+        return self._counts[slot], self._panic_counts[slot]
+
     def buckets(self) -> list[tuple[int, int, int]]:
         """The buckets holding samples, oldest first: (index, samples, panics)."""
         head, size = self._head, self.size
