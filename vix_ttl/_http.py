@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 __all__ = [
     "FOREVER",
+    "Headers",
     "Key",
     "Response",
+    "Vary",
     "directives",
     "etag",
     "freshness_cap",
@@ -27,7 +29,7 @@ __all__ = [
     "personal",
     "personal_request",
     "request_has_body",
-    "request_header",
+    "request_headers",
     "request_key",
     "vary_names",
 ]
@@ -37,7 +39,8 @@ Scope = MutableMapping[str, Any]
 FOREVER = 31536000
 """A year, in seconds: RFC 9111's "never expires" for ``max-age``."""
 
-Key = tuple[bytes, bytes, bytes, tuple[bytes, ...], tuple[str, ...] | None, tuple[bytes | None, ...]]
+Vary = tuple[str, ...]
+Key = tuple[bytes, bytes, bytes, tuple[bytes, ...], Vary | None, tuple[bytes | None, ...]]
 """What a request is answered under: scheme, host, raw path, query parameters (raw, sorted
 by name, repeated names in their order), the request headers its responses vary on and the
 request's values of them (an absent header is None, apart from an empty one)."""
@@ -73,12 +76,19 @@ class Response:
         return b", ".join(values) if values else None
 
 
-def request_header(scope: Scope, name: bytes) -> bytes | None:
-    """The request's header *name* (lower case), or None."""
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
+Headers = dict[bytes, bytes]
+"""A request's headers by name: ASGI gives names in lower case."""
+
+
+def request_headers(scope: Scope) -> Headers:
+    """The request's headers, a repeated one's lines joined as one list (RFC 9110 5.3)."""
+    listed = list(scope.get("headers", ()))
+    found: Headers = dict(listed)
+    if len(found) != len(listed):  # a header sent twice: all of it, never its last line alone
+        found = {}
+        for name, value in listed:
+            found[name] = found[name] + b", " + value if name in found else value
+    return found
 
 
 def directives(header: bytes | None) -> dict[str, str | None]:
@@ -91,30 +101,34 @@ def directives(header: bytes | None) -> dict[str, str | None]:
     return found
 
 
-def personal_request(scope: Scope) -> bool:
+def personal_request(headers: Headers) -> bool:
     """A request with credentials: what it gets may be this client's only (RFC 9111 3.5)."""
-    return request_header(scope, b"authorization") is not None or request_header(scope, b"cookie") is not None
+    return b"authorization" in headers or b"cookie" in headers
 
 
-def request_has_body(scope: Scope) -> bool:
+def request_has_body(headers: Headers) -> bool:
     """A request that carries a body (a GET may): its response may depend on it, and the key
     does not hold it, so it is never answered from the cache nor shared."""
-    length = request_header(scope, b"content-length")
-    return request_header(scope, b"transfer-encoding") is not None or (
-        length is not None and length.strip() not in (b"", b"0")
-    )
+    length = headers.get(b"content-length")
+    return b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
 
 
-def request_key(scope: Scope, vary: tuple[str, ...] | None) -> Key:
+def request_key(scope: Scope, headers: Headers, varies: Mapping[tuple[bytes, bytes, bytes], Vary]) -> Key:
     """The key of a request, its bytes as sent: no lossy decoding (``?x=%FF`` is not ``?x=%FE``,
-    ``?flag`` is not ``?flag=``, ``/a%2Fb`` is not ``/a/b``, ``;`` separates nothing)."""
-    host = (request_header(scope, b"host") or b"").lower()
-    raw_path = scope.get("raw_path") or (scope.get("root_path", "") + scope["path"]).encode("utf-8")
+    ``?flag`` is not ``?flag=``, ``/a%2Fb`` is not ``/a/b``, ``;`` separates nothing).
+    *varies*: per (scheme, host, raw path), the request headers its responses vary on."""
+    place = (
+        scope.get("scheme", "http").encode(),
+        headers.get(b"host", b"").lower(),
+        bytes(scope.get("raw_path") or (scope.get("root_path", "") + scope["path"]).encode("utf-8")),
+    )
     raw_query = scope.get("query_string", b"")
-    parts = raw_query.split(b"&") if raw_query else []
-    query = tuple(sorted(parts, key=lambda part: part.partition(b"=")[0]))  # stable: repeats keep order
-    values = tuple(request_header(scope, name.encode("latin-1")) for name in vary or ())
-    return scope.get("scheme", "http").encode(), host, bytes(raw_path), query, vary, values
+    query = ()
+    if raw_query:  # sorted by name, stably: repeated names keep their order
+        query = tuple(sorted(raw_query.split(b"&"), key=lambda part: part.partition(b"=")[0]))
+    vary = varies.get(place)
+    values = tuple(headers.get(name.encode("latin-1")) for name in vary) if vary else ()
+    return *place, query, vary, values
 
 
 def leader_scope(scope: Scope) -> dict[str, Any]:

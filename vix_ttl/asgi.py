@@ -89,6 +89,7 @@ _OWN = frozenset(
 )
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _STATUSES = frozenset(status.value for status in VixStatus)
+_NUMBERS = (int, float)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class _Request:
     """One request, as the computation it may lead needs it."""
 
     scope: Scope
+    headers: _http.Headers
     receive: Receive
     send: Send
     answered: bool = False
@@ -198,8 +200,6 @@ class VixCacheMiddleware:
         self._revalidation = client_revalidation
         self._revalidations = AsyncFlights()  # requests asking for a fresh response share its computation
         self._seen: dict[Any, VixStatus] = {}  # header mode: each key's last stored status
-        # In process, bodies are kept as bytes; a shared store's serializer gets base64 text
-        # (JSON has no bytes: latin-1 text took 4.1 times a body's size in Redis).
         self._in_process = cache is None or isinstance(cache, MutableMapping)
         if cache is None:  # bounded in bytes: cache-busting queries cannot fill the memory
             cache = cachetools.FIFOCache(max_bytes, getsizeof=_entry_bytes)
@@ -251,16 +251,17 @@ class VixCacheMiddleware:
         if scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, _saying(send, "bypass"))
             return
-        said = _http.directives(_http.request_header(scope, b"cache-control"))
-        if "no-store" in said or _http.personal_request(scope) or _http.request_has_body(scope):
+        headers = _http.request_headers(scope)
+        said = _http.directives(headers.get(b"cache-control"))
+        if "no-store" in said or _http.personal_request(headers) or _http.request_has_body(headers):
             # Asked not to keep it; someone's own (RFC 9111 3.5: a shared cache does not reuse a
             # response to a request with credentials); or a body the key does not hold: the app
             # answers, nobody keeps it, nobody else is answered with it.
             await self.app(scope, receive, _saying(send, "bypass", no_store=True))
             return
-        request = _Request(scope, receive, send)
+        request = _Request(scope, headers, receive, send)
         revalidate = self._revalidation and ("no-cache" in said or said.get("max-age") == "0")
-        await self._answer(request, self._key(scope), revalidate=revalidate)
+        await self._answer(request, _http.request_key(scope, headers, self._vary), revalidate=revalidate)
         if request.rest is not None:
             await request.rest
 
@@ -350,12 +351,19 @@ class VixCacheMiddleware:
         if status is None:  # an X-Vix-Status nobody can read: not kept
             raise _Passed(request, response)
         body = response.body
+        headers = tuple((k, v) for k, v in response.headers if k not in _OWN and k not in _HOP_BY_HOP)
         return {
             "status": response.status,
-            "headers": [
-                [k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers if k not in _OWN
-            ],
-            **({"body": body} if self._in_process else {"body64": base64.b64encode(body).decode("ascii")}),
+            # In process, the bytes as they go out; a shared store's serializer gets text
+            # (JSON has no bytes: latin-1 text took 4.1 times a body's size in Redis).
+            **(
+                {"headers": headers, "body": body}
+                if self._in_process
+                else {
+                    "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers],
+                    "body64": base64.b64encode(body).decode("ascii"),
+                }
+            ),
             "etag": _http.etag(body),
             "vix_status": status.value,
             # A bypassed response is kept all the same, for the NORMAL base (it replaces the
@@ -465,54 +473,41 @@ class VixCacheMiddleware:
         self,
         request: _Request,
         value: dict[str, Any],
-        wire: tuple[list[tuple[bytes, bytes]], bytes],
+        wire: tuple[tuple[tuple[bytes, bytes], ...], bytes],
         said: str,
     ) -> None:
         """Send a cached *value* (as *wire*: its headers and body in bytes) with the headers of now."""
         # The TTL decided now: for this request's status, or the stored one's (header mode);
         # within what the application allows.
         status = request.status or VixStatus(value["vix_status"])
-        decided = self.breaker._judge(status, self._base_of(status))
+        decided, mode = self.breaker._restate(status, self._base_of(status))
         fresh_for = min(value["ttl"], decided, value["cap"]) if said != "bypass" else 0.0
+        stored, body = wire
+        etag = value["etag"]
+        headers = [*stored, (b"etag", etag.encode())]
         if not fresh_for:  # computed, and not kept: bypassed, or not for keeping
             said = "bypass"
-        age = max(0, math.floor(self._clock() - value["at"]))
-        headers, body = wire
-        headers.append((b"etag", value["etag"].encode()))
-        headers.append(
-            (b"cache-control", self._cache_control(fresh_for, value.get("revalidate", False)).encode())
-        )
-        if fresh_for:
-            headers.append((b"age", str(age).encode()))
-        if _http.matches(_http.request_header(request.scope, b"if-none-match"), value["etag"]):
+            headers.append((b"cache-control", b"no-store"))
+        else:
+            max_age = math.floor(fresh_for) if fresh_for != math.inf else _http.FOREVER
+            # The app forbids serving it stale: no allowance is offered in front either.
+            then = ", must-revalidate" if value.get("revalidate") else self._allowances[mode]
+            headers.append((b"cache-control", f"max-age={max_age}{then}".encode()))
+            headers.append((b"age", str(max(0, math.floor(self._clock() - value["at"]))).encode()))
+        if _http.matches(request.headers.get(b"if-none-match"), etag):
             await _respond(request, 304, headers, b"", said)
             return
-        await _respond(request, value["status"], [*headers, _length(body)], body, said)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await _respond(request, value["status"], headers, body, said)
 
     async def _send(
         self, request: _Request, response: _http.Response, said: str, *, no_store: bool = False
     ) -> None:
-        headers = [(k, v) for k, v in response.headers if k != STATUS_HEADER.encode()]  # its own length too
+        dropped = {STATUS_HEADER.encode(), *_HOP_BY_HOP, *((b"cache-control",) if no_store else ())}
+        headers = [(k, v) for k, v in response.headers if k not in dropped]  # its own length too
         if no_store:
-            headers = [(k, v) for k, v in headers if k != b"cache-control"] + [
-                (b"cache-control", b"no-store")
-            ]
+            headers.append((b"cache-control", b"no-store"))
         await _respond(request, response.status, headers, response.body, said)
-
-    def _cache_control(self, fresh_for: float, revalidate: bool) -> str:
-        if not fresh_for:
-            return "no-store"
-        max_age = math.floor(fresh_for) if math.isfinite(fresh_for) else _http.FOREVER
-        if revalidate:  # the app forbids serving it stale: no allowance is offered in front either
-            return f"max-age={max_age}, must-revalidate"
-        return f"max-age={max_age}{self._allowances[self.breaker.mode]}"
-
-    # -- keys --------------------------------------------------------------------------
-
-    def _key(self, scope: Scope) -> _http.Key:
-        """The request's key, with the headers its path's responses vary on."""
-        partial = _http.request_key(scope, None)
-        return _http.request_key(scope, self._vary.get(partial[:3]))
 
 
 _REMEMBERED = 65536  # per-path and per-key memories are bounded: the oldest go first
@@ -543,23 +538,25 @@ def _may_serve_stale(value: Any) -> bool:
     return isinstance(value, dict) and value.get("revalidate") is not True
 
 
-def _wire(value: Any) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+def _wire(value: Any) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
     """A cached value's headers and body as bytes; None if it lacks the shape ``_compute``
-    gives (a shared store may hold anything). One pass: what the response needs anyway."""
+    gives (a store may hold anything). One pass: what the response needs anyway."""
     try:
         if not (
-            isinstance(value["status"], int)
-            and isinstance(value["etag"], str)
+            value["status"].__class__ is int
+            and value["etag"].__class__ is str
             and value["vix_status"] in _STATUSES
-            and all(type(value[name]) in (int, float) for name in ("ttl", "cap", "at"))
-            and type(value.get("revalidate", False)) is bool
+            and value["ttl"].__class__ in _NUMBERS
+            and value["cap"].__class__ in _NUMBERS
+            and value["at"].__class__ in _NUMBERS
+            and value.get("revalidate", False).__class__ is bool
         ):
             return None
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"]]
-        body = value["body"] if "body" in value else base64.b64decode(value["body64"], validate=True)
-        if not isinstance(body, bytes):
-            return None
-        return headers, body
+        headers, body = value["headers"], value.get("body")
+        if headers.__class__ is not tuple:  # a shared store's text (only _compute makes tuples of bytes)
+            headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
+            body = base64.b64decode(value["body64"], validate=True)
+        return (headers, body) if body.__class__ is bytes else None
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
         return None
 
@@ -573,15 +570,11 @@ def _stated_length(headers: list[tuple[bytes, bytes]], limit: int) -> int:
     return -1
 
 
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return b"content-length", str(len(body)).encode()
-
-
 async def _respond(
     request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes, said: str
 ) -> None:
     request.answered = True
-    headers = [(k, v) for k, v in headers if k not in _HOP_BY_HOP] + [(b"x-vix-cache", said.encode())]
+    headers.append((b"x-vix-cache", said.encode()))
     await request.send({"type": "http.response.start", "status": status, "headers": headers})
     head = request.scope["method"] == "HEAD" or status == 304
     await request.send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})

@@ -271,14 +271,20 @@ class VIXCircuitBreaker:
         """The TTL ``decide`` would give, recording and counting nothing.
 
         For callers whose statuses are recorded elsewhere (``X-Vix-Status`` stored with
-        a response), or that only restate a decision (an HTTP response's ``max-age``).
+        a response).
         """
+        return self._restate(status, base_ttl, now)[0]
+
+    def _restate(self, status: VixStatus, base_ttl: float, now: float | None = None) -> tuple[float, Mode]:
+        """``_judge``'s TTL and the mode it was judged in, in one step: what an HTTP response's
+        ``max-age`` and allowances restate."""
         with self._lock:
             hops = self._settle(now)
             floor = self._rows[status][0]
+            mode = self._machine.mode
         if hops:
             self._publish(hops)
-        return floor_ttl(floor, base_ttl)[0]
+        return floor_ttl(floor, base_ttl)[0], mode
 
     def _learn(self, status: VixStatus, interval: float, changed: bool) -> None:
         """A recomputation under *status*, *interval* seconds after the one before: did the value change?
