@@ -5,25 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.harness import get_scope
+
 Message = dict[str, Any]
-
-
-def scope_of(path: str) -> dict[str, Any]:
-    """A plain GET of *path*, as uvicorn gives it."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"odds.test"), (b"accept", b"*/*")],
-    }
 
 
 async def receive() -> Message:
@@ -36,7 +20,7 @@ async def send(message: Message) -> None:
 
 def call_loop(loop: asyncio.AbstractEventLoop, app: Any, path: str) -> Any:
     """A runner (n -> None) calling *app* for *path* n times; called once first (a miss, cached)."""
-    scope = scope_of(path)
+    scope = get_scope(path)
 
     async def many(n: int) -> None:
         for _ in range(n):

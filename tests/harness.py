@@ -108,3 +108,24 @@ def run_fleet(target: Callable[..., None], *args: Any, processes: int, timeout: 
     for process in fleet:
         process.join(timeout)
     return outcomes
+
+
+def get_scope(
+    path: str, *, raw_path: bytes | None = None, extensions: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An ASGI scope of a plain GET of *path*, as uvicorn gives it (*raw_path*: as sent)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode() if raw_path is None else raw_path,
+        "query_string": b"",
+        "headers": [(b"host", b"odds.test"), (b"accept", b"*/*")],
+        "extensions": extensions or {},
+    }

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.harness import get_scope
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl.asgi import VixCacheMiddleware
 from vix_ttl.testing import FakeClock
@@ -201,7 +202,7 @@ async def test_a_raw_path_is_part_of_the_key(backend: Backend, clock: FakeClock)
 
     middleware = VixCacheMiddleware(app, ttl=60, clock=clock)
     for raw_path in (b"/a%2Fb", b"/a/b", b"/a%2Fb"):  # both decode to path "/a/b"
-        scope = _scope(path="/a/b", raw_path=raw_path)
+        scope = get_scope("/a/b", raw_path=raw_path)
         sent = await _run(middleware, scope)
         assert sent.body == b"raw " + raw_path
     assert seen == [b"/a%2Fb", b"/a/b"]
@@ -396,24 +397,6 @@ class _Sent:
         self.body = b""
 
 
-def _scope(
-    path: str, raw_path: bytes | None = None, extensions: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": raw_path if raw_path is not None else path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"files.test")],
-        "extensions": extensions or {},
-    }
-
-
 async def _run(app: Callable[..., Awaitable[None]], scope: dict[str, Any]) -> _Sent:
     """Call *app* as a server offering *scope*'s extensions does (``pathsend``: it sends the file)."""
     sent = _Sent()
@@ -450,7 +433,7 @@ async def test_a_file_under_pathsend_is_served_whole(tmp_path: Path, clock: Fake
 
     app = VixCacheMiddleware(Starlette(routes=[Route("/odds.bin", files)]), ttl=60, clock=clock)
     for said in ("miss", "hit"):
-        sent = await _run(app, _scope("/odds.bin", extensions={"http.response.pathsend": {}}))
+        sent = await _run(app, get_scope("/odds.bin", extensions={"http.response.pathsend": {}}))
         assert sent.status == 200 and sent.body == data
         assert (
             sent.headers[b"content-length"] == str(size).encode()
