@@ -31,7 +31,8 @@ bench: $(STAMP)
 	bash .ci/with-services $(BIN)/python -m pytest benchmarks
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
 	$(BIN)/python benchmarks/frontier_speed.py
-	$(BIN)/python benchmarks/http_load.py
+	$(BIN)/python benchmarks/http_load.py peers
+	$(BIN)/python benchmarks/http_load.py story --seconds 30
 
 bench-fleet: $(STAMP)
 	bash .ci/with-services $(BIN)/python benchmarks/fleet_single_flight.py
@@ -40,7 +41,8 @@ bench-frontier: $(STAMP)
 	$(BIN)/python benchmarks/frontier_speed.py
 
 bench-http: $(STAMP)
-	$(BIN)/python benchmarks/http_load.py
+	$(BIN)/python benchmarks/http_load.py peers
+	$(BIN)/python benchmarks/http_load.py story --seconds 30
 
 # The HTTP example: odds behind VixCacheMiddleware on http://127.0.0.1:8000 (REDIS_URL: in Redis).
 serve: $(STAMP)
