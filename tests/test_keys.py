@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUS_ONE = timezone(timedelta(hours=1))
 MINUS_FIVE_THIRTY = timezone(-timedelta(hours=5, minutes=30))
 OFFSETS = [None, UTC, PLUS_ONE, MINUS_FIVE_THIRTY]
-GLOB_AND_SEPARATOR = set("|*?[]\\")
+# Glob characters, the namespace separator, and braces (a Redis Cluster hash tag).
+GLOB_AND_SEPARATOR = set("|*?[]\\{}")
 
 
 class Colour(enum.Enum):
@@ -253,7 +254,7 @@ def digest(text: str) -> str:
 
 
 def readable(text: str) -> bool:
-    """The rule of the design doc, written independently of the module."""
+    """The rule of the wire keys, written independently of the module."""
     return re.fullmatch(r"[!-~]*", text) is not None and not GLOB_AND_SEPARATOR & set(text)
 
 
