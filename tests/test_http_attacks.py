@@ -10,7 +10,11 @@ that depend on what a real server puts in the scope.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import math
 import os
+import tracemalloc
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.harness import get_scope
@@ -36,6 +40,7 @@ class Backend:
         self.gate = asyncio.Event()
         self.gate.set()
         self.headers: dict[str, str] = {}  # what /page answers with, as a test sets it
+        self.status = 200
         self.size = 1_000_000
         self.app = Starlette(
             routes=[
@@ -45,6 +50,9 @@ class Backend:
                 Route("/big", self.big),
                 Route("/missing", self.missing),
                 Route("/binary", self.binary),
+                Route("/status/{code:int}", self.answering),
+                Route("/varied", self.varied),
+                Route("/stream", self.stream),
             ]
         )
 
@@ -53,7 +61,7 @@ class Backend:
         return self.computes[name]
 
     async def page(self, request: Request) -> Response:
-        return PlainTextResponse(f"page {self.count('page')}", headers=self.headers)
+        return PlainTextResponse(f"page {self.count('page')}", status_code=self.status, headers=self.headers)
 
     async def echo(self, request: Request) -> Response:
         n = self.count("echo")
@@ -88,6 +96,25 @@ class Backend:
     async def missing(self, request: Request) -> Response:
         self.count("missing")
         return PlainTextResponse("no such page", status_code=404)
+
+    async def answering(self, request: Request) -> Response:
+        """An error page, slow to come: every request arrives while the first one waits."""
+        self.count("status")
+        await self.gate.wait()
+        return PlainTextResponse("no", status_code=request.path_params["code"])
+
+    async def varied(self, request: Request) -> Response:
+        self.count("varied")
+        await self.gate.wait()
+        language = request.headers.get("accept-language", "none")
+        return PlainTextResponse(f"in {language}", headers={"vary": "Accept-Language"})
+
+    async def stream(self, request: Request) -> Response:
+        async def parts() -> AsyncIterator[bytes]:
+            for n in range(3):
+                yield b"part %d;" % n
+
+        return StreamingResponse(parts())
 
     async def binary(self, request: Request) -> Response:
         self.count("binary")
@@ -335,10 +362,15 @@ async def test_what_the_app_forbids_is_not_kept(backend: Backend, clock: FakeClo
 
 
 @pytest.mark.parametrize(
-    ("control", "allowed"), [("max-age=1, must-revalidate", 1), ("s-maxage=5, max-age=1", 5)]
+    ("control", "allowed", "said"),
+    [
+        ("max-age=1, must-revalidate", 1, "max-age=1, must-revalidate"),
+        # A browser keeps it 1 s, as the app says; a CDN 5 s, as this cache does.
+        ("s-maxage=5, max-age=1", 5, "max-age=1, s-maxage=5, must-revalidate"),
+    ],
 )
 async def test_the_apps_max_age_is_never_exceeded_downstream(
-    backend: Backend, clock: FakeClock, control: str, allowed: int
+    backend: Backend, clock: FakeClock, control: str, allowed: int, said: str
 ) -> None:
     backend.headers = {"cache-control": control}
     async with client(cached(backend, clock, stale_while_revalidate=30)) as http:
@@ -351,7 +383,7 @@ async def test_the_apps_max_age_is_never_exceeded_downstream(
     for response in (first, within, after):
         assert max_age(response) <= allowed and max_age(response) - int(response.headers["age"]) <= allowed
         # Nobody in front may serve it stale either.
-        assert response.headers["cache-control"] == f"max-age={allowed}, must-revalidate"
+        assert response.headers["cache-control"] == said
     assert after.headers["x-vix-cache"] == "stale"  # too old for the app: recomputed, not served stale
 
 
@@ -397,16 +429,20 @@ class _Sent:
         self.body = b""
 
 
-async def _run(app: Callable[..., Awaitable[None]], scope: dict[str, Any]) -> _Sent:
-    """Call *app* as a server offering *scope*'s extensions does (``pathsend``: it sends the file)."""
+EMPTY = {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _run(
+    app: Callable[..., Awaitable[None]], scope: dict[str, Any], client: tuple[dict[str, Any], ...] = (EMPTY,)
+) -> _Sent:
+    """Call *app* as a server offering *scope*'s extensions does (``pathsend``: it sends the file),
+    its client sending the messages *client* (then nothing more)."""
     sent = _Sent()
-    received = False
+    messages = iter(client)
 
     async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+        for message in messages:
+            return message
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -439,3 +475,287 @@ async def test_a_file_under_pathsend_is_served_whole(tmp_path: Path, clock: Fake
             sent.headers[b"content-length"] == str(size).encode()
             and sent.headers[b"x-vix-cache"] == said.encode()
         )
+
+
+# -- responses the application leaves unfinished ---------------------------------------
+
+
+def _sized_app(computes: list[int], *, length: int = 100, sent: int = 100) -> Callable[..., Awaitable[None]]:
+    """An app stating ``Content-Length: length`` and sending *sent* bytes in two parts; it stops
+    after the first part if its client disconnects (as a streaming response does)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        computes.append(1)
+        headers = [(b"content-length", str(length).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        listening = asyncio.ensure_future(_disconnected(receive))
+        await send({"type": "http.response.body", "body": b"a" * (sent // 2), "more_body": True})
+        for _ in range(10):
+            await asyncio.sleep(0)  # a disconnect the client sent comes to it meanwhile
+        if listening.done():
+            return
+        listening.cancel()
+        await send({"type": "http.response.body", "body": b"b" * (sent - sent // 2)})
+
+    return app
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def test_a_leader_that_disconnects_never_leaves_a_truncated_page(clock: FakeClock) -> None:
+    computes: list[int] = []
+    app = VixCacheMiddleware(_sized_app(computes), ttl=60, clock=clock)
+    await _run(app, get_scope("/sized"), (EMPTY, {"type": "http.disconnect"}))
+    victim = await _run(app, get_scope("/sized"))
+    assert victim.body == b"a" * 50 + b"b" * 50  # 0.3's first cut kept the 50 bytes sent so far
+    assert victim.headers[b"x-vix-cache"] == b"miss" and len(computes) == 2
+
+
+async def test_a_body_other_than_the_length_it_states_is_never_kept(clock: FakeClock) -> None:
+    computes: list[int] = []
+    app = VixCacheMiddleware(_sized_app(computes, length=100, sent=60), ttl=60, clock=clock)
+    said = [(await _run(app, get_scope("/sized"))).headers[b"x-vix-cache"] for _ in range(2)]
+    assert said == [b"bypass", b"bypass"] and len(computes) == 2
+
+
+async def test_a_body_without_a_length_never_reaches_the_shared_computation(
+    backend: Backend, clock: FakeClock
+) -> None:
+    # HTTP/2 lets a GET carry a body without Content-Length: the request looks bodiless.
+    app = cached(backend, clock)
+    attack = await _run(
+        app, get_scope("/echo"), ({"type": "http.request", "body": b"<script>", "more_body": False},)
+    )
+    victim = await _run(app, get_scope("/echo"))
+    assert b"script" not in attack.body and b"script" not in victim.body
+    assert victim.headers[b"x-vix-cache"] == b"hit"
+
+
+async def test_a_head_request_on_a_stream_gets_no_body(backend: Backend, clock: FakeClock) -> None:
+    app = cached(backend, clock)
+    sent = await _run(app, {**get_scope("/stream"), "method": "HEAD"})
+    assert (sent.status, sent.body, sent.headers[b"x-vix-cache"]) == (200, b"", b"bypass")
+    assert (await _run(app, get_scope("/stream"))).body == b"part 0;part 1;part 2;"
+
+
+# -- what is not kept, and who gets it -----------------------------------------------
+
+
+@pytest.mark.parametrize("code", [404, 503])
+async def test_an_error_page_under_a_burst_costs_at_most_two_computations(
+    backend: Backend, clock: FakeClock, code: int
+) -> None:
+    backend.gate.clear()
+    async with client(cached(backend, clock)) as http:
+        burst = [asyncio.ensure_future(http.get(f"/status/{code}")) for _ in range(20)]
+        for _ in range(50):
+            await asyncio.sleep(0)  # all of them arrive while the first one computes
+        backend.gate.set()
+        responses = await asyncio.gather(*burst)
+    assert {r.status_code for r in responses} == {code} and {r.text for r in responses} == {"no"}
+    # The leader's, then a new leader's (one client's request may have caused the first).
+    assert backend.computes["status"] <= 2
+
+
+async def test_a_cold_burst_of_a_varying_page_gives_each_client_its_own(
+    backend: Backend, clock: FakeClock
+) -> None:
+    backend.gate.clear()
+    languages = ["en", "fr", "de"] * 4
+    async with client(cached(backend, clock)) as http:
+        burst = [
+            asyncio.ensure_future(http.get("/varied", headers={"accept-language": x})) for x in languages
+        ]
+        for _ in range(50):
+            await asyncio.sleep(0)  # nobody knows yet that it varies: they all join the first
+        backend.gate.set()
+        responses = await asyncio.gather(*burst)
+        again = [await http.get("/varied", headers={"accept-language": x}) for x in ("en", "fr", "de")]
+    assert [r.text for r in responses] == [f"in {x}" for x in languages]
+    assert [r.text for r in again] == ["in en", "in fr", "in de"]
+    assert {r.headers["x-vix-cache"] for r in again} == {"hit"}
+    assert backend.computes["varied"] <= 1 + 3
+
+
+async def test_a_client_error_leaves_the_fallback_in_place(backend: Backend, clock: FakeClock) -> None:
+    async with client(cached(backend, clock, stale_if_error=300)) as http:
+        kept = await http.get("/page")
+        clock.advance(61)
+        backend.status = 422  # one odd request the app refuses
+        refused = await http.get("/page")
+        backend.status = 503  # then the backend fails
+        failing = await http.get("/page")
+    assert (kept.text, refused.status_code) == ("page 1", 422)
+    assert (failing.status_code, failing.text, failing.headers["x-vix-cache"]) == (200, "page 1", "fallback")
+
+
+async def test_a_panic_page_another_process_kept_is_not_served_here(clock: FakeClock) -> None:
+    computes: list[int] = []
+
+    async def odds(request: Request) -> Response:
+        computes.append(1)
+        return PlainTextResponse(f"odds {len(computes)}", headers={"x-vix-status": "panic"})
+
+    store: dict[Any, Any] = {}  # one shared store, two processes (header mode: the app's status)
+    processes = [
+        VixCacheMiddleware(
+            Starlette(routes=[Route("/odds", odds)]),
+            ttl=60,
+            cache=store,
+            namespace="odds",
+            breaker=VIXCircuitBreaker(clock=clock),
+            clock=clock,
+        )
+        for _ in range(2)
+    ]
+    async with client(processes[0]) as one, client(processes[1]) as other:
+        first = await one.get("/odds")
+        elsewhere = await other.get("/odds")
+    assert first.headers["cache-control"] == elsewhere.headers["cache-control"] == "no-store"
+    assert (elsewhere.text, elsewhere.headers["x-vix-cache"]) == ("odds 2", "bypass")
+
+
+async def test_the_apps_own_x_vix_cache_never_goes_out(backend: Backend, clock: FakeClock) -> None:
+    backend.headers = {"x-vix-cache": "hit"}
+    async with client(cached(backend, clock)) as http:
+        said = [(await http.get("/page")).headers.get_list("x-vix-cache") for _ in range(2)]
+        said.append((await http.get("/page", headers={"cookie": "a=1"})).headers.get_list("x-vix-cache"))
+        backend.status = 404
+        said.append((await http.get("/page?missing")).headers.get_list("x-vix-cache"))
+    assert said == [["miss"], ["hit"], ["bypass"], ["bypass"]]
+
+
+async def test_a_response_as_large_as_the_whole_store_is_served_never_kept(
+    backend: Backend, clock: FakeClock
+) -> None:
+    backend.size = 10_000
+    app = cached(backend, clock, max_body=10_000, max_bytes=10_000)  # headers and key weigh too
+    async with client(app) as http:
+        responses = [await http.get("/big") for _ in range(2)]
+    assert [len(r.content) for r in responses] == [10_000, 10_000]
+    assert [r.headers["x-vix-cache"] for r in responses] == ["bypass", "bypass"]
+    assert app.cache_info().errors == 0
+
+
+# -- the application's freshness, however it states it -------------------------------
+
+
+def _http_date(offset: float) -> str:
+    return email.utils.formatdate(1_700_000_000 + offset, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"cache-control": "max-age=5, max-age=600"}, 5),  # a directive given twice: its first
+        ({"cache-control": "max-age=600", "age": "595"}, 5),  # old already when it came
+        ({"date": _http_date(0), "expires": _http_date(5)}, 5),
+        ({"cache-control": "s-maxage=5, max-age=600"}, 5),
+        ({"expires": "0"}, 0),  # not a date: expired already
+        ({"date": _http_date(0), "expires": _http_date(-5)}, 0),
+    ],
+)
+async def test_the_apps_freshness_bounds_what_is_kept_however_stated(
+    backend: Backend, clock: FakeClock, headers: dict[str, str], allowed: int
+) -> None:
+    backend.headers = headers
+    async with client(cached(backend, clock)) as http:
+        first = await http.get("/page")
+        clock.advance(allowed / 2)
+        within = await http.get("/page")
+        clock.advance(allowed / 2 + 1)
+        after = await http.get("/page")
+    for response in (first, within, after):
+        assert response.headers["cache-control"] == "no-store" or max_age(response) <= allowed
+    assert within.text == ("page 1" if allowed else "page 2") and after.text == (
+        "page 2" if allowed else "page 3"
+    )
+
+
+# -- entries anyone may have written ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "planted"),
+    [("ttl", math.nan), ("cap", -1.0), ("at", math.inf), ("status", 99), ("private_cap", "forever")],
+)
+async def test_a_planted_entry_of_another_shape_is_recomputed(
+    backend: Backend, clock: FakeClock, field: str, planted: Any
+) -> None:
+    store: dict[Any, Any] = {}
+    async with client(cached(backend, clock, cache=store, namespace="odds")) as http:
+        await http.get("/page")
+        (entry,) = store.values()
+        entry.value[field] = planted
+        served = await http.get("/page")
+        again = await http.get("/page")
+    assert (served.status_code, served.text, served.headers["x-vix-cache"]) == (200, "page 2", "miss")
+    assert (again.text, again.headers["x-vix-cache"]) == ("page 2", "hit")
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        b'"text/plain\\r\\nset-cookie: stolen=1"',  # a header split in two
+        b'"text/plain", "x", "y"',  # a header of three parts
+    ],
+)
+async def test_on_redis_an_unsigned_entry_cannot_split_the_response(
+    backend: Backend, clock: FakeClock, redis_port: int, planted: bytes
+) -> None:
+    import redis.asyncio as redis
+
+    namespace = f"planted-{uuid.uuid4().hex[:8]}"
+    store = redis.Redis(port=redis_port)
+    try:
+        async with client(cached(backend, clock, cache=store, namespace=namespace)) as http:
+            await http.get("/page")
+            (key,) = [k async for k in store.scan_iter(f"*{namespace}*")]
+            stored = await store.get(key)
+            assert stored is not None and b'"text/plain; charset=utf-8"' in stored
+            await store.set(key, stored.replace(b'"text/plain; charset=utf-8"', planted))
+            served = await http.get("/page")
+        assert "stolen" not in str(served.headers) and "set-cookie" not in served.headers
+        assert (served.text, served.headers["x-vix-cache"]) == ("page 2", "miss")
+    finally:
+        for key in [k async for k in store.scan_iter(f"*{namespace}*")]:
+            await store.delete(key)
+        await store.aclose()
+
+
+async def test_hostile_paths_cannot_grow_the_memory_past_max_bytes(clock: FakeClock) -> None:
+    async def varied(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"vary", b"accept-language"), (b"x-vix-status", b"warning")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"odds"})
+
+    # Header mode: each key's status is remembered, and each path's Vary.
+    app = VixCacheMiddleware(varied, ttl=60, clock=clock, max_body=100_000, max_bytes=1_000_000)
+    tracemalloc.start()
+    try:
+        for n in range(300):
+            path = f"/{n}/" + "x" * 60_000
+            for _ in range(2):  # the second is keyed by what the first said it varies on
+                await _run(app, get_scope(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # What it keeps is in the store (1 MB); 0.3's first cut also remembered every 60 KB key
+    # twice more, 36 MB for these 300 paths.
+    assert peak < 8_000_000
+
+
+@pytest.mark.parametrize(
+    ("option", "error", "said"),
+    [
+        ({"stale_while_revalidate": -1}, ValueError, "VixCacheMiddleware: stale_while_revalidate"),
+        ({"breaker": 3}, TypeError, "VixCacheMiddleware: breaker"),
+        ({"ttl": -1}, ValueError, "VixCacheMiddleware ttl"),
+    ],
+)
+def test_a_bad_option_is_said_of_the_middleware(option: dict[str, Any], error: type, said: str) -> None:
+    with pytest.raises(error, match=f"^{said}"):
+        VixCacheMiddleware(Starlette(), **{"ttl": 60, **option})

@@ -9,8 +9,11 @@ and body; ``vix_ttl.asgi`` runs the requests.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import math
+import re
+import urllib.parse
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -22,7 +25,8 @@ __all__ = [
     "Vary",
     "directives",
     "etag",
-    "freshness_cap",
+    "freshness",
+    "is_etag",
     "leader_scope",
     "matches",
     "must_revalidate",
@@ -31,6 +35,8 @@ __all__ = [
     "request_has_body",
     "request_headers",
     "request_key",
+    "safe_header",
+    "storable",
     "vary_names",
 ]
 
@@ -96,8 +102,9 @@ def directives(header: bytes | None) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for part in (header or b"").decode("latin-1").split(","):
         name, sep, value = part.strip().partition("=")
-        if name:
-            found[name.strip().lower()] = value.strip().strip('"') if sep else None
+        name = name.strip().lower()
+        if name and name not in found:  # a directive given twice: its first (RFC 9111 4.2.1)
+            found[name] = value.strip().strip('"') if sep else None
     return found
 
 
@@ -124,11 +131,28 @@ def request_key(scope: Scope, headers: Headers, varies: Mapping[tuple[bytes, byt
     )
     raw_query = scope.get("query_string", b"")
     query = ()
-    if raw_query:  # sorted by name, stably: repeated names keep their order
-        query = tuple(sorted(raw_query.split(b"&"), key=lambda part: part.partition(b"=")[0]))
+    if raw_query:  # sorted by name as the app reads it, stably: repeated names keep their order
+        query = tuple(sorted(raw_query.split(b"&"), key=_name_read))
     vary = varies.get(place)
     values = tuple(headers.get(name.encode("latin-1")) for name in vary) if vary else ()
     return *place, query, vary, values
+
+
+def _name_read(parameter: bytes) -> bytes:
+    """A query parameter's name as an application decodes it (``%61`` is ``a``, ``+`` a space):
+    two spellings of one name keep their order, as the application would read them."""
+    name = parameter.partition(b"=")[0]
+    return urllib.parse.unquote_to_bytes(name.replace(b"+", b" ")) if b"%" in name or b"+" in name else name
+
+
+def safe_header(name: bytes, value: bytes) -> bool:
+    """Whether a header read from a shared store may go out: a token for a name, and a value
+    without a line break or NUL (anyone can write to a shared store)."""
+    return _TOKEN.fullmatch(name) is not None and _UNSAFE_VALUE.search(value) is None
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_UNSAFE_VALUE = re.compile(rb"[\r\n\x00]")
 
 
 def leader_scope(scope: Scope) -> dict[str, Any]:
@@ -142,28 +166,59 @@ def leader_scope(scope: Scope) -> dict[str, Any]:
     return shared
 
 
-def personal(response: Response) -> bool | None:
-    """Whether *response* is someone's own (``Set-Cookie``, ``private``, ``no-store``, ``Vary: *``);
-    None when it is not a 200, which is kept by nobody either."""
+def personal(response: Response) -> bool:
+    """Whether *response* is one client's own, never to be handed to another: ``Set-Cookie``,
+    ``private``, or ``Vary: *``."""
     said = directives(response.header(b"cache-control"))
-    if response.header(b"set-cookie") is not None or "private" in said or "no-store" in said:
+    if response.header(b"set-cookie") is not None or "private" in said:
         return True
-    if "*" in (vary_names(response) or ()):
-        return True
-    return None if response.status != 200 else False
+    return "*" in (vary_names(response) or ())
 
 
-def freshness_cap(response: Response) -> float:
-    """The longest a shared cache may keep *response* fresh, as its application says:
-    ``s-maxage``, else ``max-age`` (whole seconds); 0 for ``no-cache``; ``inf`` if it says none."""
+def storable(response: Response) -> bool:
+    """Whether the application lets a shared cache keep *response* at all: not ``no-store``."""
+    return "no-store" not in directives(response.header(b"cache-control"))
+
+
+def freshness(response: Response, now: float) -> tuple[float, float]:
+    """How long *response* stays fresh from now, as its application says, for a shared cache and
+    for a browser: ``s-maxage`` (shared only), else ``max-age``, else ``Expires`` less ``Date``,
+    less the ``Age`` it already has; 0 for ``no-cache``; ``inf`` if it says none (RFC 9111 4.2).
+
+    *now*: the wall clock, for an ``Expires`` without a ``Date``.
+    """
     said = directives(response.header(b"cache-control"))
     if "no-cache" in said:
-        return 0.0
-    for name in ("s-maxage", "max-age"):
-        if name in said:
-            value = said[name] or ""
-            return float(value) if value.isdigit() else 0.0  # one it cannot read: not kept
-    return math.inf
+        return 0.0, 0.0
+    max_age = _seconds(said, "max-age")
+    if max_age is None:
+        max_age = _expires(response, now)
+    s_maxage = _seconds(said, "s-maxage")
+    shared = max_age if s_maxage is None else s_maxage
+    age = _seconds({"age": (response.header(b"age") or b"").decode("latin-1")}, "age") or 0.0
+    return max(0.0, shared - age), max(0.0, max_age - age)
+
+
+def _seconds(said: dict[str, str | None], name: str) -> float | None:
+    """Directive *name* in whole seconds; 0 for one that is not a number (not fresh at all)."""
+    if name not in said:
+        return None
+    value = (said[name] or "").strip()
+    return float(value) if value.isdigit() else 0.0
+
+
+def _expires(response: Response, now: float) -> float:
+    """``Expires`` less ``Date`` (or now); ``inf`` without ``Expires``, 0 for one that is no date."""
+    expires = response.header(b"expires")
+    if expires is None:
+        return math.inf
+    try:
+        at = email.utils.parsedate_to_datetime(expires.decode("latin-1")).timestamp()
+        date = response.header(b"date")
+        then = now if date is None else email.utils.parsedate_to_datetime(date.decode("latin-1")).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0  # "0", "-1", garbage: already expired (RFC 9111 5.3)
+    return max(0.0, at - then)
 
 
 def must_revalidate(response: Response) -> bool:
@@ -185,6 +240,14 @@ def vary_names(response: Response) -> tuple[str, ...] | None:
 def etag(body: bytes) -> str:
     """A strong ETag: the same body, the same tag, in every process."""
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def is_etag(tag: str) -> bool:
+    """Whether *tag* is one ``etag`` gives (a shared store's entry may hold anything)."""
+    return _ETAG.fullmatch(tag) is not None
+
+
+_ETAG = re.compile(r'"[0-9a-f]{32}"')
 
 
 def matches(if_none_match: bytes | None, tag: str) -> bool:

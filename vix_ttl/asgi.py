@@ -23,6 +23,7 @@ import asyncio
 import base64
 import inspect
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -89,6 +90,8 @@ _OWN = frozenset(
 )
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _STATUSES = frozenset(status.value for status in VixStatus)
+_FROM_THE_CACHE = frozenset({HIT, SERVED_STALE, SERVED_ON_ERROR})
+_SERVED = frozenset(_SAID[outcome] for outcome in _FROM_THE_CACHE)
 _NUMBERS = (int, float)
 
 
@@ -117,10 +120,23 @@ _COMPUTED: ContextVar[dict[str, Any] | None] = ContextVar("vix_ttl_asgi_computed
 class _Passed(BaseException):
     """A response that must not be stored nor shared (or was streamed to its client already)."""
 
-    def __init__(self, request: _Request, response: _http.Response | None) -> None:
+    def __init__(
+        self,
+        request: _Request,
+        response: _http.Response | None,
+        *,
+        supersedes: bool = False,
+        shareable: bool = False,
+    ) -> None:
         super().__init__()
-        # The request whose computation it was: the only one the response is for.
+        # The request whose computation it was: the response is for it first.
         self.request, self.response = request, response
+        # A public page the app forbids keeping (no-store): the page stored before it must
+        # not come back after it. One client's own page, or an error, leaves it in place.
+        self.supersedes = supersedes
+        # An answer that is nobody's own (a 404, say): the waiting requests elect a new leader
+        # first (one client's request may have caused it), and share the new leader's.
+        self.shareable = shareable
 
 
 class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure of ours
@@ -129,8 +145,8 @@ class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure
     def __init__(self, request: _Request, response: _http.Response) -> None:
         super().__init__(f"the application answered {response.status}")
         self.request, self.response = request, response
-        # An error page may go to every caller that waited on it, unless it is someone's.
-        self.shareable = _http.personal(response) is False
+        # An error page goes to every caller that waited on it, unless it is someone's.
+        self.shareable = not _http.personal(response)
 
 
 class VixCacheMiddleware:
@@ -184,8 +200,8 @@ class VixCacheMiddleware:
                 "two services sharing the store would otherwise serve each other's pages"
             )
         self._max_body = check_count("VixCacheMiddleware max_body", max_body, minimum=0)
-        max_bytes = check_count("VixCacheMiddleware max_bytes", max_bytes, minimum=1)
-        if self._max_body > max_bytes:
+        self._max_bytes = check_count("VixCacheMiddleware max_bytes", max_bytes, minimum=1)
+        if cache is None and self._max_body > max_bytes:
             raise ValueError(
                 f"VixCacheMiddleware: max_body ({max_body}) must not exceed max_bytes ({max_bytes}): "
                 f"no response that size could be kept"
@@ -195,27 +211,32 @@ class VixCacheMiddleware:
                 f"VixCacheMiddleware: client_revalidation must be True or False, got {client_revalidation!r}"
             )
         self.app = app
-        self._base = check_ttl("ttl", ttl)
+        self._base = check_ttl("VixCacheMiddleware ttl", ttl)
         self._scope_status = status
         self._revalidation = client_revalidation
         self._revalidations = AsyncFlights()  # requests asking for a fresh response share its computation
         self._seen: dict[Any, VixStatus] = {}  # header mode: each key's last stored status
         self._in_process = cache is None or isinstance(cache, MutableMapping)
+        self._bounded = cache is None  # the default store: max_bytes bounds it
         if cache is None:  # bounded in bytes: cache-busting queries cannot fill the memory
             cache = cachetools.FIFOCache(max_bytes, getsizeof=_entry_bytes)
-        decorate = vix_cached(
-            ttl,
-            status=self._request_status if status is not None else self._stored_status,
-            breaker=breaker,
-            cache=cache,
-            namespace="vix_ttl.asgi" if namespace is None else namespace,
-            stale_while_revalidate=stale_while_revalidate,
-            stale_if_error=stale_if_error,
-            secret=secret,
-            clock=clock,
-        )
-        assert isinstance(decorate, Decorate)
-        options = decorate.options_for(self._compute)
+        try:
+            decorate = vix_cached(
+                ttl,
+                status=self._request_status if status is not None else self._stored_status,
+                breaker=breaker,
+                cache=cache,
+                namespace="vix_ttl.asgi" if namespace is None else namespace,
+                stale_while_revalidate=stale_while_revalidate,
+                stale_if_error=stale_if_error,
+                secret=secret,
+                clock=clock,
+            )
+            assert isinstance(decorate, Decorate)
+            options = decorate.options_for(self._compute)
+        except (TypeError, ValueError) as exc:  # said of the middleware, the name its user wrote
+            said = str(exc).removeprefix("vix_cached").lstrip(": ")
+            raise type(exc)(f"VixCacheMiddleware: {said}") from None
         # A response is kept for its own TTL: within the app's freshness, nothing if too large.
         options = replace(options, entry_ttl=self._entry_ttl, stale_ok=_may_serve_stale)
         if status is None:  # statuses come with responses: recorded when stored, not per request
@@ -274,44 +295,60 @@ class VixCacheMiddleware:
             if value is None:  # answered already: the app's own response, passed on
                 return
             wire = _wire(value)
-            if wire is None:  # an entry in a shared store nobody signed, of another shape
-                await self._forget(key)
-                await self.app(request.scope, request.receive, _saying(request.send, "miss"))
+            if wire is None or self._outdated(request, value):
+                # Served from the cache, it cannot go out: an entry of another shape (anyone may
+                # write to a shared store), or one whose own status forbids serving it now (a
+                # panic page another process, or this one long ago, kept). Computed afresh in
+                # its place, as any bypass is.
+                value = await self._call(request, key, revalidate=True)
+                if value is None:
+                    return
+                wire = _wire(value)
+            if wire is None:  # planted again meanwhile: the app answers, nothing is kept
+                await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
                 return
         finally:
             OUTCOMES.reset(outcomes)
             _REQUEST.reset(token)
-        said = _SAID[request.outcomes[-1]] if request.outcomes else "hit"
-        await self._serve(request, value, wire, said)
+        await self._serve(request, value, wire, _SAID[_outcome(request)])
+
+    def _outdated(self, request: _Request, value: dict[str, Any]) -> bool:
+        """Header mode: whether a value served from the cache is one its own stored status
+        forbids serving now (the engine judged the key by this process's memory of it)."""
+        if self._scope_status is not None or _outcome(request) not in _FROM_THE_CACHE:
+            return False
+        status = VixStatus(value["vix_status"])
+        return not self.breaker._judge(status, self._base_of(status))
 
     async def _call(self, request: _Request, key: _http.Key, revalidate: bool) -> dict[str, Any] | None:
         """The cached value for *request* (*revalidate*: computed afresh), or None once it was
         answered otherwise.
 
-        A response that cannot be shared (it sets a cookie, say) is its leader's; the
-        requests that waited on it elect a new leader once, and run the application
-        themselves only if that one's cannot be shared either.
+        A response that is not kept is its leader's: one client's request may have caused it
+        (a cookie, an error, a 404). The requests that waited on it elect a new leader once;
+        they share that one's answer if it is nobody's own (a failing backend is asked twice,
+        not once per request), else each runs the application itself.
         """
         for attempt in range(2):
             try:
                 if revalidate:
                     return await self._revalidated(key)
                 return await self._cached(key)  # type: ignore[no-any-return]
-            except _Passed as passed:
+            except (_Passed, _AppFailed) as passed:
                 if passed.request is request:
-                    await self._forget(key)  # served in place of the stored page: it must not come back
+                    if isinstance(passed, _Passed) and passed.supersedes:
+                        await self._forget(key)  # served in place of the stored page: it must not come back
                     if passed.response is not None:  # not streamed to its client already
                         await self._send(request, passed.response, "bypass", no_store=True)
+                    return None
+                if attempt and passed.shareable and passed.response is not None:
+                    await self._send(request, passed.response, "bypass", no_store=True)
                     return None
                 if attempt:
                     await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
                     return None
-            except _AppFailed as failed:
-                if failed.request is request or failed.shareable:
-                    await self._send(request, failed.response, "bypass", no_store=True)
-                else:
-                    await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
-                return None
+                # A new leader, keyed anew: the leader's response may have named new Vary headers.
+                key = _http.request_key(request.scope, request.headers, self._vary)
         raise AssertionError("unreachable")
 
     async def _revalidated(self, key: _http.Key) -> dict[str, Any]:
@@ -342,16 +379,26 @@ class VixCacheMiddleware:
         response = await self._capture(scope, request)
         if response.status >= 500:
             raise _AppFailed(request, response)
+        if _http.personal(response):
+            raise _Passed(request, response)
+        if response.status != 200:  # never kept
+            raise _Passed(request, response, shareable=True)
         varies = _http.vary_names(response)
         if varies != key[4]:  # the request headers it varies on changed: keyed anew from the next request
-            _remember(self._vary, key[:3], varies)
-        if _http.personal(response) is not False or varies != key[4]:
+            _remember(self._vary, key[:3], _key_bytes(key[:3]), varies)
             raise _Passed(request, response)
+        if not _http.storable(response):
+            raise _Passed(request, response, supersedes=True)
         status = self._status_of(response, key)
         if status is None:  # an X-Vix-Status nobody can read: not kept
             raise _Passed(request, response)
         body = response.body
         headers = tuple((k, v) for k, v in response.headers if k not in _OWN and k not in _HOP_BY_HOP)
+        shared, private = _http.freshness(response, time.time())
+        # What an entry weighs in memory, its key included (a 60 KB query is 60 KB more).
+        weight = len(body) + sum(len(k) + len(v) for k, v in headers) + _key_bytes(key) + 256
+        if len(body) > self._max_body or (self._bounded and weight > self._max_bytes):
+            shared = private = 0.0  # served, never kept
         return {
             "status": response.status,
             # In process, the bytes as they go out; a shared store's serializer gets text
@@ -369,10 +416,13 @@ class VixCacheMiddleware:
             # A bypassed response is kept all the same, for the NORMAL base (it replaces the
             # entry: what was served before a panic never comes back after it).
             "ttl": self.breaker._judge(status, self._base_of(status)) or self._base,
-            # The application's own freshness: an upper bound, in what is kept and what is sent.
-            "cap": _http.freshness_cap(response) if len(body) <= self._max_body else 0.0,
+            # The application's own freshness, for a shared cache and for a browser: an upper
+            # bound, in what is kept and what is sent.
+            "cap": shared,
+            "private_cap": private,
             "revalidate": _http.must_revalidate(response),  # never served stale, here nor in front
             "at": self._clock(),
+            **({"weight": weight} if self._in_process else {}),
         }
 
     def _entry_ttl(self, value: Any, decided: float) -> float:
@@ -385,22 +435,28 @@ class VixCacheMiddleware:
         """The application's response to *scope*; a streamed one goes on to the client as it comes.
 
         A body sent in several parts is a stream unless the response states its length and
-        that length is at most ``max_body`` (a file, say): that one is captured whole.
+        that length is at most ``max_body`` (a file, say): that one is captured whole. The
+        application reads an empty request body (a body is its client's own: what it caused
+        would be kept for everyone) and the leader's disconnect. A response it leaves
+        unfinished, or whose body is not the length it states, is never kept: its leader gets
+        it as the application gave it.
         """
         start: Message = {}
         chunks: list[bytes] = []
         answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()  # True: a stream
-        foreground = not request.answered  # else a background refresh: no client, no request body
-        sized, received = -1, 0  # the length the response states (when it may be kept), and so far
+        foreground = not request.answered  # else a background refresh: no client, no disconnect
+        head = request.scope["method"] == "HEAD"  # it is answered from a GET's response, bodiless
+        stated, sized, received = None, -1, 0  # its Content-Length; the same when it may be kept
 
         async def capture(message: Message) -> None:
-            nonlocal sized, received
+            nonlocal stated, sized, received
             if answered.done():  # a stream, going on to its client (or to nobody)
                 if answered.result() and foreground:
-                    await request.send(message)
+                    await request.send({**message, "body": b""} if head else message)
             elif message["type"] == "http.response.start":
                 start.update(message)
-                sized = _stated_length(message.get("headers", []), self._max_body)
+                stated = _stated_length(message.get("headers", []))
+                sized = stated if stated is not None and stated <= self._max_body else -1
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 received += len(chunks[-1])
@@ -409,30 +465,42 @@ class VixCacheMiddleware:
                 elif received > sized:  # a stream: never kept, its client gets it as it comes
                     answered.set_result(True)
                     if foreground:
-                        request.answered = True
-                        await _saying(request.send, "bypass")(start)
-                        for chunk in chunks:
-                            await request.send(
-                                {"type": "http.response.body", "body": chunk, "more_body": True}
-                            )
+                        await self._pass_on(request, start, chunks, head)
 
         # The application runs in a task of its own: a stream goes on after this returns,
         # so that callers who joined run the application themselves at once.
-        call = asyncio.ensure_future(self.app(scope, request.receive if foreground else _no_body(), capture))
+        receive = _bodiless(request.receive if foreground else _never)
+        call = asyncio.ensure_future(self.app(scope, receive, capture))
         waited: set[asyncio.Future[Any]] = {call, answered}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if not answered.done():
-            await call  # it raised, or ended without a response
-        elif foreground:
+            await call  # it raised, or ended without finishing its response
+            if foreground and start:
+                await self._pass_on(request, start, chunks, head)
+            raise _Passed(request, None)
+        if foreground:
             request.rest = call  # the leading request waits for it at its end
         elif answered.result():
             call.cancel()  # a refresh that met a stream: nobody to send it to
         else:
             await call
-        if answered.done() and answered.result():
+        if answered.result():
             raise _Passed(request, None)
         headers = [(k.lower(), v) for k, v in start.get("headers", [])]
-        return _http.Response(start.get("status", 500), headers, b"".join(chunks))
+        response = _http.Response(start.get("status", 500), headers, b"".join(chunks))
+        if stated is not None and stated != received:  # the app's mistake: its server says so
+            raise _Passed(request, response)
+        return response
+
+    @staticmethod
+    async def _pass_on(request: _Request, start: Message, chunks: list[bytes], head: bool) -> None:
+        """Send the leader the start of a response that is not kept, and its body so far."""
+        request.answered = True
+        await _saying(request.send, "bypass")(start)
+        for chunk in chunks:
+            await request.send(
+                {"type": "http.response.body", "body": b"" if head else chunk, "more_body": True}
+            )
 
     def _status_of(self, response: _http.Response, key: Any) -> VixStatus | None:
         """The status a stored response carries: the request's, or the app's header (recorded);
@@ -446,7 +514,7 @@ class VixCacheMiddleware:
             _log.warning("asgi_status_unreadable", header=stated[:100], error=str(exc))
             return None
         self.breaker.record(status)
-        _remember(self._seen, key, status)
+        _remember(self._seen, key, _key_bytes(key), status)
         return status
 
     def _request_status(self, key: Any) -> VixStatus:
@@ -489,11 +557,18 @@ class VixCacheMiddleware:
             said = "bypass"
             headers.append((b"cache-control", b"no-store"))
         else:
-            max_age = math.floor(fresh_for) if fresh_for != math.inf else _http.FOREVER
+            # A browser keeps it no longer than the app lets one; a CDN as long as this cache.
+            private = min(fresh_for, value.get("private_cap", fresh_for))
+            ages = f"max-age={_whole(private)}"
+            if private < fresh_for:
+                ages += f", s-maxage={_whole(fresh_for)}"
             # The app forbids serving it stale: no allowance is offered in front either.
             then = ", must-revalidate" if value.get("revalidate") else self._allowances[mode]
-            headers.append((b"cache-control", f"max-age={max_age}{then}".encode()))
-            headers.append((b"age", str(max(0, math.floor(self._clock() - value["at"]))).encode()))
+            headers.append((b"cache-control", f"{ages}{then}".encode()))
+            # Rounded up, that a cache in front never believes it fresher than it is; 0 when
+            # computed for this very request.
+            age = math.ceil(self._clock() - value["at"]) if said in _SERVED else 0
+            headers.append((b"age", str(max(0, age)).encode()))
         if _http.matches(request.headers.get(b"if-none-match"), etag):
             await _respond(request, 304, headers, b"", said)
             return
@@ -503,33 +578,59 @@ class VixCacheMiddleware:
     async def _send(
         self, request: _Request, response: _http.Response, said: str, *, no_store: bool = False
     ) -> None:
-        dropped = {STATUS_HEADER.encode(), *_HOP_BY_HOP, *((b"cache-control",) if no_store else ())}
+        dropped = {
+            STATUS_HEADER.encode(),
+            b"x-vix-cache",
+            *_HOP_BY_HOP,
+            *((b"cache-control",) if no_store else ()),
+        }
         headers = [(k, v) for k, v in response.headers if k not in dropped]  # its own length too
         if no_store:
             headers.append((b"cache-control", b"no-store"))
         await _respond(request, response.status, headers, response.body, said)
 
 
-_REMEMBERED = 65536  # per-path and per-key memories are bounded: the oldest go first
+# Per-path and per-key memories are bounded: the oldest go first, and a key longer than
+# _REMEMBERED_BYTES is not remembered (65,536 keys of a hostile 60 KB path would be 4 GB).
+_REMEMBERED = 65536
+_REMEMBERED_BYTES = 2048
 _log = structlog.get_logger("vix_ttl")
 
 
-def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
-    """*memory*[*key*] = *value* (None forgets it), keeping at most ``_REMEMBERED`` keys."""
+def _outcome(request: _Request) -> str:
+    """What happened to *request*'s last call (a hit, on its fast path, counts nothing here)."""
+    return request.outcomes[-1] if request.outcomes else HIT
+
+
+def _remember(memory: dict[Any, Any], key: Any, size: int, value: Any) -> None:
+    """*memory*[*key*] = *value* (None forgets it), *key* weighing *size* bytes."""
     memory.pop(key, None)
-    if value is not None:
+    if value is not None and size <= _REMEMBERED_BYTES:
         memory[key] = value
         if len(memory) > _REMEMBERED:
             del memory[next(iter(memory))]
 
 
 def _entry_bytes(entry: Any) -> int:
-    """What an entry of the default store weighs: its body and headers, and a little for the rest."""
+    """What an entry of the default store weighs: body, headers and key, a little for the rest."""
     value = entry.value if entry.__class__ is Entry else entry
     try:
-        return len(value["body"]) + sum(len(k) + len(v) for k, v in value["headers"]) + 256
-    except (TypeError, KeyError):
+        return int(value["weight"])
+    except (TypeError, KeyError, ValueError):
         return 256
+
+
+def _key_bytes(parts: tuple[Any, ...]) -> int:
+    """What a key, or a part of one, holds in bytes: what remembering it costs."""
+    return sum(
+        len(part) if isinstance(part, bytes | str) else _key_bytes(part) if isinstance(part, tuple) else 0
+        for part in parts
+    )
+
+
+def _whole(seconds: float) -> int:
+    """Seconds as a header states them: whole; "forever" as a year."""
+    return math.floor(seconds) if seconds != math.inf else _http.FOREVER
 
 
 def _may_serve_stale(value: Any) -> bool:
@@ -540,15 +641,18 @@ def _may_serve_stale(value: Any) -> bool:
 
 def _wire(value: Any) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
     """A cached value's headers and body as bytes; None if it lacks the shape ``_compute``
-    gives (a store may hold anything). One pass: what the response needs anyway."""
+    gives (a store may hold anything: anyone may write to a shared one). One pass: what the
+    response needs anyway."""
     try:
         if not (
             value["status"].__class__ is int
+            and 200 <= value["status"] <= 599
             and value["etag"].__class__ is str
             and value["vix_status"] in _STATUSES
-            and value["ttl"].__class__ in _NUMBERS
-            and value["cap"].__class__ in _NUMBERS
-            and value["at"].__class__ in _NUMBERS
+            and _span(value["ttl"])
+            and _span(value["cap"])
+            and _span(value.get("private_cap", 0))
+            and _span(value["at"], forever=False)
             and value.get("revalidate", False).__class__ is bool
         ):
             return None
@@ -556,18 +660,28 @@ def _wire(value: Any) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
         if headers.__class__ is not tuple:  # a shared store's text (only _compute makes tuples of bytes)
             headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
             body = base64.b64decode(value["body64"], validate=True)
+            if not _http.is_etag(value["etag"]) or not all(
+                _http.safe_header(k, v) and k not in _OWN and k not in _HOP_BY_HOP for k, v in headers
+            ):
+                return None  # a header that would split the response or restate ours
         return (headers, body) if body.__class__ is bytes else None
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
         return None
 
 
-def _stated_length(headers: list[tuple[bytes, bytes]], limit: int) -> int:
-    """The ``Content-Length`` a response states, if it is at most *limit*; else -1."""
+def _span(seconds: Any, *, forever: bool = True) -> bool:
+    """Whether *seconds* is a number of seconds a value may hold: >= 0, not NaN, ``inf`` only
+    where it means "forever"."""
+    return seconds.__class__ in _NUMBERS and seconds >= 0 and (forever or seconds != math.inf)
+
+
+def _stated_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The ``Content-Length`` a response states (None: none, or not a number)."""
     for key, value in headers:
         if key.lower() == b"content-length":
             stated = value.strip()
-            return int(stated) if stated.isdigit() and int(stated) <= limit else -1
-    return -1
+            return int(stated) if stated.isdigit() else None
+    return None
 
 
 async def _respond(
@@ -582,7 +696,8 @@ async def _respond(
 
 def _saying(send: Send, said: str, *, no_store: bool = False) -> Send:
     """*send*, adding ``X-Vix-Cache: said`` to the response it starts (and ``no-store``)."""
-    dropped = {STATUS_HEADER.encode(), b"cache-control"} if no_store else {STATUS_HEADER.encode()}
+    # The app's own X-Vix-Cache would contradict ours (or pretend a page was a hit).
+    dropped = {STATUS_HEADER.encode(), b"x-vix-cache", *((b"cache-control",) if no_store else ())}
     ours = [(b"x-vix-cache", said.encode())] + [(b"cache-control", b"no-store")] * no_store
 
     async def saying(message: Message) -> None:
@@ -594,16 +709,25 @@ def _saying(send: Send, said: str, *, no_store: bool = False) -> Send:
     return saying
 
 
-def _no_body() -> Receive:
-    """The request a computation reads: a GET has no body, and no client disconnects from it."""
+def _bodiless(receive: Receive) -> Receive:
+    """*receive* as a computation reads it: an empty body, then what comes after the body
+    (the leader's disconnect). A GET's body is its client's own, never in what is kept."""
     given = False
 
-    async def receive() -> Message:
+    async def bodiless() -> Message:
         nonlocal given
         if not given:
             given = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # never set: an application listening for a disconnect waits
-        raise AssertionError("unreachable")
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
 
-    return receive
+    return bodiless
+
+
+async def _never() -> Message:
+    """A background refresh's client: none, so nobody disconnects (an app listening waits)."""
+    await asyncio.Event().wait()  # never set
+    raise AssertionError("unreachable")
