@@ -89,7 +89,7 @@ _OWN = frozenset(
     {b"cache-control", b"age", b"etag", b"x-vix-cache", STATUS_HEADER.encode(), b"content-length"}
 )
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
-_STATUSES = frozenset(status.value for status in VixStatus)
+_STATUS_OF = {status.value: status for status in VixStatus}
 _FROM_THE_CACHE = frozenset({HIT, SERVED_STALE, SERVED_ON_ERROR})
 _SERVED = frozenset(_SAID[outcome] for outcome in _FROM_THE_CACHE)
 _NUMBERS = (int, float)
@@ -295,7 +295,7 @@ class VixCacheMiddleware:
             if value is None:  # answered already: the app's own response, passed on
                 return
             wire = _wire(value)
-            if wire is None or self._outdated(request, value):
+            if wire is None or self._outdated(request, key, value):
                 # Served from the cache, it cannot go out: an entry of another shape (anyone may
                 # write to a shared store), or one whose own status forbids serving it now (a
                 # panic page another process, or this one long ago, kept). Computed afresh in
@@ -312,12 +312,15 @@ class VixCacheMiddleware:
             _REQUEST.reset(token)
         await self._serve(request, value, wire, _SAID[_outcome(request)])
 
-    def _outdated(self, request: _Request, value: dict[str, Any]) -> bool:
+    def _outdated(self, request: _Request, key: _http.Key, value: dict[str, Any]) -> bool:
         """Header mode: whether a value served from the cache is one its own stored status
-        forbids serving now (the engine judged the key by this process's memory of it)."""
+        forbids serving now (the engine judged the key by this process's memory of it, which
+        another process's entry may contradict)."""
         if self._scope_status is not None or _outcome(request) not in _FROM_THE_CACHE:
             return False
-        status = VixStatus(value["vix_status"])
+        status = _STATUS_OF[value["vix_status"]]
+        if status is self._stored_status(key):
+            return False  # the status the engine judged it by
         return not self.breaker._judge(status, self._base_of(status))
 
     async def _call(self, request: _Request, key: _http.Key, revalidate: bool) -> dict[str, Any] | None:
@@ -547,7 +550,7 @@ class VixCacheMiddleware:
         """Send a cached *value* (as *wire*: its headers and body in bytes) with the headers of now."""
         # The TTL decided now: for this request's status, or the stored one's (header mode);
         # within what the application allows.
-        status = request.status or VixStatus(value["vix_status"])
+        status = request.status or _STATUS_OF[value["vix_status"]]
         decided, mode = self.breaker._restate(status, self._base_of(status))
         fresh_for = min(value["ttl"], decided, value["cap"]) if said != "bypass" else 0.0
         stored, body = wire
@@ -648,7 +651,7 @@ def _wire(value: Any) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
             value["status"].__class__ is int
             and 200 <= value["status"] <= 599
             and value["etag"].__class__ is str
-            and value["vix_status"] in _STATUSES
+            and value["vix_status"] in _STATUS_OF
             and _span(value["ttl"])
             and _span(value["cap"])
             and _span(value.get("private_cap", 0))
