@@ -277,7 +277,18 @@ def test_structlog_configuration_is_respected(vix_clock: FakeClock) -> None:
         ({"clock": lambda: math.nan}, ValueError, "clock must return a finite number"),
         ({"clock": lambda: math.inf}, ValueError, "clock must return a finite number"),
         ({"clock": lambda x: 0.0}, TypeError, "clock must be callable with no arguments"),
-        ({"bucket_seconds": 1e-12}, ValueError, "bucket_seconds .* too small.* at most 1,000,000"),
+        ({"bucket_seconds": 1e-12}, ValueError, "bucket_seconds must be at least 1e-06 s, got 1e-12"),
+        # 0.2 took them, then every record() raised OverflowError (a clock reading / 5e-324).
+        (
+            {"window_seconds": 4.94e-321, "bucket_seconds": 5e-324},
+            ValueError,
+            "bucket_seconds must be at least",
+        ),
+        (
+            {"window_seconds": 10**400},
+            ValueError,
+            "window_seconds must be a number of seconds, got an int of 1329",
+        ),
         ({"bucket_seconds": 1e-6}, ValueError, "at most 1,000,000 are allowed"),
         ({"stabilization_seconds": math.nan}, ValueError, "stabilization_seconds"),
         ({"stabilization_seconds": "5"}, TypeError, "stabilization_seconds"),

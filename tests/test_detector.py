@@ -120,18 +120,19 @@ def test_thread_safe_under_concurrent_updates() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "match"),
+    ("value", "error", "match"),
     [
-        (float("nan"), "finite number"),
-        (float("inf"), "finite number"),
-        ("2.0", "finite number"),
-        (0.0, "must be > 0 with transform='log'"),
-        (-1.5, "must be > 0 with transform='log'"),
+        (float("nan"), ValueError, "finite number"),
+        (float("inf"), ValueError, "finite number"),
+        (10**400, ValueError, "finite number, got an int of 1329 bits"),
+        ("2.0", TypeError, "finite number"),
+        (0.0, ValueError, "must be > 0 with transform='log'"),
+        (-1.5, ValueError, "must be > 0 with transform='log'"),
     ],
 )
-def test_bad_values_are_refused(value: object, match: str) -> None:
+def test_bad_values_are_refused(value: object, error: type[Exception], match: str) -> None:
     detector = VolatilityDetector()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         detector.update("m", value)  # type: ignore[arg-type]
 
 

@@ -51,17 +51,18 @@ def test_old_observations_fade() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"low": 0, "high": 5}, "0 < low <= high"),
-        ({"low": 6, "high": 5}, "0 < low <= high"),
-        ({"low": 1, "high": math.inf}, "high must be a finite number"),
-        ({"low": 1, "high": 5, "fraction": 0}, "fraction must be > 0"),
-        ({"low": True, "high": 5}, "low must be a finite number"),
+        ({"low": 0, "high": 5}, ValueError, "0 < low <= high"),
+        ({"low": 6, "high": 5}, ValueError, "0 < low <= high"),
+        ({"low": 1, "high": math.inf}, ValueError, "high must be a finite number"),
+        ({"low": 1, "high": 10**400}, ValueError, "high must be a finite number, got an int of 1329 bits"),
+        ({"low": 1, "high": 5, "fraction": 0}, ValueError, "fraction must be > 0"),
+        ({"low": True, "high": 5}, TypeError, "low must be a finite number"),
     ],
 )
-def test_learned_rules_are_checked(kwargs: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_learned_rules_are_checked(kwargs: dict[str, float], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
         Learned(**kwargs)
 
 

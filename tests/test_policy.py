@@ -105,7 +105,8 @@ def test_bad_base_ttl(base: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rule", "error"), [([1], TypeError), (None, TypeError), (-1, ValueError), ("never", ValueError)]
+    ("rule", "error"),
+    [([1], TypeError), (None, TypeError), (-1, ValueError), ("never", ValueError), (10**400, ValueError)],
 )
 def test_a_bad_cell_says_what_is_wrong_with_the_right_error(rule: object, error: type[Exception]) -> None:
     cells = {m: {s: BASE for s in VixStatus} for m in Mode}

@@ -750,3 +750,30 @@ async def test_aiocache_cached_keys_an_enum_key_by_its_value_as_aiocache_does(
     assert raw_redis.keys("*") == [b"odds-key"]
     assert await odds() == 1.5
     assert odds.cache_info().hits == 1
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_cache_clear_matches_its_namespace_as_written(
+    redis_port: int, raw_redis: redis.Redis, native: bool
+) -> None:
+    # 0.2 sent "svc[ab]" to SCAN MATCH as a glob: it cleared svca's entries and kept its own.
+    import redis.asyncio
+
+    def store(namespace: str) -> Any:
+        if native:
+            return redis.asyncio.Redis(port=redis_port)
+        return redis_cache(redis_port, namespace=namespace)
+
+    functions = []
+    for namespace in ("svc[ab]", "svca", "svc*"):
+
+        @vix_cached(60, status=lambda x: "normal", cache=store(namespace), namespace=namespace)
+        async def odds(x: int) -> int:
+            return x
+
+        await odds(1)
+        functions.append(odds)
+    await functions[0].cache_clear()
+    await functions[2].cache_clear()
+    left = sorted(key.decode() for key in raw_redis.scan_iter("*"))
+    assert len(left) == 1 and "svca" in left[0] and "svc[ab]" not in left[0]

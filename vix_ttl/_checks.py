@@ -11,7 +11,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-__all__ = ["check_clock", "check_count", "check_name", "check_seconds", "check_time", "check_ttl"]
+__all__ = ["as_float", "check_clock", "check_count", "check_name", "check_seconds", "check_time", "check_ttl"]
+
+
+def as_float(name: str, value: object, kind: str) -> float:
+    """*value* as a float, or an error naming *name* and what it must be (*kind*).
+
+    Raises:
+        TypeError: *value* is not a real number (``bool`` is not one).
+        ValueError: it is an int beyond a float's range (``10**400``): no number of seconds.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int's repr may be too long to print: its size says enough
+        raise ValueError(f"{name} must be {kind}, got an int of {int(value).bit_length()} bits") from None
 
 
 def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
@@ -21,12 +36,11 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
         TypeError: *value* is not a real number (``bool`` is not one).
         ValueError: it is not finite, or negative (zero too, if *positive*).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+    seconds = as_float(name, value, "a number of seconds")
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def check_count(name: str, value: object, *, minimum: int) -> int:
@@ -64,11 +78,10 @@ def check_time(name: str, value: object) -> float:
         TypeError: *value* is not a real number.
         ValueError: it is NaN or infinite.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value):
+    seconds = as_float(name, value, "a number of seconds")
+    if not math.isfinite(seconds):
         raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def check_ttl(name: str, value: object) -> float:
@@ -80,11 +93,10 @@ def check_ttl(name: str, value: object) -> float:
     """
     if value is None:
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None (never expires), got {value!r}")
-    if not value >= 0:  # NaN fails this too
+    ttl = as_float(name, value, "a number of seconds or None (never expires)")
+    if not ttl >= 0:  # NaN fails this too
         raise ValueError(f"{name} must be >= 0 seconds, or None / math.inf to never expire, got {value!r}")
-    return float(value)
+    return ttl
 
 
 def check_clock(name: str, clock: object) -> Callable[[], float]:
@@ -105,7 +117,7 @@ def check_clock(name: str, clock: object) -> Callable[[], float]:
         raise TypeError(f"{name} must be callable with no arguments: {exc}") from None
     if isinstance(now, bool) or not isinstance(now, int | float):
         raise TypeError(f"{name} must return a number of seconds, but {clock!r} returned {now!r}")
-    if not math.isfinite(now):
+    if not math.isfinite(as_float(f"{name}'s reading", now, "a number of seconds")):
         raise ValueError(f"{name} must return a finite number of seconds, but {clock!r} returned {now!r}")
     return clock
 

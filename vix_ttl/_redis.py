@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,9 +23,11 @@ async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
     """Delete the keys of an asyncio Redis or RedisCluster client that start with *prefix*:
     one step per ``SCAN`` of one node and the ``DEL`` of what it found.
 
-    The prefix never holds a glob character (``vix_ttl._keys``): it is the pattern itself.
-    A cluster is scanned node by node; its ``delete`` splits the keys by slot.
+    The prefix is matched as it is written: its glob characters (a namespace ``svc[ab]``
+    of the cache's own, say) are escaped. A cluster is scanned node by node; its ``delete``
+    splits the keys by slot.
     """
+    pattern = _GLOB.sub(r"\\\g<0>", prefix) + "*"
     nodes: list[Any] = [None]
     if hasattr(client, "get_primaries"):
         await client.initialize()  # a cluster client learns its nodes at its first command
@@ -33,15 +36,18 @@ async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
         cursor = 0
         while True:
             if node is None:
-                cursor, keys = await client.scan(cursor, match=prefix + "*", count=1000)
+                cursor, keys = await client.scan(cursor, match=pattern, count=1000)
             else:
-                cursors, keys = await client.scan(cursor, match=prefix + "*", count=1000, target_nodes=node)
+                cursors, keys = await client.scan(cursor, match=pattern, count=1000, target_nodes=node)
                 cursor = cursors[node.name]
             if keys:
                 await client.delete(*keys)
             yield
             if not cursor:
                 break
+
+
+_GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pattern
 
 
 def socket_timeout(client: Any) -> float | None:

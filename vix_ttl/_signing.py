@@ -19,13 +19,15 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-__all__ = ["MIN_SECRET_BYTES", "SIGNATURE_LENGTH", "Secret", "Signer", "signer_of"]
+__all__ = ["MIN_DISTINCT_BYTES", "MIN_SECRET_BYTES", "SIGNATURE_LENGTH", "Secret", "Signer", "signer_of"]
 
 Secret = str | bytes | Sequence[str | bytes]
 """A secret, or several: the first signs, every one verifies (for rotation)."""
 
 MIN_SECRET_BYTES = 16
 """Shorter secrets can be guessed offline from one signed entry."""
+MIN_DISTINCT_BYTES = 8
+"""Fewer different bytes is a placeholder (``"x" * 16``, 16 NUL bytes), not a secret."""
 
 SIGNATURE_LENGTH = 43
 """Characters of a signature: base64url of 32 bytes, unpadded."""
@@ -77,7 +79,8 @@ def signer_of(secret: Secret | None, *, owner: str) -> Signer | None:
 
     Raises:
         TypeError: *secret* is not a str, bytes, or a sequence of them.
-        ValueError: it is empty, or a secret is shorter than ``MIN_SECRET_BYTES``.
+        ValueError: it is empty, or a secret is shorter than ``MIN_SECRET_BYTES`` or holds fewer
+            than ``MIN_DISTINCT_BYTES`` different bytes.
     """
     if secret is None:
         return None
@@ -93,6 +96,12 @@ def signer_of(secret: Secret | None, *, owner: str) -> Signer | None:
             raise ValueError(
                 f"{owner}: each secret must be at least {MIN_SECRET_BYTES} bytes (a short one can be "
                 f"guessed from a signed entry); make one with secrets.token_urlsafe(32)"
+            )
+        if len(set(raw)) < MIN_DISTINCT_BYTES:
+            raise ValueError(
+                f"{owner}: each secret must hold at least {MIN_DISTINCT_BYTES} different bytes (16 NUL "
+                f"bytes, or a word repeated, is a placeholder anyone can guess); make one with "
+                f"secrets.token_urlsafe(32)"
             )
         secrets.append(raw)
     return Signer(secrets)

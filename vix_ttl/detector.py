@@ -24,6 +24,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+from vix_ttl._checks import as_float
 from vix_ttl.status import VixStatus
 
 __all__ = ["VolatilityDetector"]
@@ -76,11 +77,8 @@ class VolatilityDetector:
             ("panic_sigma", panic_sigma),
             ("halflife", halflife),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (math.isfinite(value) and value > 0)
-            ):
+            number = as_float(f"VolatilityDetector: {name}", value, "a finite number > 0")
+            if not (math.isfinite(number) and number > 0):
                 raise ValueError(f"VolatilityDetector: {name} must be a finite number > 0, got {value!r}")
         if warning_sigma > panic_sigma:
             raise ValueError(
@@ -159,11 +157,12 @@ class VolatilityDetector:
         state.moves += 1
 
     def _checked(self, value: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        number = as_float("VolatilityDetector.update: value", value, "a finite number")
+        if not math.isfinite(number):
             raise ValueError(f"VolatilityDetector.update: value must be a finite number, got {value!r}")
         if self.transform == "log" and value <= 0:
             raise ValueError(
                 f"VolatilityDetector.update: value must be > 0 with transform='log', got {value!r} "
                 f"(use transform='diff' for series that can reach 0)"
             )
-        return float(value)
+        return number

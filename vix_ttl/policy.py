@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from vix_ttl._checks import check_ttl
+from vix_ttl._checks import as_float, check_ttl
 from vix_ttl._enum import ValueEnum
 from vix_ttl.mode import Mode
 from vix_ttl.status import VixStatus
@@ -55,7 +55,7 @@ class Learned:
     def __post_init__(self) -> None:
         for name in ("low", "high", "fraction"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not math.isfinite(as_float(f"Learned {name}", value, "a finite number")):
                 raise ValueError(f"Learned {name} must be a finite number, got {value!r}")
         if not 0 < self.low <= self.high:
             raise ValueError(
@@ -265,8 +265,10 @@ def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float | L
         return rule
     if isinstance(rule, str) and rule.lower() in ("bypass", "base"):
         return Rule(rule.lower())
-    if isinstance(rule, int | float) and not isinstance(rule, bool) and math.isfinite(rule) and rule >= 0:
-        return float(rule)
+    if isinstance(rule, int | float) and not isinstance(rule, bool):
+        seconds = as_float(f"TTLPolicy cell ({mode.value}, {status.value})", rule, "a number of seconds")
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
     kind = (
         ValueError if isinstance(rule, str | int | float) else TypeError
     )  # a wrong value, or no value at all

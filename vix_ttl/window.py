@@ -22,10 +22,12 @@ from typing import Any, Protocol
 
 from vix_ttl._checks import check_seconds
 
-__all__ = ["MAX_BUCKETS", "RollingWindow", "Window"]
+__all__ = ["MAX_BUCKETS", "MIN_BUCKET_SECONDS", "RollingWindow", "Window"]
 
 MAX_BUCKETS = 1_000_000
 """The most buckets a window may have: its memory is allocated up front, and bounded."""
+MIN_BUCKET_SECONDS = 1e-6
+"""The finest bucket: a clock reading (1.7e9 s of wall clock) over it still indexes a bucket."""
 
 
 class Window(Protocol):
@@ -93,6 +95,10 @@ class RollingWindow:
     def __init__(self, window_seconds: float = 1800.0, bucket_seconds: float = 1.0) -> None:
         window = check_seconds("window_seconds", window_seconds, positive=True)
         bucket = check_seconds("bucket_seconds", bucket_seconds, positive=True)
+        if bucket < MIN_BUCKET_SECONDS:  # a clock reading over a smaller one overflows an index
+            raise ValueError(
+                f"bucket_seconds must be at least {MIN_BUCKET_SECONDS} s, got {bucket_seconds!r}"
+            )
         if bucket > window:
             raise ValueError(
                 f"bucket_seconds ({bucket_seconds!r}) must not exceed window_seconds ({window_seconds!r})"
