@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from structlog.testing import capture_logs
 
 from tests.harness import get_scope
 from vix_ttl import VIXCircuitBreaker
@@ -53,6 +54,7 @@ class Backend:
                 Route("/status/{code:int}", self.answering),
                 Route("/varied", self.varied),
                 Route("/stream", self.stream),
+                Route("/compressed", self.compressed),
             ]
         )
 
@@ -101,7 +103,8 @@ class Backend:
         """An error page, slow to come: every request arrives while the first one waits."""
         self.count("status")
         await self.gate.wait()
-        return PlainTextResponse("no", status_code=request.path_params["code"])
+        headers = {"cache-control": "no-store"} if "no-store" in request.query_params else {}
+        return PlainTextResponse("no", status_code=request.path_params["code"], headers=headers)
 
     async def varied(self, request: Request) -> Response:
         self.count("varied")
@@ -114,7 +117,15 @@ class Backend:
             for n in range(3):
                 yield b"part %d;" % n
 
-        return StreamingResponse(parts())
+        return StreamingResponse(parts(), headers={"cache-control": "public, max-age=3600"})
+
+    async def compressed(self, request: Request) -> Response:
+        """Varies on Accept-Encoding only when the page is large enough to compress (as GZip does)."""
+        self.count("compressed")
+        big = request.query_params.get("m") == "big"
+        return PlainTextResponse(
+            f"page {request.url.query}", headers={"vary": "Accept-Encoding"} if big else {}
+        )
 
     async def binary(self, request: Request) -> Response:
         self.count("binary")
@@ -538,19 +549,24 @@ async def test_a_head_request_on_a_stream_gets_no_body(backend: Backend, clock: 
     app = cached(backend, clock)
     sent = await _run(app, {**get_scope("/stream"), "method": "HEAD"})
     assert (sent.status, sent.body, sent.headers[b"x-vix-cache"]) == (200, b"", b"bypass")
-    assert (await _run(app, get_scope("/stream"))).body == b"part 0;part 1;part 2;"
+    streamed = await _run(app, get_scope("/stream"))
+    assert streamed.body == b"part 0;part 1;part 2;"
+    # Not kept here: nobody in front may keep it either (the app said max-age=3600).
+    assert sent.headers[b"cache-control"] == streamed.headers[b"cache-control"] == b"no-store"
 
 
 # -- what is not kept, and who gets it -----------------------------------------------
 
 
-@pytest.mark.parametrize("code", [404, 503])
-async def test_an_error_page_under_a_burst_costs_at_most_two_computations(
-    backend: Backend, clock: FakeClock, code: int
+@pytest.mark.parametrize(
+    ("path", "code"), [("/status/404", 404), ("/status/503", 503), ("/status/200?no-store", 200)]
+)
+async def test_a_page_not_kept_under_a_burst_costs_at_most_two_computations(
+    backend: Backend, clock: FakeClock, path: str, code: int
 ) -> None:
     backend.gate.clear()
     async with client(cached(backend, clock)) as http:
-        burst = [asyncio.ensure_future(http.get(f"/status/{code}")) for _ in range(20)]
+        burst = [asyncio.ensure_future(http.get(path)) for _ in range(20)]
         for _ in range(50):
             await asyncio.sleep(0)  # all of them arrive while the first one computes
         backend.gate.set()
@@ -656,6 +672,8 @@ def _http_date(offset: float) -> str:
         ({"cache-control": "s-maxage=5, max-age=600"}, 5),
         ({"expires": "0"}, 0),  # not a date: expired already
         ({"date": _http_date(0), "expires": _http_date(-5)}, 0),
+        ({"cache-control": "max-age=\u00b2"}, 0),  # a digit to Python, not to HTTP
+        ({"cache-control": "max-age=5", "age": "\u00b2"}, 5),
     ],
 )
 async def test_the_apps_freshness_bounds_what_is_kept_however_stated(
@@ -759,3 +777,72 @@ async def test_hostile_paths_cannot_grow_the_memory_past_max_bytes(clock: FakeCl
 def test_a_bad_option_is_said_of_the_middleware(option: dict[str, Any], error: type, said: str) -> None:
     with pytest.raises(error, match=f"^{said}"):
         VixCacheMiddleware(Starlette(), **{"ttl": 60, **option})
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (b"%FF=attacker&%FE=victim", b"%FE=victim&%FF=attacker"),  # both U+FFFD to the app
+        (b"%EF%BF%BD=evil&%FF=good", b"%FF=good&%EF%BF%BD=evil"),
+    ],
+)
+async def test_query_names_an_app_reads_as_one_keep_their_order_in_the_key(
+    backend: Backend, clock: FakeClock, one: bytes, other: bytes
+) -> None:
+    app = cached(backend, clock)
+    first = await _run(app, {**get_scope("/echo"), "query_string": one})
+    second = await _run(app, {**get_scope("/echo"), "query_string": other})
+    assert first.headers[b"x-vix-cache"] == second.headers[b"x-vix-cache"] == b"miss"
+    assert backend.computes["echo"] == 2
+
+
+async def test_queries_that_vary_differently_never_undo_each_others_keys(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async with client(cached(backend, clock)) as http:
+        said = [(await http.get(f"/compressed?m={m}")).headers["x-vix-cache"] for m in ["small", "big"] * 10]
+    # 0.3's first cut flipped the path's Vary at every response: nothing was ever kept.
+    assert said[-4:] == ["hit"] * 4 and backend.computes["compressed"] <= 4
+
+
+async def test_one_clients_request_that_makes_the_app_raise_fails_only_that_client(clock: FakeClock) -> None:
+    gate, computes = asyncio.Event(), []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        computes.append(1)
+        await gate.wait()
+        if (b"x-odd", b"1") in scope["headers"]:
+            raise RuntimeError("odd header")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    middleware = VixCacheMiddleware(app, ttl=60, clock=clock)
+    odd = get_scope("/page")
+    odd["headers"] = [*odd["headers"], (b"x-odd", b"1")]
+    calls = [asyncio.ensure_future(_run(middleware, odd))]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    calls += [asyncio.ensure_future(_run(middleware, get_scope("/page"))) for _ in range(4)]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    gate.set()
+    leader, *others = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(leader, RuntimeError)  # its server answers 500, as without the cache
+    assert [(other.status, other.body) for other in others] == [(200, b"page")] * 4  # type: ignore[union-attr]
+    assert len(computes) == 2
+
+
+async def test_a_refresh_that_meets_no_store_drops_the_old_page(backend: Backend, clock: FakeClock) -> None:
+    async with client(cached(backend, clock, stale_while_revalidate=30)) as http:
+        await http.get("/page")
+        clock.advance(61)
+        backend.headers = {"cache-control": "no-store"}
+        with capture_logs() as logs:
+            served = await http.get("/page")  # stale, while one refresh runs
+            for _ in range(20):
+                await asyncio.sleep(0)
+            after = [await http.get("/page") for _ in range(2)]
+    assert (served.text, served.headers["x-vix-cache"]) == ("page 1", "revalidating")
+    # 0.3's first cut served page 1 for the whole 30 s, and logged each refresh as failed.
+    assert [(r.text, r.headers["x-vix-cache"]) for r in after] == [("page 3", "bypass"), ("page 4", "bypass")]
+    assert [log for log in logs if log["log_level"] in ("error", "warning")] == []

@@ -140,9 +140,16 @@ def request_key(scope: Scope, headers: Headers, varies: Mapping[tuple[bytes, byt
 
 def _name_read(parameter: bytes) -> bytes:
     """A query parameter's name as an application decodes it (``%61`` is ``a``, ``+`` a space):
-    two spellings of one name keep their order, as the application would read them."""
+    two spellings of one name keep their order, as the application would read them. Names
+    that decode beyond ASCII share one place (an app reads ``%FF`` and ``%FE`` both as U+FFFD):
+    among themselves they keep their order."""
     name = parameter.partition(b"=")[0]
-    return urllib.parse.unquote_to_bytes(name.replace(b"+", b" ")) if b"%" in name or b"+" in name else name
+    if b"%" in name or b"+" in name:
+        name = urllib.parse.unquote_to_bytes(name.replace(b"+", b" "))
+    return name if name.isascii() else _BEYOND_ASCII
+
+
+_BEYOND_ASCII = b"\x80"  # after every ASCII name
 
 
 def safe_header(name: bytes, value: bytes) -> bool:
@@ -204,7 +211,7 @@ def _seconds(said: dict[str, str | None], name: str) -> float | None:
     if name not in said:
         return None
     value = (said[name] or "").strip()
-    return float(value) if value.isdigit() else 0.0
+    return float(value) if value.isascii() and value.isdigit() else 0.0  # "²" is a digit to Python
 
 
 def _expires(response: Response, now: float) -> float:

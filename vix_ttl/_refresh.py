@@ -5,7 +5,8 @@ stale or a still-fresh value). Threads run them for sync functions, on one share
 pool; tasks of the running event loop for coroutine functions, kept by strong
 reference until they end (asyncio keeps only weak ones), and cancelled with the
 loop's other tasks when it closes (``asyncio.run`` does). A refresh that fails is
-logged once per burst and counted; the entry it would have replaced stays.
+logged once per burst and counted; the entry it would have replaced stays. One whose
+computation declines to keep its answer (``NotKept``) did not fail.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from typing import Any
 
 from vix_ttl._faults import REFRESH, FaultLog
 
-__all__ = ["MAX_REFRESHES", "Refreshes"]
+__all__ = ["MAX_REFRESHES", "NotKept", "Refreshes"]
 
 MAX_REFRESHES = 32
 """Refreshes one decorated function runs at once, at most; more keys wait for a later call."""
+
+
+class NotKept(BaseException):
+    """Raised by a computation whose answer is not to be kept (nor replaced by a stale entry):
+    no failure. A ``BaseException``, so that ``stale_if_error`` does not serve one in its place."""
+
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -90,7 +97,7 @@ class Refreshes:
         if done.cancelled():
             return
         error = done.exception()
-        if error is None:
+        if error is None or isinstance(error, NotKept):
             self._log.recovered("refresh")
             return
         with self._lock:

@@ -13,7 +13,7 @@ body or credentials is passed through; its ``no-cache`` is served from the cache
 unless ``client_revalidation=True``; the computation runs without the client's own
 conditions and ranges; a response that cannot be shared (it sets a cookie, say) is
 its requester's, and the others elect a new leader. Responses that must never be
-shared end the computation with ``_Passed``, a ``BaseException``: the engine neither
+shared end the computation with ``_Passed``, a ``NotKept``: the engine neither
 stores it nor serves a stale entry instead.
 """
 
@@ -50,6 +50,7 @@ from vix_ttl._engine import (
     Entry,
 )
 from vix_ttl._proxy import engine_of
+from vix_ttl._refresh import NotKept
 from vix_ttl._signing import Secret
 from vix_ttl.decorator import Decorate, vix_cached
 from vix_ttl.mode import Mode
@@ -117,26 +118,18 @@ _REQUEST: ContextVar[_Request] = ContextVar("vix_ttl_asgi_request")
 _COMPUTED: ContextVar[dict[str, Any] | None] = ContextVar("vix_ttl_asgi_computed", default=None)
 
 
-class _Passed(BaseException):
-    """A response that must not be stored nor shared (or was streamed to its client already)."""
+class _Passed(NotKept):
+    """A response that must not be stored (or was streamed to its client already)."""
 
     def __init__(
-        self,
-        request: _Request,
-        response: _http.Response | None,
-        *,
-        supersedes: bool = False,
-        shareable: bool = False,
+        self, request: _Request, response: _http.Response | None, *, shareable: bool = False
     ) -> None:
         super().__init__()
         # The request whose computation it was: the response is for it first.
         self.request, self.response = request, response
-        # A public page the app forbids keeping (no-store): the page stored before it must
-        # not come back after it. One client's own page, or an error, leaves it in place.
-        self.supersedes = supersedes
         # An answer that is nobody's own (a 404, say): the waiting requests elect a new leader
         # first (one client's request may have caused it), and share the new leader's.
-        self.shareable = shareable
+        self.shareable = shareable and response is not None
 
 
 class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure of ours
@@ -147,6 +140,16 @@ class _AppFailed(Exception):  # noqa: N818 - carries the response, not a failure
         self.request, self.response = request, response
         # An error page goes to every caller that waited on it, unless it is someone's.
         self.shareable = not _http.personal(response)
+
+
+class _AppRaised(Exception):  # noqa: N818 - carries the application's exception
+    """The application raised before its response was complete: a failed computation
+    (``stale_if_error``). It is its leader's: the request that led may have caused it."""
+
+    def __init__(self, request: _Request, error: Exception) -> None:
+        super().__init__(f"the application raised {error!r}")
+        self.request, self.error = request, error
+        self.response, self.shareable = None, False
 
 
 class VixCacheMiddleware:
@@ -305,7 +308,7 @@ class VixCacheMiddleware:
                     return
                 wire = _wire(value)
             if wire is None:  # planted again meanwhile: the app answers, nothing is kept
-                await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
+                await self.app(request.scope, request.receive, _saying(request.send, "bypass", no_store=True))
                 return
         finally:
             OUTCOMES.reset(outcomes)
@@ -337,10 +340,10 @@ class VixCacheMiddleware:
                 if revalidate:
                     return await self._revalidated(key)
                 return await self._cached(key)  # type: ignore[no-any-return]
-            except (_Passed, _AppFailed) as passed:
-                if passed.request is request:
-                    if isinstance(passed, _Passed) and passed.supersedes:
-                        await self._forget(key)  # served in place of the stored page: it must not come back
+            except (_Passed, _AppFailed, _AppRaised) as passed:
+                if passed.request is request:  # its own: as the application gave it
+                    if isinstance(passed, _AppRaised):
+                        raise passed.error from None
                     if passed.response is not None:  # not streamed to its client already
                         await self._send(request, passed.response, "bypass", no_store=True)
                     return None
@@ -348,7 +351,9 @@ class VixCacheMiddleware:
                     await self._send(request, passed.response, "bypass", no_store=True)
                     return None
                 if attempt:
-                    await self.app(request.scope, request.receive, _saying(request.send, "bypass"))
+                    await self.app(
+                        request.scope, request.receive, _saying(request.send, "bypass", no_store=True)
+                    )
                     return None
                 # A new leader, keyed anew: the leader's response may have named new Vary headers.
                 key = _http.request_key(request.scope, request.headers, self._vary)
@@ -386,12 +391,18 @@ class VixCacheMiddleware:
             raise _Passed(request, response)
         if response.status != 200:  # never kept
             raise _Passed(request, response, shareable=True)
-        varies = _http.vary_names(response)
-        if varies != key[4]:  # the request headers it varies on changed: keyed anew from the next request
-            _remember(self._vary, key[:3], _key_bytes(key[:3]), varies)
+        varies = set(_http.vary_names(response) or ())
+        if not varies <= set(key[4] or ()):
+            # It varies on a request header its key lacks: keyed anew from the next request, by
+            # every header this path's responses named (one naming fewer is kept under more:
+            # two queries that vary differently never undo each other's keys).
+            names = tuple(sorted(varies.union(key[4] or (), self._vary.get(key[:3]) or ())))
+            _remember(self._vary, key[:3], _key_bytes(key[:3]), names)
             raise _Passed(request, response)
         if not _http.storable(response):
-            raise _Passed(request, response, supersedes=True)
+            # A public page the app forbids keeping: the page kept before it must not come back.
+            await self._forget(key)
+            raise _Passed(request, response, shareable=True)
         status = self._status_of(response, key)
         if status is None:  # an X-Vix-Status nobody can read: not kept
             raise _Passed(request, response)
@@ -399,7 +410,7 @@ class VixCacheMiddleware:
         headers = tuple((k, v) for k, v in response.headers if k not in _OWN and k not in _HOP_BY_HOP)
         shared, private = _http.freshness(response, time.time())
         # What an entry weighs in memory, its key included (a 60 KB query is 60 KB more).
-        weight = len(body) + sum(len(k) + len(v) for k, v in headers) + _key_bytes(key) + 256
+        weight = len(body) + sum(len(k) + len(v) for k, v in headers) + _key_bytes(key) + _ENTRY_OVERHEAD
         if len(body) > self._max_body or (self._bounded and weight > self._max_bytes):
             shared = private = 0.0  # served, never kept
         return {
@@ -477,7 +488,10 @@ class VixCacheMiddleware:
         waited: set[asyncio.Future[Any]] = {call, answered}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if not answered.done():
-            await call  # it raised, or ended without finishing its response
+            try:
+                await call  # it raised, or ended without finishing its response
+            except Exception as error:
+                raise _AppRaised(request, error) from error
             if foreground and start:
                 await self._pass_on(request, start, chunks, head)
             raise _Passed(request, None)
@@ -499,7 +513,7 @@ class VixCacheMiddleware:
     async def _pass_on(request: _Request, start: Message, chunks: list[bytes], head: bool) -> None:
         """Send the leader the start of a response that is not kept, and its body so far."""
         request.answered = True
-        await _saying(request.send, "bypass")(start)
+        await _saying(request.send, "bypass", no_store=True)(start)
         for chunk in chunks:
             await request.send(
                 {"type": "http.response.body", "body": b"" if head else chunk, "more_body": True}
@@ -598,6 +612,9 @@ class VixCacheMiddleware:
 _REMEMBERED = 65536
 _REMEMBERED_BYTES = 2048
 _log = structlog.get_logger("vix_ttl")
+# What an entry of the default store costs beyond its bytes: the dicts and tuples holding it
+# (1.5 KB measured with tracemalloc for a small page).
+_ENTRY_OVERHEAD = 1536
 
 
 def _outcome(request: _Request) -> str:
@@ -620,7 +637,7 @@ def _entry_bytes(entry: Any) -> int:
     try:
         return int(value["weight"])
     except (TypeError, KeyError, ValueError):
-        return 256
+        return _ENTRY_OVERHEAD
 
 
 def _key_bytes(parts: tuple[Any, ...]) -> int:
