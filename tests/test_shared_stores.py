@@ -30,7 +30,7 @@ import pytest
 import redis
 from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache, caches
 from aiocache import cached as aiocache_cached
-from aiocache.serializers import JsonSerializer, PickleSerializer
+from aiocache.serializers import BaseSerializer, JsonSerializer, PickleSerializer
 from structlog.testing import capture_logs
 
 from tests.conftest import require_server
@@ -124,7 +124,27 @@ async def test_the_readme_config_dict_never_runs_a_planted_pickle(
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("configuration", ["default", "pickle+secret", "vix+pickle+secret"])
+class MyPickle(BaseSerializer):  # type: ignore[misc]
+    """A user's own pickling serializer: 0.2 took it for safe, and ran a planted payload."""
+
+    DEFAULT_ENCODING = None
+
+    def dumps(self, value: Any) -> bytes:
+        return pickle.dumps(value)
+
+    def loads(self, value: bytes | None) -> Any:
+        return None if value is None else pickle.loads(value)  # the attack under test
+
+
+class MyJson(JsonSerializer):  # type: ignore[misc]
+    """A subclass of a safe serializer, whose author states it stays safe."""
+
+    runs_code = False
+
+
+@pytest.mark.parametrize(
+    "configuration", ["default", "pickle+secret", "vix+pickle+secret", "mine+secret", "vix+mine+secret"]
+)
 async def test_vix_cached_never_runs_a_planted_pickle(
     redis_port: int, raw_redis: redis.Redis, marker: Path, configuration: str
 ) -> None:
@@ -132,6 +152,8 @@ async def test_vix_cached_never_runs_a_planted_pickle(
         "default": (VixSerializer(), None),
         "pickle+secret": (PickleSerializer(), SECRET),
         "vix+pickle+secret": (VixSerializer(PickleSerializer(), secret=SECRET), None),
+        "mine+secret": (MyPickle(), SECRET),
+        "vix+mine+secret": (VixSerializer(MyPickle(), secret=SECRET), None),
     }[configuration]
     cache = redis_cache(redis_port, serializer=serializer)
 
@@ -149,13 +171,37 @@ async def test_vix_cached_never_runs_a_planted_pickle(
     await cache.close()
 
 
-def test_a_serializer_that_unpickles_needs_a_secret() -> None:
-    with pytest.raises(ValueError, match=r"unpickles.*run code.*secret="):
-        VixSerializer(PickleSerializer())
+@pytest.mark.parametrize("serializer", [PickleSerializer(), MyPickle(), type("Sub", (JsonSerializer,), {})()])
+def test_a_serializer_not_known_to_be_safe_needs_a_secret(serializer: Any) -> None:
+    name = type(serializer).__qualname__
+    with pytest.raises(
+        ValueError, match=rf"{name} may run code.*secret=.*{name} never runs code.*runs_code = False"
+    ):
+        VixSerializer(serializer)
+
+
+async def test_a_serializer_declared_safe_by_its_author_needs_no_secret(redis_port: int) -> None:
+    VixSerializer(MyJson())
+    cache = redis_cache(redis_port, serializer=MyJson())
+
+    @vix_cached(60, status=lambda: "normal", cache=cache, namespace="mine")
+    async def price() -> int:
+        return 1
+
+    assert await price() == await price() == 1 and price.cache_info().hits == 1
+    await cache.close()
+
+
+def test_vix_cached_over_a_users_pickling_serializer_needs_a_secret(redis_port: int) -> None:
+    with pytest.raises(ValueError, match=r"vix_cached\(.*price\): MyPickle may run code.*secret="):
+
+        @vix_cached(60, status=lambda: "normal", cache=redis_cache(redis_port, serializer=MyPickle()))
+        async def price() -> int:
+            return 1
 
 
 def test_vix_cached_over_a_cache_that_pickles_needs_a_secret(redis_port: int) -> None:
-    with pytest.raises(ValueError, match=r"vix_cached\(.*price\): this serializer unpickles.*secret="):
+    with pytest.raises(ValueError, match=r"vix_cached\(.*price\): PickleSerializer may run code.*secret="):
 
         @vix_cached(60, status=lambda: "normal", cache=redis_cache(redis_port, serializer=PickleSerializer()))
         async def price() -> int:

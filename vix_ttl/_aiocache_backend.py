@@ -18,7 +18,13 @@ try:
     from aiocache.backends.memory import SimpleMemoryBackend
     from aiocache.backends.redis import RedisBackend
     from aiocache.base import BaseCache
-    from aiocache.serializers import BaseSerializer, PickleSerializer
+    from aiocache.serializers import (
+        BaseSerializer,
+        JsonSerializer,
+        MsgPackSerializer,
+        NullSerializer,
+        StringSerializer,
+    )
 except ImportError as exc:
     raise missing_extra("vix_ttl.aiocache", "aiocache", exc) from exc
 
@@ -71,8 +77,17 @@ def identity(value: Any) -> Any:
 
 
 def runs_code(serializer: BaseSerializer) -> bool:
-    """Whether decoding with *serializer* can run code an entry's writer chose."""
-    return isinstance(serializer, PickleSerializer)
+    """Whether decoding with *serializer* may run code an entry's writer chose: yes, unless it
+    is of a class known not to (exactly: a subclass may decode otherwise) or its class states
+    ``runs_code = False`` (its author's word, an allowlist of their own)."""
+    stated = getattr(type(serializer), "runs_code", None)
+    if isinstance(stated, bool):
+        return stated
+    return type(serializer) not in _SAFE
+
+
+# aiocache's serializers that decode data, never code (msgpack without ext hooks).
+_SAFE = (NullSerializer, StringSerializer, JsonSerializer, MsgPackSerializer)
 
 
 def key_bytes(cache: BaseCache, key: str, namespace: str | None = None) -> bytes:

@@ -63,6 +63,7 @@ class AiocacheStore:
             inner.loads,
             keeps_types=isinstance(inner, PickleSerializer | NullSerializer),
             runs_code=runs_code(inner),
+            name=type(inner).__qualname__,
             signer=None if wrapper is None else wrapper.signer,
         )
         # aiocache wraps every command in asyncio.wait_for (a task per call): we pass

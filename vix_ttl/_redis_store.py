@@ -70,6 +70,7 @@ _JSON = Payload(
     json.loads,
     keeps_types=False,
     runs_code=False,
+    name="json",
 )
 
 

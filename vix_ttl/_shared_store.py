@@ -50,7 +50,7 @@ from vix_ttl._signing import Signer
 from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.status import VixStatus
 
-__all__ = ["Backend", "Payload", "RejectedEntryError", "SharedEngine", "pickle_needs_secret"]
+__all__ = ["Backend", "Payload", "RejectedEntryError", "SharedEngine", "needs_secret"]
 
 LEARNING_KEEP_SECONDS = 60.0
 """Under a learning policy, how long the backend keeps an entry past its TTL: its value is
@@ -70,6 +70,8 @@ class Payload(NamedTuple):
     """It gives back what it was given (else a value that would come back otherwise is not stored)."""
     runs_code: bool
     """Decoding may run code the entry's writer chose: entries must be signed."""
+    name: str
+    """The serializer's class, in error messages."""
     signer: Signer | None = None
     """The store's own signing (aiocache's ``VixSerializer``), when ``secret=`` is not given."""
 
@@ -136,7 +138,7 @@ class SharedEngine(Engine):
         if backend.in_process:
             signer = None  # nobody else writes to this process's memory
         elif signer is None and payload.runs_code:
-            raise pickle_needs_secret(f"vix_cached({self.name})")
+            raise needs_secret(f"vix_cached({self.name})", payload.name)
         self._signer = signer
         self._dumps, self._loads = payload.dumps, payload.loads
         self._check_round_trip = not payload.keeps_types
@@ -388,12 +390,14 @@ def _is_failure(result: Any) -> bool:
     return result.__class__ is Raised
 
 
-def pickle_needs_secret(owner: str) -> ValueError:
+def needs_secret(owner: str, name: str) -> ValueError:
+    """The error of a serializer (class *name*) that may run code, used without a secret."""
     return ValueError(
-        f"{owner}: this serializer unpickles, and unpickling an entry runs whatever code its "
-        f"writer put in it: anyone who can write to the cache server could run code here. "
-        f"Pass secret= (entries are then signed, and unsigned or forged ones are never "
-        f"unpickled), or use aiocache's JsonSerializer (the default)"
+        f"{owner}: {name} may run code when it decodes an entry (unpickling does), and anyone who "
+        f"can write to the cache server could make it run theirs; only aiocache's NullSerializer, "
+        f"StringSerializer, JsonSerializer, MsgPackSerializer and vix_ttl's own are known not to. "
+        f"Pass secret= (entries are then signed, and unsigned or forged ones are never decoded), or, "
+        f"if {name} never runs code, say so with the class attribute runs_code = False"
     )
 
 

@@ -51,7 +51,7 @@ from vix_ttl._faults import REJECTED, FaultLog
 from vix_ttl._keys import digest
 from vix_ttl._monotonic import Newest
 from vix_ttl._proxy import engine_of
-from vix_ttl._shared_store import RejectedEntryError, pickle_needs_secret
+from vix_ttl._shared_store import RejectedEntryError, needs_secret
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
@@ -117,7 +117,9 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
     Args:
         serializer: The serializer of the values (default: aiocache's
             ``JsonSerializer``); an instance, or in config dicts a dotted class
-            path or ``{"class": path, **kwargs}``. One that unpickles needs *secret*.
+            path or ``{"class": path, **kwargs}``. One that may run code needs
+            *secret*: any but aiocache's Null, String, Json and MsgPack serializers,
+            unless its class states ``runs_code = False``.
         breaker: A ``VIXCircuitBreaker`` or a registry name.
         status_of: Callable taking a value, returning its status (or a dotted
             path to one); the status is recorded into the breaker when the
@@ -142,6 +144,9 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
     envelopes: keep them in a cache without this serializer.
     """
 
+    runs_code = False
+    """Its inner serializer decodes nothing unsigned when it may run code (refused otherwise)."""
+
     def __init__(
         self,
         serializer: BaseSerializer | str | dict[str, Any] | None = None,
@@ -157,7 +162,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
             raise TypeError(f"VixSerializer: serializer must be an aiocache serializer, got {self.inner!r}")
         self.signer = signer_of(secret, owner="VixSerializer")
         if self.signer is None and runs_code(self.inner):
-            raise pickle_needs_secret("VixSerializer")
+            raise needs_secret("VixSerializer", type(self.inner).__qualname__)
         super().__init__(encoding=self.inner.encoding)
         self.breaker = get_breaker(breaker) if isinstance(breaker, str) else breaker
         if not isinstance(self.breaker, VIXCircuitBreaker):
