@@ -203,10 +203,55 @@ async def test_cached_from_arguments_like_aiocache() -> None:
     assert price.cache_info().hits == 1
 
 
-@pytest.mark.parametrize("option", ["skip_cache_func", "noself"])
-def test_cached_refuses_what_it_does_not_support(option: str) -> None:
-    with pytest.raises(TypeError, match=option):
-        cached(ttl=10, **{option: True})  # type: ignore[arg-type]
+async def test_cached_keeps_no_result_that_skip_cache_func_skips(redis_port: int) -> None:
+    computes: list[int] = []
+
+    @cached(
+        ttl=10,
+        cache=RedisCache,
+        port=redis_port,
+        namespace=f"skip-{id(computes)}",
+        skip_cache_func=lambda result: result is None,
+    )
+    async def price(x: int) -> int | None:
+        computes.append(x)
+        return None if x < 0 else x
+
+    assert [await price(-1), await price(-1), await price(1), await price(1)] == [None, None, 1, 1]
+    assert computes == [-1, -1, 1]  # None is not kept (aiocache's own example); 1 is
+    await price.cache.clear()
+    await price.cache.close()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_cached_with_noself_shares_a_methods_entries_between_instances(
+    redis_port: int, store: str
+) -> None:
+    computes: list[int] = []
+    where: dict[str, Any] = (
+        {"cache": SimpleMemoryCache} if store == "memory" else {"cache": RedisCache, "port": redis_port}
+    )
+
+    class Odds:
+        def __init__(self, book: str) -> None:
+            self.book = book
+
+        @cached(ttl=10, noself=True, namespace=f"noself-{id(computes)}", **where)
+        async def price(self, match: int) -> int:
+            computes.append(match)
+            return match * 2
+
+    # Keyed by the arguments without the instance: an instance of its repr (an address) is fine.
+    # (0.2 called a method over a shared store with its instance twice: a TypeError.)
+    assert [await Odds("a").price(1), await Odds("b").price(1), await Odds("b").price(2)] == [2, 2, 4]
+    assert computes == [1, 2]
+    await Odds.price.cache.clear()
+    await Odds.price.cache.close()
+
+
+def test_cached_refuses_a_skip_cache_func_it_cannot_call() -> None:
+    with pytest.raises(TypeError, match="skip_cache_func must be a callable of the result, got True"):
+        cached(ttl=10, skip_cache_func=True)
 
 
 async def test_cached_without_a_ttl_never_expires_as_in_aiocache() -> None:

@@ -20,6 +20,7 @@ found through the ``vix_ttl.stores`` entry points: the core never imports them.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -174,6 +175,9 @@ class SharedEngine(Engine):
     async def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        # wrapt hands a method bound: it is called with its own arguments, while the callables
+        # (status, ttl, key) see self / cls first.
+        produce = functools.partial(wrapped, *args, **kwargs)
         if instance is not None:
             args = (instance, *args)
         ttl, key, status, base = self.prepare(args, kwargs)
@@ -199,12 +203,12 @@ class SharedEngine(Engine):
                 if found is not None and outcome is HIT:
                     self.count(HIT)
                     if self._beta and early_refresh_due(found.fresh_for - found.age, found.delta, self._beta):
-                        produce, keep = self._producer(  # written in the background, bounded
-                            wrapped, args, kwargs, key, signed_key, ttl, base, status, self._commands.budget()
+                        keep = self._keeper(  # written in the background, bounded
+                            args, kwargs, key, signed_key, ttl, base, status, self._commands.budget()
                         )
                         self.refresh_behind_async(key, produce, self.learning(keep, stale, status), ttl)
                     return found.value
-        produce, keep = self._producer(wrapped, args, kwargs, key, signed_key, ttl, base, status, budget)
+        keep = self._keeper(args, kwargs, key, signed_key, ttl, base, status, budget)
         return await self.compute_async(key, outcome, produce, keep, stale, ttl, status, budget)
 
     async def _read(self, key: Any, budget: Budget) -> tuple[Any, BaseException | None]:
@@ -251,9 +255,8 @@ class SharedEngine(Engine):
         mode = self.breaker.mode
         return max(self._swr[mode], self._sie[mode])
 
-    def _producer(  # noqa: PLR0917 - one call's whole context, passed along as it is
+    def _keeper(  # noqa: PLR0917 - one call's whole context, passed along as it is
         self,
-        wrapped: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         key: Any,
@@ -262,12 +265,9 @@ class SharedEngine(Engine):
         base: float,
         status: VixStatus,
         budget: Budget,
-    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[Any, float, float, int], Awaitable[bool]]]:
-        """The computation of one call, and the write of its result (within *budget*)."""
+    ) -> Callable[[Any, float, float, int], Awaitable[bool]]:
+        """The write of one call's result (within *budget*)."""
         written = ttl or self.through_ttl(args, kwargs)
-
-        def produce() -> Awaitable[Any]:
-            return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
 
         async def keep(value: Any, started: float, ended: float, finished: int) -> bool:
             # This value is served: whether or not it can be stored, nothing older is served after it.
@@ -278,7 +278,7 @@ class SharedEngine(Engine):
             header = Header(ended, kept, base, status.value, max(0.0, ended - started), place)
             return await self._write(key, signed_key, value, header, budget)
 
-        return produce, keep
+        return keep
 
     def shared(
         self, key: Any, run: Callable[[], Awaitable[tuple[Any, Any]]], ttl: float, budget: Budget | None

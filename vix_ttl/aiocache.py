@@ -23,6 +23,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from vix_ttl._checks import check_clock, check_ttl, missing_extra
@@ -54,7 +55,7 @@ from vix_ttl._proxy import engine_of
 from vix_ttl._shared_store import RejectedEntryError, needs_secret
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import vix_cached
+from vix_ttl.decorator import Decorate, vix_cached
 from vix_ttl.mode import Mode
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
@@ -316,8 +317,11 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
     object at a reused address would be served a dead one's value), so it is
     a ``TypeError`` pointing to ``key_builder=``.
 
-    Not supported: ``skip_cache_func``, ``noself`` (keys of methods include the
-    instance) and the per-call ``cache_read`` / ``cache_write`` /
+    ``skip_cache_func(result)`` true: the result is returned and not kept (the entry it
+    would replace is dropped: what was served before it must not come back after it).
+    ``noself=True``: a method's instance is not in its default key, as in aiocache.
+
+    Not supported: the per-call ``cache_read`` / ``cache_write`` /
     ``aiocache_wait_for_write`` arguments.
     """
 
@@ -335,10 +339,12 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
         secret: Secret | None = None,
         **kwargs: Any,
     ) -> None:
-        for unsupported in ("skip_cache_func", "noself"):
-            if unsupported in kwargs:
-                raise TypeError(f"vix_ttl.aiocache.cached does not support {unsupported}=")
         super().__init__(ttl=ttl, **kwargs)
+        if not callable(self.skip_cache_func):
+            raise TypeError(
+                f"vix_ttl.aiocache.cached: skip_cache_func must be a callable of the result, "
+                f"got {self.skip_cache_func!r}"
+            )
         self._vix = {
             "status": status or (lambda *args, **kwargs: VixStatus.NORMAL),
             "warning_ttl": warning_ttl,
@@ -353,12 +359,16 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
     def __call__(self, f: Callable[..., Any]) -> Any:
         super().__call__(f)  # builds self.cache from alias or arguments, as aiocache does
         ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
-        wrapper = vix_cached(ttl, cache=self.cache, **self._vix)(f)  # type: ignore[arg-type]
+        decorate = vix_cached(ttl, cache=self.cache, **self._vix)  # type: ignore[arg-type]
+        assert isinstance(decorate, Decorate)
+        skip = self.skip_cache_func
+        options = replace(decorate.options_for(f), entry_ttl=lambda value, ttl: 0.0 if skip(value) else ttl)
+        wrapper = decorate.build(f, options)
         memcached = isinstance(self.cache, MemcachedBackend)
 
         def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if not (self.key or self.key_builder):
-                _refuse_address_keys(f, args, kwargs)
+                _refuse_address_keys(f, args[1:] if self.noself else args, kwargs)
             built = _ensure_key(self.get_cache_key(f, args, kwargs))  # as aiocache keys: an Enum by its value
             if memcached and not memcached_safe(f"{self.cache.namespace or ''}{built}"):
                 return "vix_ttl:" + digest(str(built))

@@ -40,7 +40,13 @@ from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.redis import RedisBackend
 from aiocache.base import BaseCache
 from aiocache.decorators import cached as aiocache_cached
-from aiocache.serializers import BaseSerializer, PickleSerializer
+from aiocache.serializers import (
+    BaseSerializer,
+    JsonSerializer,
+    MsgPackSerializer,
+    NullSerializer,
+    StringSerializer,
+)
 
 import vix_ttl.aiocache
 from vix_ttl.testing import forget_breakers
@@ -51,6 +57,8 @@ SECRET = "aiocache-suite-secret"
 DECORATOR_MODULES = ("tests/ut/test_decorators.py", "tests/acceptance/test_decorators.py")
 REBOUND_CLASS = "TestCached"
 TAKES_SECRET = "secret" in inspect.signature(vix_ttl.aiocache.VixSerializer).parameters
+# The serializers vix_ttl lets read a shared store without a secret; any other needs one.
+KNOWN_SAFE = (NullSerializer, StringSerializer, JsonSerializer, MsgPackSerializer)
 
 
 class PhaseTimeoutError(Exception):
@@ -84,7 +92,7 @@ def wrap_serializer(serializer: Any) -> Any:
     if not isinstance(serializer, BaseSerializer) or isinstance(serializer, vix_ttl.aiocache.VixSerializer):
         return serializer
     kwargs: dict[str, Any] = {}
-    if TAKES_SECRET and isinstance(serializer, PickleSerializer):
+    if TAKES_SECRET and type(serializer) not in KNOWN_SAFE:  # pickle, and the suite's own classes
         kwargs["secret"] = SECRET
     return vix_ttl.aiocache.VixSerializer(serializer, **kwargs)
 
