@@ -11,6 +11,7 @@ import pytest
 from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache
 
 from vix_ttl import Mode, VIXCircuitBreaker
+from vix_ttl import _typed as typed
 from vix_ttl.decorator import CacheInfo, vix_cached
 from vix_ttl.testing import FakeClock
 
@@ -129,3 +130,13 @@ def get_scope(
         "headers": [(b"host", b"odds.test"), (b"accept", b"*/*")],
         "extensions": extensions or {},
     }
+
+
+def rewrite_entry(raw: bytes, change: Callable[[Any], None]) -> bytes:
+    """A vix_ttl entry *raw* as its header and signature were, its value changed in place by
+    *change*: what someone who can write to the server, and can read the format, plants."""
+    head, _, payload = raw.partition(b"\n")
+    value = typed.loads(payload)
+    change(value)
+    rewritten = typed.dumps_text(value).encode() if payload.startswith(b"~") else typed.dumps(value)
+    return head + b"\n" + rewritten

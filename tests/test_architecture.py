@@ -21,6 +21,7 @@ LAYERS = [
     [
         "__init__",
         "_redis",
+        "_typed",
         "_aiocache_backend",
         "aiocache",
         "_aiocache_store",

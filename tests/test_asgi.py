@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.harness import rewrite_entry
 from vix_ttl import Mode, VIXCircuitBreaker
 from vix_ttl.asgi import VixCacheMiddleware
 from vix_ttl.testing import FakeClock
@@ -455,11 +456,13 @@ async def test_on_redis_a_tampered_response_is_never_served(
             (key,) = [k async for k in raw.scan_iter(f"{namespace}*")]
             stored = await raw.get(key)
             assert isinstance(stored, bytes)
-            body64 = base64.b64encode(genuine.content)  # bodies are kept as base64 in shared stores
-            assert body64 in stored
-            forged = stored.replace(body64, base64.b64encode(genuine.content.replace(b'"n":1', b'"n":666')))
-            assert forged != stored  # someone rewrites the odds
-            await raw.set(key, forged)
+
+            def rewrite_the_odds(value: dict[str, Any]) -> None:
+                body = base64.b64decode(value["body64"])  # bodies are kept as base64 in shared stores
+                assert body == genuine.content
+                value["body64"] = base64.b64encode(body.replace(b'"n":1', b'"n":666')).decode()
+
+            await raw.set(key, rewrite_entry(stored, rewrite_the_odds))  # its signature kept
             served = await http.get("/odds/1")
         assert b"666" not in served.content
         assert served.headers["x-vix-cache"] == "miss" and served.json()["n"] == 2  # rejected: recomputed

@@ -8,8 +8,11 @@ it, and that the caller's call still succeeds.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import datetime
+import decimal
 import enum
 import gc
 import math
@@ -30,7 +33,7 @@ import pytest
 import redis
 from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache, caches
 from aiocache import cached as aiocache_cached
-from aiocache.serializers import BaseSerializer, JsonSerializer, PickleSerializer
+from aiocache.serializers import BaseSerializer, JsonSerializer, MsgPackSerializer, PickleSerializer
 from structlog.testing import capture_logs
 
 from tests.conftest import require_server
@@ -680,7 +683,7 @@ async def test_a_memcached_read_that_times_out_never_makes_a_later_call_read_its
         await direct.close()
 
 
-async def test_a_value_the_serializer_would_change_is_not_stored(redis_port: int) -> None:
+async def test_the_default_serializer_keeps_what_functions_return(redis_port: int) -> None:
     computes: list[int] = []
 
     @vix_cached(60, status=lambda x: "normal", cache=redis_cache(redis_port), namespace="shape")
@@ -688,13 +691,37 @@ async def test_a_value_the_serializer_would_change_is_not_stored(redis_port: int
         computes.append(x)
         return (x, x) if x < 10 else {x: "int key"}
 
+    for x in (1, 1, 20, 20):
+        assert await pair(x) == ((x, x) if x < 10 else {x: "int key"})
+    assert type(await pair(1)) is tuple and list(await pair(20)) == [20]  # never [1, 1], never {"20": ...}
+    assert computes == [1, 20] and pair.cache_info().hits == 4
+
+
+@pytest.mark.parametrize("serializer", ["default", "msgpack"])
+async def test_a_value_the_serializer_cannot_keep_is_not_stored_and_said_once(
+    redis_port: int, serializer: str
+) -> None:
+    Point = collections.namedtuple("Point", "x y")
+    cache = redis_cache(
+        redis_port, **({"serializer": MsgPackSerializer()} if serializer == "msgpack" else {})
+    )
+    computes: list[int] = []
+
+    @vix_cached(60, status=lambda x: "normal", cache=cache, namespace=f"unkept-{serializer}")
+    async def pair(x: int) -> Any:
+        computes.append(x)
+        return Point(x, x) if serializer == "default" else (x, x)  # msgpack gives tuples back as lists
+
     with capture_logs() as logs:
-        for x in (1, 1, 20, 20):
-            assert await pair(x) == ((x, x) if x < 10 else {x: "int key"})  # never [1, 1], never {"20": ...}
-    assert computes == [1, 1, 20, 20]
-    assert pair.cache_info().errors == 4
-    assert [log["event"] for log in logs] == ["cache_value_not_storable"]  # once per burst
-    assert "tuples into lists" in logs[0]["error"]
+        for x in (1, 1, 2, 2):
+            assert await pair(x) == (x, x)
+    assert computes == [1, 1, 2, 2]  # never served back as another type
+    # One line for the function, no traceback, the type named (0.2: a traceback per burst).
+    assert [log["event"] for log in logs] == ["cache_value_not_storable"]
+    assert "exc_info" not in logs[0] and (
+        "Point" in logs[0]["error"] or "tuples into lists" in logs[0]["error"]
+    )
+    await cache.close()
 
 
 async def test_an_entry_stored_in_the_future_is_not_fresh(redis_port: int, raw_redis: redis.Redis) -> None:
@@ -823,3 +850,86 @@ async def test_cache_clear_matches_its_namespace_as_written(
     await functions[2].cache_clear()
     left = sorted(key.decode() for key in raw_redis.scan_iter("*"))
     assert len(left) == 1 and "svca" in left[0] and "svc[ab]" not in left[0]
+
+
+# -- values come back as they were -------------------------------------------------------------
+
+ROUND_TRIPS: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    2**64,  # beyond msgpack's own ints
+    -(10**30),
+    1.5,
+    -0.0,
+    math.inf,
+    math.nan,
+    "",
+    "odds é 🎉",
+    "\x00",
+    b"",
+    b"\x00\xff" * 100,
+    [],
+    [1, "a", None, [2.5]],
+    (),
+    (1,),
+    (1, (2, 3), [4]),
+    {"a": 1},
+    {1: "a"},
+    {(1, 2): "b"},
+    {None: 0, True: 1, 2.5: 2, "s": 3},
+    {1, 2, 3},
+    frozenset({"a", "b"}),
+    {frozenset({1}): {2}},
+    datetime.datetime(2026, 6, 11, 20, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+    datetime.datetime(2026, 6, 11, 20, 0, 0, 123456),
+    datetime.date(2026, 6, 11),
+    datetime.time(20, 0, tzinfo=datetime.UTC),
+    decimal.Decimal("2.10"),
+    decimal.Decimal("-0"),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    {"match": [{"odds": (2.1, decimal.Decimal("3.40")), "at": datetime.date(2026, 6, 11), 7: b"raw"}]},
+]
+
+
+def typed(value: Any) -> Any:
+    """*value* with the type of every part of it spelled out: what a hit must give back."""
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [typed(item) for item in value])
+    if isinstance(value, set | frozenset):
+        return (type(value).__name__, sorted(repr(typed(item)) for item in value))
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(typed(k)), repr(typed(v))) for k, v in value.items()))
+    if isinstance(value, datetime.datetime | datetime.time):
+        return (type(value).__name__, value.isoformat(), value.utcoffset())
+    return (type(value).__name__, repr(value))
+
+
+@pytest.mark.parametrize("store", ["aiocache-redis", "aiocache-memcached", "redis", "redis-text"])
+async def test_every_value_comes_back_with_its_types_from_every_shared_store(
+    redis_port: int, memcached_port: int, store: str
+) -> None:
+    import redis.asyncio
+
+    cache: Any = {
+        "aiocache-redis": lambda: redis_cache(redis_port),
+        "aiocache-memcached": lambda: MemcachedCache(endpoint="127.0.0.1", port=memcached_port),
+        "redis": lambda: redis.asyncio.Redis(port=redis_port),
+        "redis-text": lambda: redis.asyncio.Redis(port=redis_port, decode_responses=True),
+    }[store]()
+
+    @vix_cached(60, status=lambda i: "normal", cache=cache, namespace=f"round-trip-{uuid.uuid4().hex[:8]}")
+    async def value(i: int) -> Any:
+        return ROUND_TRIPS[i]
+
+    for i, expected in enumerate(ROUND_TRIPS):
+        assert typed(await value(i)) == typed(expected)  # the miss
+        assert typed(await value(i)) == typed(expected), expected  # the hit
+    info = value.cache_info()
+    assert (info.misses, info.hits, info.errors) == (len(ROUND_TRIPS), len(ROUND_TRIPS), 0)
+    if store != "aiocache-memcached":  # memcached cannot clear by prefix: the entries expire
+        await value.cache_clear()
+    await (cache.close() if store.startswith("aiocache") else cache.aclose())

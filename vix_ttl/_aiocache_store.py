@@ -16,8 +16,9 @@ from aiocache.backends.memcached import MemcachedBackend
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.backends.redis import RedisBackend
 from aiocache.base import BaseCache
-from aiocache.serializers import NullSerializer, PickleSerializer
+from aiocache.serializers import JsonSerializer, NullSerializer, PickleSerializer
 
+from vix_ttl import _typed as typed
 from vix_ttl._aiocache_backend import aiocache_leases, backend_ttl, identity, key_bytes, runs_code
 from vix_ttl._budget import Commands
 from vix_ttl._checks import check_seconds
@@ -56,16 +57,23 @@ class AiocacheStore:
         self.in_process = isinstance(cache, SimpleMemoryBackend)
         wrapper = cache.serializer if isinstance(cache.serializer, VixSerializer) else None
         inner = cache.serializer if wrapper is None else wrapper.inner
-        # A value the serializer hands back changed ((1, 2) -> [1, 2] in JSON) would be a wrong
-        # value on every hit: such values are not stored. Pickle keeps types, NullSerializer the object.
-        self.payload = Payload(
-            inner.dumps,
-            inner.loads,
-            keeps_types=isinstance(inner, PickleSerializer | NullSerializer),
-            runs_code=runs_code(inner),
-            name=type(inner).__qualname__,
-            signer=None if wrapper is None else wrapper.signer,
-        )
+        if wrapper is None and type(inner) is JsonSerializer:
+            # aiocache's default: nobody but vix_cached reads its envelopes, so they hold
+            # vix_ttl's own serializer's text, which keeps tuples, int keys and the rest.
+            self.payload = Payload(
+                typed.dumps_text, typed.loads, keeps_types=True, runs_code=False, name="vix_ttl"
+            )
+        else:
+            # A value the serializer hands back changed ((1, 2) -> [1, 2] in JSON) would be a wrong
+            # value on every hit: such values are not stored. Pickle keeps types, NullSerializer the object.
+            self.payload = Payload(
+                inner.dumps,
+                inner.loads,
+                keeps_types=isinstance(inner, PickleSerializer | NullSerializer),
+                runs_code=runs_code(inner),
+                name=type(inner).__qualname__,
+                signer=None if wrapper is None else wrapper.signer,
+            )
         # aiocache wraps every command in asyncio.wait_for (a task per call): we pass
         # timeout=0 and bound the wait ourselves, for network backends only. aiomcache hands
         # a cancelled command's connection back to its pool with the reply still coming,

@@ -112,7 +112,7 @@ class FaultLog:
         if isinstance(error, UnsentError):  # the fault that spent the call's time is the one to log
             return
         now = self._clock()
-        hint = _hint(error)
+        hint = _hint(operation, error)
         if hint is not None:  # a set-up that is wrong stays wrong: named once, then reminded
             self._set_up(hint, operation, error, now)
             return
@@ -195,8 +195,10 @@ def said(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _hint(error: BaseException) -> str | None:
+def _hint(operation: str, error: BaseException) -> str | None:
     """What a fault says of the set-up, when it says something."""
+    if operation == "dumps":  # a function returns values of that type: it will again
+        return "return values of a type the cache's serializer keeps, or give it a serializer that keeps them"
     name, text = type(error).__name__, str(error)
     if name in ("MovedError", "AskError", "ClusterCrossSlotError") or "CROSSSLOT" in text:
         return (

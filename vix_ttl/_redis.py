@@ -16,7 +16,15 @@ from typing import Any
 
 from vix_ttl._budget import Budget, Commands
 
-__all__ = ["PoolSlots", "RedisLeases", "milliseconds", "pool_slots", "scan_and_delete", "socket_timeout"]
+__all__ = [
+    "PoolSlots",
+    "RedisLeases",
+    "decodes_responses",
+    "milliseconds",
+    "pool_slots",
+    "scan_and_delete",
+    "socket_timeout",
+]
 
 
 async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
@@ -52,11 +60,20 @@ _GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pa
 
 def socket_timeout(client: Any) -> float | None:
     """A redis-py client's ``socket_timeout`` (plain, cluster or Sentinel; sync or asyncio), if set."""
+    seconds = _settings(client).get("socket_timeout")
+    return float(seconds) if seconds else None
+
+
+def decodes_responses(client: Any) -> bool:
+    """Whether a redis-py client hands back text (``decode_responses=True``) rather than bytes."""
+    return bool(_settings(client).get("decode_responses"))
+
+
+def _settings(client: Any) -> dict[str, Any]:
     settings = getattr(client, "connection_kwargs", None)
     if settings is None:  # a plain or Sentinel client: its pool's
         settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    seconds = settings.get("socket_timeout")
-    return float(seconds) if seconds else None
+    return settings
 
 
 def milliseconds(seconds: float) -> int:

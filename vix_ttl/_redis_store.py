@@ -7,13 +7,13 @@ follows failovers). A ``Backend`` of ``vix_ttl._shared_store``, with every rule 
 the aiocache store: envelopes, signing, stable keys, leases, stale serving, monotonic
 reads, fail open. Keys are the wire keys themselves (``vix_ttl:<namespace>|...``): no
 brace, so a cluster hashes each whole key and spreads calls over its slots. Values
-are JSON. Found by ``vix_cached`` through the ``vix_ttl.stores`` entry point ``redis``:
-the core never imports this module. It imports redis: the edge of vix_ttl.
+are ``vix_ttl._typed``'s: bytes, or text for a client with ``decode_responses=True``.
+Found by ``vix_cached`` through the ``vix_ttl.stores`` entry point ``redis``: the core
+never imports this module. It imports redis: the edge of vix_ttl.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,10 +27,18 @@ try:
 except ImportError as exc:
     raise missing_extra("vix_ttl._redis_store", "redis", exc) from exc
 
+from vix_ttl import _typed as typed
 from vix_ttl._budget import Commands
 from vix_ttl._engine import Engine, Options
 from vix_ttl._lease import LeaseStore
-from vix_ttl._redis import RedisLeases, milliseconds, pool_slots, scan_and_delete, socket_timeout
+from vix_ttl._redis import (
+    RedisLeases,
+    decodes_responses,
+    milliseconds,
+    pool_slots,
+    scan_and_delete,
+    socket_timeout,
+)
 from vix_ttl._shared_store import Payload, SharedEngine
 
 __all__ = ["ADAPTER", "DEFAULT_TIMEOUT", "RedisStore"]
@@ -65,23 +73,19 @@ class _Adapter:
 
 ADAPTER = _Adapter()
 
-_JSON = Payload(
-    lambda value: json.dumps(value, separators=(",", ":"), allow_nan=True),
-    json.loads,
-    keeps_types=False,
-    runs_code=False,
-    name="json",
-)
+# vix_ttl's own serializer: bytes, or text for a client that decodes what it reads.
+_BYTES = Payload(typed.dumps, typed.loads, keeps_types=True, runs_code=False, name="vix_ttl")
+_TEXT = _BYTES._replace(dumps=typed.dumps_text)
 
 
 class RedisStore:
     """A redis-py asyncio client (plain, cluster or Sentinel) as a shared store of envelopes."""
 
     in_process = False
-    payload = _JSON
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self.payload = _TEXT if decodes_responses(client) else _BYTES
         self.name = type(client).__name__
         # A call's budget: the client's socket_timeout (else DEFAULT_TIMEOUT).
         self.commands = Commands(socket_timeout(client) or DEFAULT_TIMEOUT, slots=pool_slots(client))
