@@ -27,11 +27,11 @@ def redis_port() -> int:
 
 
 def decorated_hit(
-    loop: asyncio.AbstractEventLoop, cache: Any, secret: str | None
+    loop: asyncio.AbstractEventLoop, cache: Any, secret: str | None, value: Any = VALUE
 ) -> Callable[[], Awaitable[Any]]:
     @vix_cached(60, status=lambda match: "normal", breaker=VIXCircuitBreaker(), cache=cache, secret=secret)
-    async def price(match: int) -> dict[str, Any]:
-        return VALUE
+    async def price(match: int) -> Any:
+        return value
 
     loop.run_until_complete(price(42))
     return lambda: price(42)
