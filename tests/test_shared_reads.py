@@ -103,11 +103,67 @@ async def test_an_older_entry_copied_back_is_never_served_after_a_newer_one(
     assert await balance(1) == 2
     await raw(cache, key, saved)  # copied back: still within its TTL, still signed
     clock.advance(1)
-    assert await balance(1) == 3  # older than a value served: a miss (0.2 served 1 again)
+    assert await balance(1) == 3  # written before its key's tombstone: a miss (0.2 served 1 again)
     assert await balance(1) == 3
     info = balance.cache_info()
-    assert (info.misses, info.stale, info.hits) == (2, 1, 1)
+    assert (info.misses, info.rejected, info.hits) == (2, 1, 1)
     await cache.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "how"),
+    [
+        ("redis", "invalidate"),
+        ("redis", "cache_clear"),
+        ("native", "invalidate"),
+        ("native", "cache_clear"),
+        ("memcached", "invalidate"),  # memcached cannot clear by prefix
+    ],
+)
+async def test_an_entry_copied_back_after_its_key_was_dropped_is_refused_by_every_process(
+    kind: str, how: str, request: pytest.FixtureRequest
+) -> None:
+    # 0.2: after an invalidate() of a ttl=None entry and 30 days, replaying it served it again.
+    port = request.getfixturevalue("memcached_port" if kind == "memcached" else "redis_port")
+    clock = FakeClock(1_000_000)
+    namespace, computed = f"grants-{uuid.uuid4().hex[:8]}", iter([{"admin": True}, {"admin": False}])
+    cache: Any = {
+        "redis": lambda: RedisCache(endpoint="127.0.0.1", port=port, namespace=f"{namespace}:"),
+        "memcached": lambda: MemcachedCache(endpoint="127.0.0.1", port=port, namespace=f"{namespace}:"),
+        "native": lambda: aioredis.Redis(port=port),
+    }[kind]()
+
+    def process() -> Any:
+        """The function as one process has it: its own memory of what it has seen."""
+
+        @vix_cached(
+            None,  # never expires
+            status=lambda user: "normal",
+            cache=cache,
+            breaker=VIXCircuitBreaker(clock=clock),
+            clock=clock,
+            secret="a secret of the service's own",
+            namespace=namespace,
+        )
+        async def grants(user: int) -> dict[str, bool]:
+            return next(computed)
+
+        return grants
+
+    key = wire_key(namespace, ((1,), {}))
+    stored = key if kind == "native" else cache.build_key(key)
+    client = cache if kind == "native" else cache.client
+    one = process()
+    assert await one(1) == {"admin": True}
+    saved = await client.get(stored)  # signed and valid: anyone with write access can keep it
+    clock.advance(30 * 24 * 3600)
+    await (one.invalidate(1) if how == "invalidate" else one.cache_clear())
+    await client.set(stored, saved)  # copied back
+    other = process()  # a process that never saw it go
+    assert await other(1) == {"admin": False}
+    assert other.cache_info().rejected == 1
+    assert await other(1) == {"admin": False} and other.cache_info().hits == 1  # what replaced it is served
+    await (cache.aclose() if kind == "native" else cache.close())
 
 
 async def raw(cache: Any, key: bytes | str, value: bytes | None) -> Any:

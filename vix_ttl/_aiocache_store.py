@@ -9,7 +9,7 @@ never imports this module. It imports aiocache: the edge of vix_ttl.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiocache.backends.memcached import MemcachedBackend
@@ -19,11 +19,19 @@ from aiocache.base import BaseCache
 from aiocache.serializers import JsonSerializer, NullSerializer, PickleSerializer
 
 from vix_ttl import _typed as typed
-from vix_ttl._aiocache_backend import aiocache_leases, backend_ttl, identity, key_bytes, runs_code
+from vix_ttl._aiocache_backend import (
+    aiocache_leases,
+    backend_ttl,
+    identity,
+    key_bytes,
+    memcached_safe,
+    runs_code,
+)
 from vix_ttl._budget import Commands
 from vix_ttl._checks import check_seconds
 from vix_ttl._engine import Engine, Options
-from vix_ttl._redis import pool_slots, scan_and_delete
+from vix_ttl._keys import digest
+from vix_ttl._redis import pool_slots, scan_and_bury
 from vix_ttl._shared_store import Payload, SharedEngine
 from vix_ttl.aiocache import VixSerializer
 
@@ -86,8 +94,22 @@ class AiocacheStore:
     def stored_key(self, key: Any) -> bytes:
         return key_bytes(self._cache, key)
 
-    async def get(self, key: Any) -> Any:
-        return await self._cache.get(key, loads_fn=identity, timeout=0)
+    def tomb_key(self, key: Any) -> str:
+        # "vix_ttl|", never "vix_ttl:": no namespace's prefix matches it (cache_clear leaves it).
+        tomb = f"vix_ttl|gone|{key}"
+        if isinstance(self._cache, MemcachedBackend) and not memcached_safe(
+            f"{self._cache.namespace or ''}{tomb}"
+        ):
+            tomb = f"vix_ttl|gone|{digest(str(key))}"
+        return tomb
+
+    async def get(self, key: Any) -> tuple[Any, Any]:
+        if self.in_process:  # nobody else writes to it: nothing is replayed
+            return await self._cache.get(key, loads_fn=identity, timeout=0), None
+        entry, tombstone = await self._cache.multi_get(
+            [key, self.tomb_key(key)], loads_fn=identity, timeout=0
+        )
+        return entry, tombstone
 
     async def set(self, key: Any, envelope: Any, ttl: float) -> None:
         expiry = backend_ttl(self._cache, ttl)
@@ -96,7 +118,12 @@ class AiocacheStore:
     async def delete(self, key: Any) -> bool:
         return bool(await self._cache.delete(key, timeout=0))
 
-    async def clear(self, prefix: str) -> AsyncIterator[None]:
+    async def bury(self, key: Any, tombstone: Any, ttl: float) -> bool:
+        if not self.in_process:
+            await self.set(self.tomb_key(key), tombstone, ttl)
+        return await self.delete(key)
+
+    async def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
         cache = self._cache
         if isinstance(cache, MemcachedBackend):
             raise NotImplementedError(
@@ -104,8 +131,15 @@ class AiocacheStore:
                 "or let the entries expire (their TTLs are short by design)"
             )
         if isinstance(cache, RedisBackend):
-            # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix.
-            async for step in scan_and_delete(cache.client, prefix):
+            # aiocache's clear(namespace) matches "<namespace>:*"; ours is a plain prefix. The
+            # keys found hold the cache's namespace: their tombstones' keys are built from them.
+            namespace = self.stored_key("")
+
+            def tomb(stored: bytes) -> tuple[bytes, Any]:
+                key = stored[len(namespace) :].decode()
+                return self.stored_key(self.tomb_key(key)), tombstone(key)
+
+            async for step in scan_and_bury(cache.client, prefix, tomb, ttl):
                 yield step
         else:
             await cache.clear(namespace=prefix)

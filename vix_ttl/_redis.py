@@ -19,21 +19,25 @@ from vix_ttl._budget import Budget, Commands
 __all__ = [
     "PoolSlots",
     "RedisLeases",
+    "bury",
     "decodes_responses",
     "milliseconds",
     "pool_slots",
-    "scan_and_delete",
+    "scan_and_bury",
     "socket_timeout",
 ]
 
 
-async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
-    """Delete the keys of an asyncio Redis or RedisCluster client that start with *prefix*:
-    one step per ``SCAN`` of one node and the ``DEL`` of what it found.
+async def scan_and_bury(
+    client: Any, prefix: str, tombstone: Callable[[bytes], tuple[bytes, Any]], ttl: float
+) -> AsyncIterator[None]:
+    """Replace the keys of an asyncio Redis or RedisCluster client that start with *prefix*
+    by their tombstones (``tombstone(key)``: its key and value, kept *ttl* seconds): one step
+    per ``SCAN`` of one node and one pipeline of what it found.
 
     The prefix is matched as it is written: its glob characters (a namespace ``svc[ab]``
-    of the cache's own, say) are escaped. A cluster is scanned node by node; its ``delete``
-    splits the keys by slot.
+    of the cache's own, say) are escaped. A cluster is scanned node by node, and each
+    tombstone lives in its entry's slot.
     """
     pattern = _GLOB.sub(r"\\\g<0>", prefix) + "*"
     nodes: list[Any] = [None]
@@ -49,10 +53,22 @@ async def scan_and_delete(client: Any, prefix: str) -> AsyncIterator[None]:
                 cursors, keys = await client.scan(cursor, match=pattern, count=1000, target_nodes=node)
                 cursor = cursors[node.name]
             if keys:
-                await client.delete(*keys)
+                await bury(client, [(key, *tombstone(key)) for key in keys], ttl)
             yield
             if not cursor:
                 break
+
+
+async def bury(client: Any, entries: list[tuple[bytes, bytes, Any]], ttl: float) -> int:
+    """For each ``(key, tomb_key, tombstone)``: write the tombstone for *ttl* seconds, then
+    delete the key, in one pipeline; how many keys were there."""
+    expiry = None if ttl == math.inf else milliseconds(ttl)
+    async with client.pipeline(transaction=False) as pipe:
+        for key, tomb_key, tombstone in entries:
+            pipe.set(tomb_key, tombstone, px=expiry)
+            pipe.delete(key)
+        done = await pipe.execute()
+    return sum(done[1::2])
 
 
 _GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pattern

@@ -15,7 +15,7 @@ never imports this module. It imports redis: the edge of vix_ttl.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from vix_ttl._checks import missing_extra
@@ -33,10 +33,11 @@ from vix_ttl._engine import Engine, Options
 from vix_ttl._lease import LeaseStore
 from vix_ttl._redis import (
     RedisLeases,
+    bury,
     decodes_responses,
     milliseconds,
     pool_slots,
-    scan_and_delete,
+    scan_and_bury,
     socket_timeout,
 )
 from vix_ttl._shared_store import Payload, SharedEngine
@@ -94,8 +95,13 @@ class RedisStore:
     def stored_key(self, key: Any) -> bytes:
         return str(key).encode()
 
-    async def get(self, key: Any) -> Any:
-        return await self._client.get(self.stored_key(key))
+    def tomb_key(self, key: Any) -> str:
+        # Hash-tagged by the entry's key: in its slot, so that a cluster reads both at once.
+        return "{" + str(key) + "}|gone"
+
+    async def get(self, key: Any) -> tuple[Any, Any]:
+        entry, tombstone = await self._client.mget(self.stored_key(key), self.stored_key(self.tomb_key(key)))
+        return entry, tombstone
 
     async def set(self, key: Any, envelope: Any, ttl: float) -> None:
         expiry = None if ttl == math.inf else milliseconds(ttl)
@@ -104,5 +110,13 @@ class RedisStore:
     async def delete(self, key: Any) -> bool:
         return bool(await self._client.delete(self.stored_key(key)))
 
-    def clear(self, prefix: str) -> AsyncIterator[None]:
-        return scan_and_delete(self._client, prefix)
+    async def bury(self, key: Any, tombstone: Any, ttl: float) -> bool:
+        tomb = self.stored_key(self.tomb_key(key))
+        return bool(await bury(self._client, [(self.stored_key(key), tomb, tombstone)], ttl))
+
+    def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
+        def tomb(stored: bytes) -> tuple[bytes, Any]:
+            key = stored.decode()
+            return self.stored_key(self.tomb_key(key)), tombstone(key)
+
+        return scan_and_bury(self._client, prefix, tomb, ttl)

@@ -105,8 +105,11 @@ class Backend(Protocol):
     def stored_key(self, key: Any) -> bytes:
         """*key* as the server holds it (a namespace first): what a signature covers."""
 
-    async def get(self, key: Any) -> Any:
-        """The raw envelope under *key*, or None."""
+    def tomb_key(self, key: Any) -> Any:
+        """The key of *key*'s tombstone: read with it, in one command."""
+
+    async def get(self, key: Any) -> tuple[Any, Any]:
+        """The raw envelope under *key* and *key*'s raw tombstone (each None when absent)."""
 
     async def set(self, key: Any, envelope: Any, ttl: float) -> None:
         """Store *envelope* under *key* for *ttl* > 0 seconds (``inf``: no expiry)."""
@@ -114,9 +117,14 @@ class Backend(Protocol):
     async def delete(self, key: Any) -> bool:
         """Delete *key*; whether it was there."""
 
-    def clear(self, prefix: str) -> AsyncIterator[None]:
-        """Delete every key of this store that starts with *prefix* (as ``stored_key`` writes it),
-        a step at a time: each step is a few commands, run within a timeout of its own.
+    async def bury(self, key: Any, tombstone: Any, ttl: float) -> bool:
+        """Store *tombstone* under ``tomb_key(key)`` for *ttl* seconds, and delete *key*; whether
+        it was there. (An in-process store, which nobody else writes to, only deletes it.)"""
+
+    def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
+        """Bury every key of this store that starts with *prefix* (as ``stored_key`` writes it)
+        under ``tombstone(key)``, a step at a time: each step is a few commands, run within a
+        timeout of its own.
 
         Raises:
             NotImplementedError: the store cannot list keys (memcached).
@@ -188,7 +196,7 @@ class SharedEngine(Engine):
         if ttl:
             started = time.monotonic()
             # Concurrent callers of the key share one read.
-            raw, error = await self._reads.run(key, lambda: self._read(key, budget))
+            (raw, tomb), error = await self._reads.run(key, lambda: self._read(key, budget))
             budget.spend(started)
             if isinstance(error, UnicodeDecodeError):  # the backend could not decode what someone wrote
                 outcome = self._reject(f"it is not text in the serializer's encoding: {error}")
@@ -197,7 +205,7 @@ class SharedEngine(Engine):
                 outcome = ERROR
             else:
                 self._faults.recovered("get")
-                outcome, found = self._open(raw, key, signed_key, ttl)
+                outcome, found = self._open(raw, tomb, key, signed_key, ttl)
                 if found is not None:
                     stale = Stale(found.value, found.stored_at, found.fresh_for)
                 if found is not None and outcome is HIT:
@@ -211,22 +219,27 @@ class SharedEngine(Engine):
         keep = self._keeper(args, kwargs, key, signed_key, ttl, base, status, budget)
         return await self.compute_async(key, outcome, produce, keep, stale, ttl, status, budget)
 
-    async def _read(self, key: Any, budget: Budget) -> tuple[Any, BaseException | None]:
-        """The raw entry of *key*, or the fault that kept it from being read."""
+    async def _read(self, key: Any, budget: Budget) -> tuple[tuple[Any, Any], BaseException | None]:
+        """The raw entry of *key* and its raw tombstone, or the fault that kept them from being read."""
         try:
-            raw = await self._commands.run(lambda: self._store.get(key), budget)
+            found = await self._commands.run(lambda: self._store.get(key), budget)
         except Exception as exc:
-            return None, exc
-        return raw, None
+            return (None, None), exc
+        return found, None
 
-    def _open(self, raw: Any, key: Any, signed_key: bytes | None, ttl: float) -> tuple[str, _Found | None]:
-        """The outcome of reading *raw*, and what it held when it is fresh, or stale but servable."""
+    def _open(
+        self, raw: Any, tomb: Any, key: Any, signed_key: bytes | None, ttl: float
+    ) -> tuple[str, _Found | None]:
+        """The outcome of reading *raw* (and *key*'s tombstone *tomb*), and what it held when it
+        is fresh, or stale but servable."""
         if raw is None:
             return MISS, None
         opened = open_envelope(raw, signer=self._signer, key=signed_key)
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
+        if tomb is not None and header.order <= self._buried_at(key, tomb):
+            return self._reject("it was written before its key was invalidated: copied back"), None
         if not self._newest.see(key, header.order):  # noted: this process's next value goes after it
             return STALE, None  # older than a value this process has seen: never again
         age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
@@ -249,6 +262,34 @@ class SharedEngine(Engine):
             return self._reject(f"its payload does not decode: {exc!r}"), None
         self._rejections.recovered("get")
         return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
+
+    def _buried_at(self, key: Any, tomb: Any) -> float:
+        """The place of *key*'s tombstone *tomb* among its values (noted: this process's next
+        value goes after it); ``-inf`` for one that is not valid (it proves nothing)."""
+        signed = None if self._signer is None else self._store.stored_key(self._store.tomb_key(key))
+        opened = open_envelope(tomb, signer=self._signer, key=signed)
+        if opened is None:
+            return -math.inf
+        place = opened[0].order
+        self._newest.see(key, place)
+        return place
+
+    def _tombstone(self, key: Any) -> Any:
+        """A record, signed, that the values of *key* placed before now are gone: an entry
+        copied back after ``invalidate`` or ``cache_clear`` is placed before it."""
+        now = self._clock()
+        header = Header(now, self._tomb_ttl, 0.0, VixStatus.NORMAL.value, 0.0, self._newest.place(key, now))
+        signed = None if self._signer is None else self._store.stored_key(self._store.tomb_key(key))
+        return seal(header, b"", signer=self._signer, key=signed)
+
+    @property
+    def _tomb_ttl(self) -> float:
+        """How long a tombstone is kept: as long as an entry it outlives may be (``inf`` for a
+        function whose entries may never expire, or whose TTL is a function of the call)."""
+        bases = [base for _, base in self._bases.values() if isinstance(base, float)]
+        if len(bases) < len(self._bases):
+            return math.inf
+        return max(*bases, self.breaker.policy.longest_floor) + self._keep_longer
 
     def _allowed_now(self) -> float:
         """The longest allowance of the breaker's mode now."""
@@ -297,8 +338,8 @@ class SharedEngine(Engine):
         since = self._clock()
 
         async def look(within: Budget | None) -> Any:
-            raw = await self._commands.run(lambda: self._store.get(key), within)
-            outcome, found = self._open(raw, key, signed_key, ttl or math.inf)
+            raw, tomb = await self._commands.run(lambda: self._store.get(key), within)
+            outcome, found = self._open(raw, tomb, key, signed_key, ttl or math.inf)
             # A bypass receives a value computed since it began to wait; any other call, a fresh one.
             if found is None or (outcome is not HIT if ttl else found.stored_at < since):
                 return NOTHING
@@ -367,7 +408,7 @@ class SharedEngine(Engine):
     async def cache_clear(self) -> None:
         """Delete this function's entries (memcached cannot list keys: ``NotImplementedError``)."""
         prefix = self._store.stored_key(key_prefix(self._namespace)).decode()
-        steps = aiter(self._store.clear(prefix))
+        steps = aiter(self._store.clear(prefix, self._tombstone, self._tomb_ttl))
         try:  # a step at a time, each within a timeout: a namespace of any size is cleared whole
             while await self._commands.run(lambda: anext(steps, False), None) is not False:
                 pass
@@ -379,8 +420,11 @@ class SharedEngine(Engine):
 
     async def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         key = self.key(args, kwargs)
+        tombstone = self._tombstone(key)
         try:
-            return bool(await self._commands.run(lambda: self._store.delete(key), None))
+            return bool(
+                await self._commands.run(lambda: self._store.bury(key, tombstone, self._tomb_ttl), None)
+            )
         except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
             self._faults.failed("delete", exc)
             return False

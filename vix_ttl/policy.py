@@ -123,7 +123,7 @@ class TTLPolicy:
             is not ``BYPASS``, ``BASE``, a finite number >= 0 or a ``Learned``.
     """
 
-    __slots__ = ("_floors", "_memo", "_rules", "learns")
+    __slots__ = ("_floors", "_memo", "_rules", "learns", "longest_floor")
 
     def __init__(self, cells: Mapping[Mode | str, Mapping[VixStatus | str, RuleLike]]) -> None:
         if not isinstance(cells, Mapping):
@@ -152,6 +152,8 @@ class TTLPolicy:
         }
         # A Learned cell makes its breaker learn from recomputations.
         self.learns = any(isinstance(r, Learned) for row in rules.values() for r in row.values())
+        # The longest TTL a cell gives whatever the base TTL (a Learned cell's high).
+        self.longest_floor = max((f for row in self._floors.values() for f in row.values() if f), default=0.0)
         # Decisions are immutable and few (3 modes x 3 statuses x the callers'
         # TTLs): building one costs more than the rest of a decide().
         self._memo: dict[tuple[Mode, VixStatus, float], Decision] = {}
