@@ -1,24 +1,20 @@
 """vix_ttl's default serializer for shared stores against aiocache's JSON one, in one run.
 
 The same value both can hold (a dict of str keys, lists, floats, text): what keeping
-tuples, int keys and the rest costs on a hit, where it is decoded. Then the whole hit
-on Redis: ``@vix_cached`` over the native client (this serializer, bytes) against the
-same over aiocache's ``RedisCache`` (its text form).
+tuples, int keys and the rest costs on a hit, where it is decoded. (The whole Redis hit,
+native client against aiocache's, is ``test_decorator_bench``'s.)
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiocache import RedisCache
 from aiocache.serializers import JsonSerializer
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchmarks.conftest import awaits, compare
-from benchmarks.test_signing_bench import decorated_hit, redis_port
+from benchmarks.conftest import compare
 from vix_ttl import _typed as typed
 
 VALUE = {
@@ -46,25 +42,3 @@ def test_default_serializer_hit_vs_aiocache_json(benchmark: BenchmarkFixture) ->
         decodes(json.loads, json.dumps(VALUE)),
         1.3,
     )
-
-
-@pytest.mark.benchmark(group="serializer")
-def test_native_redis_hit_vs_aiocache_redis_hit(
-    benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop
-) -> None:
-    import redis.asyncio
-
-    port = redis_port()
-    native = redis.asyncio.Redis(port=port)
-    through_aiocache = RedisCache(endpoint="127.0.0.1", port=port, namespace="through-aiocache:")
-    compare(
-        benchmark,
-        "@vix_cached Redis hit, same value: native client (bytes) / aiocache RedisCache (text)",
-        awaits(loop, decorated_hit(loop, native, None, VALUE)),
-        awaits(loop, decorated_hit(loop, through_aiocache, None, VALUE)),
-        1.1,
-        blocks=10,
-        n=200,
-    )
-    loop.run_until_complete(native.aclose())
-    loop.run_until_complete(through_aiocache.close())

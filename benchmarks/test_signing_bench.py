@@ -27,11 +27,11 @@ def redis_port() -> int:
 
 
 def decorated_hit(
-    loop: asyncio.AbstractEventLoop, cache: Any, secret: str | None, value: Any = VALUE
+    loop: asyncio.AbstractEventLoop, cache: Any, secret: str | None
 ) -> Callable[[], Awaitable[Any]]:
     @vix_cached(60, status=lambda match: "normal", breaker=VIXCircuitBreaker(), cache=cache, secret=secret)
-    async def price(match: int) -> Any:
-        return value
+    async def price(match: int) -> dict[str, Any]:
+        return VALUE
 
     loop.run_until_complete(price(42))
     return lambda: price(42)
