@@ -400,3 +400,40 @@ def test_backend_ttl_rules() -> None:
     assert backend_ttl(SimpleMemoryCache(), 2.5) == 2.5
     assert backend_ttl(redis, math.inf) is None  # never expires: no expiry at all
     assert backend_ttl(memcached, math.inf) is None
+
+
+async def test_a_key_shaped_like_a_tombstones_is_never_served_one(redis_port: int) -> None:
+    @cached(
+        ttl=60,
+        cache=RedisCache,
+        port=redis_port,
+        namespace=f"shaped-{id(redis_port)}-",
+        serializer=StringSerializer(),
+        key_builder=lambda f, name: name,
+        secret="a secret of the service's own",
+        status=lambda name: "normal",
+    )
+    async def profile(name: str) -> str:
+        return f"profile of {name}"
+
+    assert await profile("alice") == "profile of alice"
+    await profile.invalidate("alice")  # alice's key now has a tombstone
+    # A caller who picks the argument reads the tombstone's key: it is no entry (0.3's first cut served "").
+    assert await profile("vix_ttl|gone|alice") == "profile of vix_ttl|gone|alice"
+    assert await profile("alice") == "profile of alice"
+    await profile.cache.clear()
+    await profile.cache.close()
+
+
+def test_a_metaclass_that_equals_everything_is_no_safe_serializer() -> None:
+    class Equal(type):
+        def __eq__(cls, other: object) -> bool:
+            return True
+
+        __hash__ = type.__hash__
+
+    class Sly(PickleSerializer, metaclass=Equal):  # type: ignore[misc]
+        pass
+
+    with pytest.raises(ValueError, match="Sly may run code"):
+        VixSerializer(Sly())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,35 @@ from structlog.testing import capture_logs
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
 from vix_ttl.testing import FakeClock
+
+SECRET = "a secret of the service's own"
+
+
+def process(
+    cache: Any,
+    clock: FakeClock,
+    namespace: str,
+    computed: Iterator[Any],
+    *,
+    ttl: float | None = 60,
+    secret: str | None = SECRET,
+) -> Any:
+    """A function as one process has it over *cache*: its own breaker, its own memory of the
+    values it has seen; each computation returns the next of *computed*."""
+
+    @vix_cached(
+        ttl,
+        status=lambda *args: "normal",
+        cache=cache,
+        breaker=VIXCircuitBreaker(clock=clock),
+        clock=clock,
+        secret=secret,
+        namespace=namespace,
+    )
+    async def function(*args: Any) -> Any:
+        return next(computed)
+
+    return function
 
 
 async def gets(port: int) -> int:
@@ -81,20 +111,7 @@ async def test_an_older_entry_copied_back_is_never_served_after_a_newer_one(
     clock = FakeClock(1_000_000)
     cls: Any = RedisCache if kind == "redis" else MemcachedCache
     cache = cls(endpoint="127.0.0.1", port=port, namespace=f"replay-{uuid.uuid4().hex[:8]}:")
-    computed = iter(range(1, 100))
-
-    @vix_cached(
-        60,
-        status=lambda user: "normal",
-        cache=cache,
-        breaker=VIXCircuitBreaker(clock=clock),
-        clock=clock,
-        secret="a secret of the service's own",
-        namespace="balance",
-    )
-    async def balance(user: int) -> int:
-        return next(computed)
-
+    balance = process(cache, clock, "balance", iter(range(1, 100)))
     assert await balance(1) == 1
     key = cache.build_key(wire_key("balance", ((1,), {})))
     saved = await raw(cache, key, None)  # signed and valid: anyone with write access can keep it
@@ -133,33 +150,19 @@ async def test_an_entry_copied_back_after_its_key_was_dropped_is_refused_by_ever
         "native": lambda: aioredis.Redis(port=port),
     }[kind]()
 
-    def process() -> Any:
-        """The function as one process has it: its own memory of what it has seen."""
-
-        @vix_cached(
-            None,  # never expires
-            status=lambda user: "normal",
-            cache=cache,
-            breaker=VIXCircuitBreaker(clock=clock),
-            clock=clock,
-            secret="a secret of the service's own",
-            namespace=namespace,
-        )
-        async def grants(user: int) -> dict[str, bool]:
-            return next(computed)
-
-        return grants
+    def grants() -> Any:  # never expires
+        return process(cache, clock, namespace, computed, ttl=None)
 
     key = wire_key(namespace, ((1,), {}))
     stored = key if kind == "native" else cache.build_key(key)
     client = cache if kind == "native" else cache.client
-    one = process()
+    one = grants()
     assert await one(1) == {"admin": True}
     saved = await client.get(stored)  # signed and valid: anyone with write access can keep it
     clock.advance(30 * 24 * 3600)
     await (one.invalidate(1) if how == "invalidate" else one.cache_clear())
     await client.set(stored, saved)  # copied back
-    other = process()  # a process that never saw it go
+    other = grants()  # a process that never saw it go
     assert await other(1) == {"admin": False}
     assert other.cache_info().rejected == 1
     assert await other(1) == {"admin": False} and other.cache_info().hits == 1  # what replaced it is served
@@ -251,3 +254,51 @@ async def test_a_bypassed_value_that_cannot_be_stored_still_keeps_the_old_one_aw
     state["status"] = "normal"
     assert await odds(1) == (3, 4)  # computed again: the calm [1, 2] never comes back
     await cache.close()
+
+
+async def test_an_invalidation_from_a_host_whose_clock_is_behind_still_outlives_the_entry(
+    redis_port: int,
+) -> None:
+    client = aioredis.Redis(port=redis_port)
+    namespace, computed = f"skew-{uuid.uuid4().hex[:8]}", iter(range(1, 100))
+
+    def price(clock: FakeClock) -> Any:
+        return process(client, clock, namespace, computed)
+
+    writer, admin = price(FakeClock(1000.0)), price(FakeClock(970.0))  # the admin's host: 30 s behind
+    assert await writer("x") == 1
+    key = wire_key(namespace, (("x",), {}))
+    saved = await client.get(key)
+    assert await admin.invalidate("x")
+    await client.set(key, saved)  # copied back
+    reader = price(FakeClock(1006.0))  # a fresh process, in step with the writer
+    assert await reader("x") == 2 and reader.cache_info().rejected == 1
+    await client.aclose()
+
+
+async def test_a_forged_place_far_ahead_never_stops_a_process_caching(redis_port: int) -> None:
+    # Without a secret anyone may write any entry; 0.3's first cut remembered a planted place
+    # of 1.8e308, and placed every later write of the key at inf, which every reader refused.
+    client = aioredis.Redis(port=redis_port)
+    clock, computed = FakeClock(1000.0), iter(range(1, 100))
+    namespace = f"ahead-{uuid.uuid4().hex[:8]}"
+
+    def price() -> Any:
+        return process(client, clock, namespace, computed, secret=None)
+
+    one = price()
+    assert await one("x") == 1
+    key = wire_key(namespace, (("x",), {}))
+    far = "1.7976931348623157e+308"
+    await client.set(f"{{{key}}}|gone", f"vix_ttl:2|-|1000.0|60.0|60.0|gone|0.0|{far}\n")  # a tombstone
+    clock.advance(1)
+    await one("x")
+    await client.delete(f"{{{key}}}|gone")
+    await client.set(key, f"vix_ttl:2|-|1000.0|60.0|60.0|normal|0.0|{far}\n1")  # an entry
+    clock.advance(1)
+    await one("x")
+    clock.advance(61)
+    written = await one("x")
+    # What it writes now is kept: served to it again, and to a process that never saw the forgeries.
+    assert await one("x") == written and await price()("x") == written
+    await client.aclose()

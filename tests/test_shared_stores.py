@@ -935,3 +935,66 @@ async def test_every_value_comes_back_with_its_types_from_every_shared_store(
     if store != "aiocache-memcached":  # memcached cannot clear by prefix: the entries expire
         await value.cache_clear()
     await (cache.close() if store.startswith("aiocache") else cache.aclose())
+
+
+def nested(depth: int) -> tuple[Any, ...]:
+    value: tuple[Any, ...] = ()
+    for _ in range(depth - 1):
+        value = (value,)
+    return value
+
+
+@pytest.mark.parametrize(
+    "unkept", [nested(200), bytearray(b"odds"), memoryview(b"odds"), [1, (2, bytearray(b"x"))]], ids=repr
+)
+async def test_a_value_that_would_come_back_otherwise_is_returned_never_kept(
+    redis_port: int, unkept: Any
+) -> None:
+    import redis.asyncio
+
+    # 0.3's first cut stored a 200-deep tuple, and every process that read it crashed (SIGSEGV);
+    # msgpack packs a bytearray as bytes: it came back as bytes.
+    client = redis.asyncio.Redis(port=redis_port)
+
+    @vix_cached(60, status=lambda: "normal", cache=client, namespace=f"unkept-{uuid.uuid4().hex[:8]}")
+    async def value() -> Any:
+        return unkept
+
+    assert await value() is unkept and await value() is unkept
+    assert value.cache_info().hits == 0
+    await client.aclose()
+
+
+async def test_a_planted_entry_nested_too_deep_is_refused_not_decoded(
+    redis_port: int, raw_redis: redis.Redis
+) -> None:
+    import msgpack
+    import redis.asyncio
+
+    client = redis.asyncio.Redis(port=redis_port)
+    namespace = f"deep-{uuid.uuid4().hex[:8]}"
+
+    @vix_cached(60, status=lambda: "normal", cache=client, namespace=namespace)
+    async def value() -> str:
+        return "computed"
+
+    await value()
+    (key,) = raw_redis.keys(f"vix_ttl:{namespace}*")
+    payload = msgpack.packb([])
+    for _ in range(5000):  # tuples within tuples, 5,000 deep, written by hand
+        payload = msgpack.packb(msgpack.ExtType(1, payload))
+    raw_redis.set(
+        key, f"vix_ttl:2|-|{time.time()}|60.0|60.0|normal|0.0|{time.time()}\n".encode() + b"\xc1" + payload
+    )
+    assert await value() == "computed" and value.cache_info().rejected == 1
+    await client.aclose()
+
+
+def test_a_redis_client_with_a_timeout_out_of_range_is_refused_naming_it() -> None:
+    import redis.asyncio
+
+    with pytest.raises(ValueError, match="the Redis client's socket_timeout must be a number of seconds"):
+
+        @vix_cached(60, status=lambda: "normal", cache=redis.asyncio.Redis(port=1, socket_timeout=10**400))
+        async def value() -> int:
+            return 1

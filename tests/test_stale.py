@@ -176,9 +176,9 @@ def test_a_hit_near_its_expiry_refreshes_early_through_the_decorator(
         clock.advance(2)  # the computation takes 2 s on the entry clock: delta = 2
         return f"v{len(computes)}"
 
-    price = vix_cached(60, status=lambda key: "normal", breaker=breaker, early_refresh=1000)(compute)
+    price = vix_cached(60, status=lambda key: "normal", breaker=breaker, early_refresh=10**6)(compute)
     assert price(1) == "v1"
-    clock.advance(57)  # 1 s of freshness left: exp(-1 / 2000) ~ 1, a refresh is all but certain
+    clock.advance(57)  # 1 s of freshness left: a refresh all but certain (missed once in 2e6)
     assert price(1) == "v1"  # a hit: served at once
     wait_until(lambda: len(computes) == 2)
     wait_until(lambda: price(1) == "v2")  # and the refreshed entry replaced it

@@ -83,7 +83,7 @@ def runs_code(serializer: BaseSerializer) -> bool:
     stated = getattr(type(serializer), "runs_code", None)
     if isinstance(stated, bool):
         return stated
-    return type(serializer) not in _SAFE
+    return not any(type(serializer) is safe for safe in _SAFE)  # `is`: a metaclass may define ==
 
 
 # aiocache's serializers that decode data, never code (msgpack without ext hooks).

@@ -123,7 +123,9 @@ class AiocacheStore:
             await self.set(self.tomb_key(key), tombstone, ttl)
         return await self.delete(key)
 
-    async def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
+    async def clear(
+        self, prefix: str, tombstone: Callable[[Any, Any], Any], ttl: float
+    ) -> AsyncIterator[None]:
         cache = self._cache
         if isinstance(cache, MemcachedBackend):
             raise NotImplementedError(
@@ -135,9 +137,9 @@ class AiocacheStore:
             # keys found hold the cache's namespace: their tombstones' keys are built from them.
             namespace = self.stored_key("")
 
-            def tomb(stored: bytes) -> tuple[bytes, Any]:
+            def tomb(stored: bytes, entry: Any) -> tuple[bytes, Any]:
                 key = stored[len(namespace) :].decode()
-                return self.stored_key(self.tomb_key(key)), tombstone(key)
+                return self.stored_key(self.tomb_key(key)), tombstone(key, entry)
 
             async for step in scan_and_bury(cache.client, prefix, tomb, ttl):
                 yield step

@@ -30,12 +30,15 @@ from typing import Any, NamedTuple
 from vix_ttl._signing import Signer
 from vix_ttl.status import VixStatus
 
-__all__ = ["Header", "open_envelope", "seal", "seal_local"]
+__all__ = ["GONE", "Header", "open_envelope", "seal", "seal_local"]
 
 _MARK = "vix_ttl:2|"
 _MARK_BYTES = _MARK.encode()
 _UNSIGNED = "-"
 _STATUSES = frozenset(status.value for status in VixStatus)
+GONE = "gone"
+"""A tombstone's status: signed with the rest, so no entry is ever read as one, nor one as an entry."""
+_GONE = frozenset({GONE})
 
 
 class Header(NamedTuple):
@@ -80,14 +83,16 @@ def seal_local(header: Header, payload: Any) -> tuple[Any, ...]:
 
 
 def open_envelope(
-    raw: Any, *, signer: Signer | None = None, key: bytes | None = None
+    raw: Any, *, signer: Signer | None = None, key: bytes | None = None, tombstone: bool = False
 ) -> tuple[Header, Any] | None:
     """``(header, payload)`` of a valid envelope, or ``None`` for anything else.
 
     With a *signer*, an envelope whose signature does not verify (or that has
     none) is ``None`` too; its payload is never touched. A tuple needs no
-    signature: only an in-process store can hold one.
+    signature: only an in-process store can hold one. *tombstone*: a tombstone is
+    asked for (status ``GONE``), and nothing else is one; else an entry.
     """
+    statuses = _GONE if tombstone else _STATUSES
     try:
         if isinstance(raw, str):
             if not raw.startswith(_MARK):
@@ -96,7 +101,7 @@ def open_envelope(
             if signer is not None and not signer.verify(key, body.encode(), signature):
                 return None
             head, _, payload = body.partition("\n")
-            return _header(head.split("|")), payload
+            return _header(head.split("|"), statuses), payload
         if isinstance(raw, bytes | bytearray):
             if not raw.startswith(_MARK_BYTES):
                 return None
@@ -105,16 +110,16 @@ def open_envelope(
             if signer is not None and not signer.verify(key, body_bytes, signature):
                 return None
             head_bytes, _, payload_bytes = body_bytes.partition(b"\n")
-            return _header(head_bytes.decode("ascii").split("|")), payload_bytes
+            return _header(head_bytes.decode("ascii").split("|"), statuses), payload_bytes
         if isinstance(raw, tuple) and len(raw) == 8 and raw[0] == _MARK:
-            return _header(list(raw[1:7])), raw[7]
+            return _header(list(raw[1:7]), statuses), raw[7]
     except (TypeError, ValueError, UnicodeError):
         pass
     return None
 
 
-def _header(fields: list[Any]) -> Header:
-    if len(fields) not in (5, 6) or fields[3] not in _STATUSES:  # 0.2 wrote 5 fields
+def _header(fields: list[Any], statuses: frozenset[str]) -> Header:
+    if len(fields) not in (5, 6) or fields[3] not in statuses:  # 0.2 wrote 5 fields
         raise ValueError("not a vix_ttl envelope header")
     stored_at, ttl, base_ttl, delta = (float(f) for f in (*fields[:3], fields[4]))
     order = float(fields[5]) if len(fields) == 6 else stored_at

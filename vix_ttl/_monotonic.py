@@ -21,10 +21,14 @@ from collections.abc import Hashable
 
 import cachetools
 
-__all__ = ["NEWEST_KEYS", "Newest"]
+__all__ = ["AHEAD_SECONDS", "NEWEST_KEYS", "Newest"]
 
 NEWEST_KEYS = 16384
 """Keys whose newest value's time one function (or one serializer) remembers."""
+AHEAD_SECONDS = 60.0
+"""How far past this process's clock a value may be placed and still be seen: a place
+further ahead (a clock far off, or forged without a secret) would push this process's
+own writes past it, where every reader refuses them."""
 
 
 class Newest:
@@ -35,11 +39,12 @@ class Newest:
     def __init__(self, maxsize: int = NEWEST_KEYS) -> None:
         self._places: cachetools.LRUCache[Hashable, float] = cachetools.LRUCache(maxsize)
 
-    def see(self, key: Hashable, place: float) -> bool:
+    def see(self, key: Hashable, place: float, now: float) -> bool:
         """Whether an entry of *key* at *place* may be served (it comes before no value already
-        seen); when it may, it is noted as seen. One lookup: this is on the hit path."""
+        seen, and is not placed more than ``AHEAD_SECONDS`` after *now*); when it may, it is
+        noted as seen. One lookup: this is on the hit path."""
         latest = self._places.get(key, -math.inf)
-        if place < latest:
+        if place < latest or place > now + AHEAD_SECONDS:
             return False
         if place > latest:
             self._places[key] = place

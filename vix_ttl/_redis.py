@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from vix_ttl._budget import Budget, Commands
+from vix_ttl._checks import check_seconds
 
 __all__ = [
     "PoolSlots",
@@ -29,11 +30,11 @@ __all__ = [
 
 
 async def scan_and_bury(
-    client: Any, prefix: str, tombstone: Callable[[bytes], tuple[bytes, Any]], ttl: float
+    client: Any, prefix: str, tombstone: Callable[[bytes, Any], tuple[bytes, Any]], ttl: float
 ) -> AsyncIterator[None]:
     """Replace the keys of an asyncio Redis or RedisCluster client that start with *prefix*
-    by their tombstones (``tombstone(key)``: its key and value, kept *ttl* seconds): one step
-    per ``SCAN`` of one node and one pipeline of what it found.
+    by their tombstones (``tombstone(key, entry)``: its key and value, kept *ttl* seconds):
+    one step per ``SCAN`` of one node, a pipeline reading what it found, one writing.
 
     The prefix is matched as it is written: its glob characters (a namespace ``svc[ab]``
     of the cache's own, say) are escaped. A cluster is scanned node by node, and each
@@ -53,7 +54,12 @@ async def scan_and_bury(
                 cursors, keys = await client.scan(cursor, match=pattern, count=1000, target_nodes=node)
                 cursor = cursors[node.name]
             if keys:
-                await bury(client, [(key, *tombstone(key)) for key in keys], ttl)
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.get(key)
+                    entries = await pipe.execute()
+                buried = [(key, *tombstone(key, entry)) for key, entry in zip(keys, entries, strict=True)]
+                await bury(client, buried, ttl)
             yield
             if not cursor:
                 break
@@ -77,7 +83,7 @@ _GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pa
 def socket_timeout(client: Any) -> float | None:
     """A redis-py client's ``socket_timeout`` (plain, cluster or Sentinel; sync or asyncio), if set."""
     seconds = _settings(client).get("socket_timeout")
-    return float(seconds) if seconds else None
+    return check_seconds("the Redis client's socket_timeout", seconds, positive=True) if seconds else None
 
 
 def decodes_responses(client: Any) -> bool:

@@ -114,9 +114,9 @@ class RedisStore:
         tomb = self.stored_key(self.tomb_key(key))
         return bool(await bury(self._client, [(self.stored_key(key), tomb, tombstone)], ttl))
 
-    def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
-        def tomb(stored: bytes) -> tuple[bytes, Any]:
+    def clear(self, prefix: str, tombstone: Callable[[Any, Any], Any], ttl: float) -> AsyncIterator[None]:
+        def tomb(stored: bytes, entry: Any) -> tuple[bytes, Any]:
             key = stored.decode()
-            return self.stored_key(self.tomb_key(key)), tombstone(key)
+            return self.stored_key(self.tomb_key(key)), tombstone(key, entry)
 
         return scan_and_bury(self._client, prefix, tomb, ttl)

@@ -41,12 +41,12 @@ from vix_ttl._engine import (
     Raised,
     fresh,
 )
-from vix_ttl._envelope import Header, open_envelope, seal, seal_local
+from vix_ttl._envelope import GONE, Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
 from vix_ttl._keys import digest, key_prefix, wire_key
 from vix_ttl._lease import NOTHING, LeaseStore, single_flight
-from vix_ttl._monotonic import Newest
+from vix_ttl._monotonic import AHEAD_SECONDS, Newest
 from vix_ttl._signing import Signer
 from vix_ttl._stale import Stale, early_refresh_due
 from vix_ttl.status import VixStatus
@@ -121,10 +121,10 @@ class Backend(Protocol):
         """Store *tombstone* under ``tomb_key(key)`` for *ttl* seconds, and delete *key*; whether
         it was there. (An in-process store, which nobody else writes to, only deletes it.)"""
 
-    def clear(self, prefix: str, tombstone: Callable[[Any], Any], ttl: float) -> AsyncIterator[None]:
+    def clear(self, prefix: str, tombstone: Callable[[Any, Any], Any], ttl: float) -> AsyncIterator[None]:
         """Bury every key of this store that starts with *prefix* (as ``stored_key`` writes it)
-        under ``tombstone(key)``, a step at a time: each step is a few commands, run within a
-        timeout of its own.
+        under ``tombstone(key, raw)`` (*raw*: the entry it buries), a step at a time: each step
+        is a few commands, run within a timeout of its own.
 
         Raises:
             NotImplementedError: the store cannot list keys (memcached).
@@ -189,7 +189,7 @@ class SharedEngine(Engine):
         if instance is not None:
             args = (instance, *args)
         ttl, key, status, base = self.prepare(args, kwargs)
-        signed_key = None if self._signer is None else self._store.stored_key(key)
+        signed_key = self._signed(key)
         outcome, stale = BYPASS, None
         # A hung backend costs a call one timeout in all: every command gets what the others left.
         budget = self._commands.budget()
@@ -238,11 +238,12 @@ class SharedEngine(Engine):
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry"), None
         header, payload = opened
-        if tomb is not None and header.order <= self._buried_at(key, tomb):
+        now = self._clock()
+        if tomb is not None and header.order <= self._buried_at(key, tomb, now):
             return self._reject("it was written before its key was invalidated: copied back"), None
-        if not self._newest.see(key, header.order):  # noted: this process's next value goes after it
-            return STALE, None  # older than a value this process has seen: never again
-        age, fresh_for = self._clock() - header.stored_at, min(header.ttl, ttl)
+        if not self._newest.see(key, header.order, now):  # noted: this process's next value goes after it
+            return STALE, None  # older than a value this process has seen (or placed far ahead): never again
+        age, fresh_for = now - header.stored_at, min(header.ttl, ttl)
         if fresh(age, header.ttl, ttl):
             outcome = HIT
         elif (
@@ -263,24 +264,31 @@ class SharedEngine(Engine):
         self._rejections.recovered("get")
         return outcome, _Found(value, header.stored_at, age, fresh_for, header.delta)
 
-    def _buried_at(self, key: Any, tomb: Any) -> float:
+    def _buried_at(self, key: Any, tomb: Any, now: float) -> float:
         """The place of *key*'s tombstone *tomb* among its values (noted: this process's next
-        value goes after it); ``-inf`` for one that is not valid (it proves nothing)."""
-        signed = None if self._signer is None else self._store.stored_key(self._store.tomb_key(key))
-        opened = open_envelope(tomb, signer=self._signer, key=signed)
-        if opened is None:
+        value goes after it); ``-inf`` for one that is not valid, or placed far ahead of *now*
+        (it proves nothing)."""
+        signed = self._signed(self._store.tomb_key(key))
+        opened = open_envelope(tomb, signer=self._signer, key=signed, tombstone=True)
+        if opened is None or opened[0].order > now + AHEAD_SECONDS:
             return -math.inf
-        place = opened[0].order
-        self._newest.see(key, place)
-        return place
+        self._newest.see(key, opened[0].order, now)
+        return opened[0].order
 
-    def _tombstone(self, key: Any) -> Any:
-        """A record, signed, that the values of *key* placed before now are gone: an entry
-        copied back after ``invalidate`` or ``cache_clear`` is placed before it."""
+    def _tombstone(self, key: Any, raw: Any) -> Any:
+        """A record, signed, that the values of *key* are gone up to the one in *raw* (the entry
+        it buries, or None) and up to now: an entry copied back after ``invalidate`` or
+        ``cache_clear`` is placed before it, whatever the clock of the process that wrote it."""
         now = self._clock()
-        header = Header(now, self._tomb_ttl, 0.0, VixStatus.NORMAL.value, 0.0, self._newest.place(key, now))
-        signed = None if self._signer is None else self._store.stored_key(self._store.tomb_key(key))
-        return seal(header, b"", signer=self._signer, key=signed)
+        opened = None if raw is None else open_envelope(raw, signer=self._signer, key=self._signed(key))
+        if opened is not None:
+            self._newest.see(key, opened[0].order, now)
+        header = Header(now, self._tomb_ttl, 0.0, GONE, 0.0, self._newest.place(key, now))
+        return seal(header, b"", signer=self._signer, key=self._signed(self._store.tomb_key(key)))
+
+    def _signed(self, key: Any) -> bytes | None:
+        """What the signature of *key*'s record covers of its key (None: nothing is signed)."""
+        return None if self._signer is None else self._store.stored_key(key)
 
     @property
     def _tomb_ttl(self) -> float:
@@ -334,7 +342,7 @@ class SharedEngine(Engine):
             return run
         budget = self._commands.budget() if budget is None else budget
         lease = "vix_ttl:lease" + digest(str(key))  # never an entry's key, always a memcached key
-        signed_key = None if self._signer is None else self._store.stored_key(key)
+        signed_key = self._signed(key)
         since = self._clock()
 
         async def look(within: Budget | None) -> Any:
@@ -420,10 +428,15 @@ class SharedEngine(Engine):
 
     async def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         key = self.key(args, kwargs)
-        tombstone = self._tombstone(key)
+        budget = self._commands.budget()
         try:
+            # The entry it buries first: the tombstone goes after it, and after the tombstone before.
+            raw, tomb = await self._commands.run(lambda: self._store.get(key), budget)
+            if tomb is not None:
+                self._buried_at(key, tomb, self._clock())
+            tombstone = self._tombstone(key, raw)
             return bool(
-                await self._commands.run(lambda: self._store.bury(key, tombstone, self._tomb_ttl), None)
+                await self._commands.run(lambda: self._store.bury(key, tombstone, self._tomb_ttl), budget)
             )
         except Exception as exc:  # fail open: nothing was dropped that could be served after its TTL
             self._faults.failed("delete", exc)

@@ -8,8 +8,9 @@ what functions return — ``None``, bools, ints of any size, floats, ``str``,
 nested — and decodes data, never code. msgpack carries it (C-accelerated, well-kept,
 aiocache's own): each type JSON lacks is a msgpack extension of its own, decoded by
 ``_extension`` into that type alone. Types are matched exactly: a subclass (an
-``IntEnum``, a ``namedtuple``, a ``str`` subclass) would come back as its base, so
-it is refused, ``UnkeepableValueError`` naming it.
+``IntEnum``, a ``namedtuple``, a ``str`` subclass) or a ``bytearray`` would come back
+as its base, so it is refused, ``UnkeepableValueError`` naming it; so is a nesting of
+tuples, sets and frozensets deeper than ``MAX_NESTING`` (on reading too).
 
 Two forms, for two kinds of store: bytes (``dumps``) where the store keeps bytes,
 text (``dumps_text``, base64) where it decodes what it reads as text (aiocache's
@@ -23,12 +24,13 @@ import base64
 import datetime
 import decimal
 import json
+import threading
 import uuid
 from typing import Any
 
 import msgpack
 
-__all__ = ["UnkeepableValueError", "dumps", "dumps_text", "loads"]
+__all__ = ["MAX_NESTING", "UnkeepableValueError", "dumps", "dumps_text", "loads"]
 
 _BINARY = b"\xc1"  # a byte msgpack never uses, and no JSON text starts with
 _TEXT = "~"  # no JSON text starts with it either
@@ -73,15 +75,55 @@ def loads(payload: bytes | str) -> Any:
     return json.loads(payload)
 
 
+MAX_NESTING = 32
+"""Tuples, sets and frozensets within one another, at most: each level is a msgpack
+extension decoded by a call of its own, and the C stack is finite (200 levels crashed
+the reading process)."""
+
+
 def _pack(value: Any) -> bytes:
+    _check(value)
     try:
         return msgpack.packb(value, default=_extend, use_bin_type=True, strict_types=True, datetime=False)  # type: ignore[no-any-return]
     except (ValueError, OverflowError) as exc:  # a nesting too deep, say
         raise UnkeepableValueError(f"vix_ttl's serializer cannot keep this value: {exc}") from None
 
 
+def _check(value: Any) -> None:
+    """Refuse a value that would come back otherwise: a type this serializer does not keep
+    (msgpack itself packs a ``bytearray`` as ``bytes``), or extensions nested too deep."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if kind is list:
+            pending.extend((x, depth) for x in item)
+        elif kind is dict:
+            pending.extend((x, depth) for pair in item.items() for x in pair)
+        elif kind in _EXTENDED:
+            if depth == MAX_NESTING:
+                raise UnkeepableValueError(
+                    f"vix_ttl's serializer keeps tuples, sets and frozensets {MAX_NESTING} deep at most"
+                )
+            pending.extend((x, depth + 1) for x in item)
+        else:
+            raise _unkeepable(kind)
+
+
 def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_extension, strict_map_key=False, raw=False, use_list=True)
+    depth = getattr(_decoding, "depth", 0)
+    if depth > MAX_NESTING:
+        raise ValueError(f"not a vix_ttl value: extensions nested deeper than {MAX_NESTING}")
+    _decoding.depth = depth + 1
+    try:
+        return msgpack.unpackb(data, ext_hook=_extension, strict_map_key=False, raw=False, use_list=True)
+    finally:
+        _decoding.depth = depth
+
+
+_decoding = threading.local()  # how deep the extension being decoded is, in this thread
 
 
 # Extension codes: each is decoded into its own type only.
@@ -109,12 +151,24 @@ def _extend(value: Any) -> msgpack.ExtType:
         return msgpack.ExtType(_UUID, value.bytes)
     if kind is int:  # beyond 64 bits
         return msgpack.ExtType(_INT, str(value).encode())
-    raise UnkeepableValueError(
+    raise _unkeepable(kind)
+
+
+def _unkeepable(kind: type) -> UnkeepableValueError:
+    return UnkeepableValueError(
         f"vix_ttl's serializer cannot keep a {kind.__module__}.{kind.__qualname__} exactly (it keeps None, "
         f"bool, int, float, str, bytes, list, tuple, dict, set, frozenset, datetime, date, time, Decimal "
         f"and UUID, not their subclasses): return one of those, or give the cache a serializer that "
         f"keeps it (with a secret if it may run code)"
     )
+
+
+# What _check lets through as it is, and the containers that are extensions (nested, counted).
+_LEAVES = frozenset(
+    {type(None), bool, int, float, str, bytes, datetime.datetime, datetime.date, datetime.time}
+    | {decimal.Decimal, uuid.UUID}
+)
+_EXTENDED = frozenset({tuple, set, frozenset})
 
 
 def _extension(code: int, data: bytes) -> Any:

@@ -213,10 +213,11 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         if opened is None:
             return self._reject("not a valid, signed vix_ttl entry")
         header, payload = opened
-        if key and not self._newest.see(key, header.order):
+        now = self.clock()
+        if key and not self._newest.see(key, header.order, now):
             return None  # older than a value of this key this serializer has seen
         decision = self.breaker.decide(header.status, header.base_ttl)
-        if not fresh(self.clock() - header.stored_at, header.ttl, decision.ttl):
+        if not fresh(now - header.stored_at, header.ttl, decision.ttl):
             return None
         try:
             loaded = self.inner.loads(payload)
