@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -144,11 +144,12 @@ async def test_an_entry_copied_back_after_its_key_was_dropped_is_refused_by_ever
     port = request.getfixturevalue("memcached_port" if kind == "memcached" else "redis_port")
     clock = FakeClock(1_000_000)
     namespace, computed = f"grants-{uuid.uuid4().hex[:8]}", iter([{"admin": True}, {"admin": False}])
-    cache: Any = {
+    makers: dict[str, Callable[[], Any]] = {
         "redis": lambda: RedisCache(endpoint="127.0.0.1", port=port, namespace=f"{namespace}:"),
         "memcached": lambda: MemcachedCache(endpoint="127.0.0.1", port=port, namespace=f"{namespace}:"),
         "native": lambda: aioredis.Redis(port=port),
-    }[kind]()
+    }
+    cache = makers[kind]()
 
     def grants() -> Any:  # never expires
         return process(cache, clock, namespace, computed, ttl=None)
@@ -269,6 +270,7 @@ async def test_an_invalidation_from_a_host_whose_clock_is_behind_still_outlives_
     assert await writer("x") == 1
     key = wire_key(namespace, (("x",), {}))
     saved = await client.get(key)
+    assert saved is not None
     assert await admin.invalidate("x")
     await client.set(key, saved)  # copied back
     reader = price(FakeClock(1006.0))  # a fresh process, in step with the writer

@@ -916,12 +916,13 @@ async def test_every_value_comes_back_with_its_types_from_every_shared_store(
 ) -> None:
     import redis.asyncio
 
-    cache: Any = {
+    makers: dict[str, Callable[[], Any]] = {
         "aiocache-redis": lambda: redis_cache(redis_port),
         "aiocache-memcached": lambda: MemcachedCache(endpoint="127.0.0.1", port=memcached_port),
         "redis": lambda: redis.asyncio.Redis(port=redis_port),
         "redis-text": lambda: redis.asyncio.Redis(port=redis_port, decode_responses=True),
-    }[store]()
+    }
+    cache = makers[store]()
 
     @vix_cached(60, status=lambda i: "normal", cache=cache, namespace=f"round-trip-{uuid.uuid4().hex[:8]}")
     async def value(i: int) -> Any:
