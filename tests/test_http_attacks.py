@@ -696,34 +696,38 @@ async def test_the_apps_freshness_bounds_what_is_kept_however_stated(
 # -- entries anyone may have written ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("field", "planted"),
-    [("ttl", math.nan), ("cap", -1.0), ("at", math.inf), ("status", 99), ("private_cap", "forever")],
-)
-async def test_a_planted_entry_of_another_shape_is_recomputed(
-    backend: Backend, clock: FakeClock, field: str, planted: Any
-) -> None:
-    store: dict[Any, Any] = {}
-    async with client(cached(backend, clock, cache=store, namespace="odds")) as http:
-        await http.get("/page")
-        (entry,) = store.values()
-        entry.value[field] = planted
-        served = await http.get("/page")
-        again = await http.get("/page")
-    assert (served.status_code, served.text, served.headers["x-vix-cache"]) == (200, "page 2", "miss")
-    assert (again.text, again.headers["x-vix-cache"]) == ("page 2", "hit")
+def _setting(field: str, planted: Any) -> Callable[[dict[str, Any]], None]:
+    def plant(value: dict[str, Any]) -> None:
+        value[field] = planted
+
+    return plant
+
+
+def _header(planted: Any) -> Callable[[dict[str, Any]], None]:
+    def plant(value: dict[str, Any]) -> None:
+        value["headers"][0] = planted
+
+    return plant
 
 
 @pytest.mark.parametrize(
-    "planted",
+    "plant",
     [
-        ["content-type", "text/plain\r\nset-cookie: stolen=1"],  # a header split in two
-        ["content-type", "text/plain", "x"],  # a header of three parts
-        ["content-length", "1"],  # one the middleware states itself
+        _setting("ttl", math.nan),
+        _setting("cap", -1.0),
+        _setting("at", math.inf),
+        _setting("status", 99),
+        _setting("private_cap", "forever"),
+        _setting("etag", '"x"\r\nset-cookie: stolen=1'),
+        _header(["content-type", "text/plain\r\nset-cookie: stolen=1"]),  # a header split in two
+        _header(["content-type", "text/plain", "x"]),  # a header of three parts
+        _header(["content-length", "1"]),  # one the middleware states itself
+        # Bytes in tuples, as the in-process store keeps them: 0.3's first cut took those as its own.
+        _setting("headers", ((b"set-cookie", b"stolen=1\r\nx: y"),)),
     ],
 )
-async def test_on_redis_an_unsigned_entry_cannot_split_the_response(
-    backend: Backend, clock: FakeClock, redis_port: int, planted: list[str]
+async def test_on_redis_an_unsigned_entry_of_another_shape_is_recomputed(
+    backend: Backend, clock: FakeClock, redis_port: int, plant: Callable[[dict[str, Any]], None]
 ) -> None:
     import redis.asyncio as redis
 
@@ -732,17 +736,15 @@ async def test_on_redis_an_unsigned_entry_cannot_split_the_response(
     try:
         async with client(cached(backend, clock, cache=store, namespace=namespace)) as http:
             await http.get("/page")
-            (key,) = [k async for k in store.scan_iter(f"*{namespace}*")]
+            (key,) = [k async for k in store.scan_iter(f"vix_ttl:*{namespace}*")]
             stored = await store.get(key)
             assert isinstance(stored, bytes)
-
-            def plant(value: dict[str, Any]) -> None:
-                value["headers"][0] = planted
-
             await store.set(key, rewrite_entry(stored, plant))
             served = await http.get("/page")
+            again = await http.get("/page")
         assert "stolen" not in str(served.headers) and "set-cookie" not in served.headers
-        assert (served.text, served.headers["x-vix-cache"]) == ("page 2", "miss")
+        assert (served.status_code, served.text, served.headers["x-vix-cache"]) == (200, "page 2", "miss")
+        assert (again.text, again.headers["x-vix-cache"]) == ("page 2", "hit")
     finally:
         for key in [k async for k in store.scan_iter(f"*{namespace}*")]:
             await store.delete(key)

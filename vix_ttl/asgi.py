@@ -297,7 +297,7 @@ class VixCacheMiddleware:
             value = await self._call(request, key, revalidate)
             if value is None:  # answered already: the app's own response, passed on
                 return
-            wire = _wire(value)
+            wire = _wire(value, not self._in_process)
             if wire is None or self._outdated(request, key, value):
                 # Served from the cache, it cannot go out: an entry of another shape (anyone may
                 # write to a shared store), or one whose own status forbids serving it now (a
@@ -306,7 +306,7 @@ class VixCacheMiddleware:
                 value = await self._call(request, key, revalidate=True)
                 if value is None:
                     return
-                wire = _wire(value)
+                wire = _wire(value, not self._in_process)
             if wire is None:  # planted again meanwhile: the app answers, nothing is kept
                 await self.app(request.scope, request.receive, _saying(request.send, "bypass", no_store=True))
                 return
@@ -659,32 +659,32 @@ def _may_serve_stale(value: Any) -> bool:
     return isinstance(value, dict) and value.get("revalidate") is not True
 
 
-def _wire(value: Any) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
-    """A cached value's headers and body as bytes; None if it lacks the shape ``_compute``
-    gives (a store may hold anything: anyone may write to a shared one). One pass: what the
-    response needs anyway."""
+def _wire(value: Any, shared: bool) -> tuple[tuple[tuple[bytes, bytes], ...], bytes] | None:
+    """A cached value's headers and body as bytes. In process, the value ``_compute`` kept
+    (nobody else writes there); from a *shared* store, anything anyone wrote: None unless it
+    has the shape ``_compute`` gives, with numbers in range and headers that can neither
+    split the response nor restate the middleware's own."""
     try:
+        if not shared:  # a value of another shape is someone's mistake, never an attack
+            headers, body = value["headers"], value["body"]
+            return (headers, body) if headers.__class__ is tuple and body.__class__ is bytes else None
         if not (
             value["status"].__class__ is int
             and 200 <= value["status"] <= 599
-            and value["etag"].__class__ is str
+            and _http.is_etag(value["etag"])
             and value["vix_status"] in _STATUS_OF
             and _span(value["ttl"])
             and _span(value["cap"])
             and _span(value.get("private_cap", 0))
             and _span(value["at"], forever=False)
             and value.get("revalidate", False).__class__ is bool
+            and value["headers"].__class__ is list
         ):
             return None
-        headers, body = value["headers"], value.get("body")
-        if headers.__class__ is not tuple:  # a shared store's text (only _compute makes tuples of bytes)
-            headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
-            body = base64.b64decode(value["body64"], validate=True)
-            if not _http.is_etag(value["etag"]) or not all(
-                _http.safe_header(k, v) and k not in _OWN and k not in _HOP_BY_HOP for k, v in headers
-            ):
-                return None  # a header that would split the response or restate ours
-        return (headers, body) if body.__class__ is bytes else None
+        headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"])
+        if not all(_http.safe_header(k, v) and k not in _OWN and k not in _HOP_BY_HOP for k, v in headers):
+            return None
+        return headers, base64.b64decode(value["body64"], validate=True)
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
         return None
 
