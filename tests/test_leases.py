@@ -255,3 +255,23 @@ async def test_a_slow_but_healthy_server_never_makes_a_waiter_compute_twice(redi
     assert computes == [0] and second.cache_info().errors == 0
     await first.cache.close()
     await second.cache.close()
+
+
+def test_a_waiter_held_up_past_renewals_still_sees_its_holder_alive() -> None:
+    # Under load a waiter's own loop may stall longer than a renewal: it then sees the count
+    # two up, not one. 0.3's first cut took that for a dead holder, took the lease over, and
+    # computed the key a second time (a cluster fleet on two cores, about one run in three).
+    now = [0.0]
+    waiting = lease_module._Waiting(lambda: now[0])
+    assert waiting.alive("0123456789abcdef.0")
+    now[0] = 5.5  # stalled: the holder renewed at 2.5 s and 5 s meanwhile
+    assert waiting.alive("0123456789abcdef.2")
+    now[0] = 10.0
+    assert waiting.alive("0123456789abcdef.3")
+    # A value that jumps faster than renewals can is no sign of life: it lapses a lease after.
+    churned = lease_module._Waiting(lambda: now[0])
+    assert churned.alive("0123456789abcdef.0")
+    for step in range(1, 60):
+        now[0] += 0.1
+        churned.alive(f"0123456789abcdef.{7 * step}")
+    assert not churned.alive("0123456789abcdef.420")

@@ -179,20 +179,21 @@ class _Waiting:
     """What a waiter has seen of the lease it waits on: is its holder still alive?
 
     A holder renews every half lease, its counter one up each time; so a value that
-    moves only counts as life when it is a renewal (the same token, the next count,
-    not sooner than a quarter lease after the last one) or a new holder's first value.
-    A lease that shows no such sign for a lease time has lapsed, however often it
-    changes otherwise; and no wait lasts longer than ``MAX_WAIT_SECONDS``.
+    moves only counts as life when it is a renewal (the same token, a later count no
+    sooner than that many renewals take: a waiter whose own loop was held up may miss
+    some; and not sooner than a quarter lease after the last sign) or a new holder's
+    first value. A lease that shows no such sign for a lease time has lapsed, however
+    often it changes otherwise; and no wait lasts longer than ``MAX_WAIT_SECONDS``.
     """
 
-    __slots__ = ("_alive_at", "_began", "_now", "_seen", "holders")
+    __slots__ = ("_alive_at", "_began", "_now", "_seen", "_seen_at", "holders")
 
     count = 0
     """How many waits this process has going now (they space their polls by it)."""
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
-        self._began = self._alive_at = now()
+        self._began = self._alive_at = self._seen_at = now()
         self._seen: tuple[str, int] | None = None
         self.holders: set[str] = set()
         """The tokens of the holders waited on (a failed one's word names its token)."""
@@ -205,13 +206,24 @@ class _Waiting:
             first = self._seen is None
             newcomer = count == 0 and token not in self.holders and len(self.holders) < _MAX_HOLDERS
             if first or newcomer:  # the lease waited on, or a new holder's first value
-                self._seen, self._alive_at = (token, count), now
+                self._seen, self._seen_at, self._alive_at = (token, count), now, now
                 self.holders.add(token)
-            elif self._seen is not None and (token, count) == (self._seen[0], self._seen[1] + 1):
-                self._seen = (token, count)  # a renewal; a sign of life unless too soon after the last
+            elif (
+                self._seen is not None and token == self._seen[0] and self._renewed(self._seen[1], count, now)
+            ):
+                self._seen, self._seen_at = (
+                    (token, count),
+                    now,
+                )  # a sign of life unless too soon after the last
                 if now - self._alive_at >= LEASE_SECONDS / 4:
                     self._alive_at = now
         return now - self._alive_at < LEASE_SECONDS
+
+    def _renewed(self, seen: int, count: int, now: float) -> bool:
+        """Whether the holder seen at count *seen* could have renewed up to *count* by *now*:
+        renewals come a half lease apart (a quarter, given the latency of either side)."""
+        renewals = count - seen
+        return renewals > 0 and now - self._seen_at >= (renewals - 1) * LEASE_SECONDS / 4
 
     def restart(self) -> None:
         self._alive_at = self._now()
