@@ -32,6 +32,7 @@ from vix_ttl.fleet import RedisWindow
 
 KEYS = 300
 PROCESSES = 6
+CALLS_AT_ONCE = 50
 
 
 def cluster_member(port: int, namespace: str, barrier: Any, results: Any) -> None:
@@ -51,10 +52,19 @@ def cluster_member(port: int, namespace: str, barrier: Any, results: Any) -> Non
             await asyncio.sleep(0.2)  # long enough for every process to arrive
             return {"match": match, "book": book}
 
+        async def every_key() -> list[dict[str, Any]]:
+            # CALLS_AT_ONCE at a time, every process on the same keys at the same time: each key
+            # is contended fleet-wide, and two cores run three masters and six processes.
+            values: list[dict[str, Any]] = []
+            for first in range(0, KEYS, CALLS_AT_ONCE):
+                batch = range(first, min(first + CALLS_AT_ONCE, KEYS))
+                values += await asyncio.gather(*(odds(m, book="bet365") for m in batch))
+            return values
+
         await asyncio.to_thread(barrier.wait, 60)
         with capture_logs() as logs:
-            values = await asyncio.gather(*(odds(m, book="bet365") for m in range(KEYS)))
-            again = await asyncio.gather(*(odds(m, book="bet365") for m in range(KEYS)))
+            values = await every_key()
+            again = await every_key()
         wrong = sum(v != {"match": m % KEYS, "book": "bet365"} for m, v in enumerate([*values, *again]))
         results.put((odds.cache_info()._asdict(), wrong, [(log["event"], log.get("error")) for log in logs]))
         await client.aclose()
@@ -73,7 +83,8 @@ def test_a_fleet_over_a_redis_cluster_computes_each_key_once(cluster_ports: list
     totals = {field: sum(info[field] for info in infos) for field in infos[0]}
     cluster = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
     computes = [int(cluster.get(f"{namespace}:computes:{m}") or 0) for m in range(KEYS)]
-    assert totals["hits"] == KEYS * PROCESSES, (totals, sorted(computes)[-20:], sum(computes))  # all cached
+    # All cached: every call of the second round is a hit (and a slower process's first ones may be).
+    assert totals["hits"] >= KEYS * PROCESSES, (totals, sorted(computes)[-20:], sum(computes))
     assert sum(info["misses"] for info in infos) == KEYS  # one computation per key, fleet-wide
     cluster = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
     computes = [int(cluster.get(f"{namespace}:computes:{m}") or 0) for m in range(KEYS)]
