@@ -25,10 +25,16 @@ _T = TypeVar("_T")
 class Budget:
     """Seconds left for one call's commands (None: unbounded)."""
 
-    __slots__ = ("left",)
+    __slots__ = ("_whole", "left")
 
     def __init__(self, seconds: float | None) -> None:
-        self.left = seconds
+        self.left = self._whole = seconds
+
+    def renew(self) -> None:
+        """A whole timeout again: for commands the server has just shown it answers, whose
+        failure would cost more than their wait (a lease holder's write, which every process
+        waiting on it waits for)."""
+        self.left = self._whole
 
     def spend(self, since: float) -> None:
         """Take off what a command begun at ``time.monotonic()`` *since* took."""

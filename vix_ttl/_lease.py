@@ -252,12 +252,17 @@ async def _hold(  # noqa: PLR0917 - single_flight's arguments, once the lease is
     budget: Budget,
     fault: Fault,
 ) -> tuple[Any, Any]:
-    """Holding the lease: look once more (unless *look* is None), compute, let go.
+    """Holding the lease: look once more (unless *look* is None), compute, let go; the look,
+    the write and the letting go within a whole timeout again.
 
     Renewals start at once, a half lease after the lease was taken, whatever a slow
     second look or a busy event loop delays.
     """
     renewing = asyncio.ensure_future(_renew(store, name, mine, fault))
+    # The store just gave this call the lease: it answers. Every process waiting on the lease
+    # waits for this call's write; were it skipped for the time the call's earlier commands
+    # took (a slow, busy server), they would all compute again.
+    budget.renew()
     try:
         found = NOTHING
         if look is not None:

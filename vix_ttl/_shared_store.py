@@ -195,8 +195,10 @@ class SharedEngine(Engine):
         budget = self._commands.budget()
         if ttl:
             started = time.monotonic()
-            # Concurrent callers of the key share one read.
-            (raw, tomb), error = await self._reads.run(key, lambda: self._read(key, budget))
+            # Concurrent callers of the key share one read, bounded by what its sender has left,
+            # and each is charged once for the time it waited on it: the read spends a copy of the
+            # budget, else its sender would pay for it twice, and fail open on a healthy server.
+            (raw, tomb), error = await self._reads.run(key, lambda: self._read(key, Budget(budget.left)))
             budget.spend(started)
             if isinstance(error, UnicodeDecodeError):  # the backend could not decode what someone wrote
                 outcome = self._reject(f"it is not text in the serializer's encoding: {error}")
