@@ -34,7 +34,8 @@ async def scan_and_bury(
 ) -> AsyncIterator[None]:
     """Replace the keys of an asyncio Redis or RedisCluster client that start with *prefix*
     by their tombstones (``tombstone(key, entry)``: its key and value, kept *ttl* seconds):
-    one step per ``SCAN`` of one node, a pipeline reading what it found, one writing.
+    a step for each ``SCAN`` of one node and the pipeline reading what it found, one for
+    the pipeline writing.
 
     The prefix is matched as it is written: its glob characters (a namespace ``svc[ab]``
     of the cache's own, say) are escaped. A cluster is scanned node by node, and each
@@ -49,15 +50,16 @@ async def scan_and_bury(
         cursor = 0
         while True:
             if node is None:
-                cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+                cursor, keys = await client.scan(cursor, match=pattern, count=_SCANNED)
             else:
-                cursors, keys = await client.scan(cursor, match=pattern, count=1000, target_nodes=node)
+                cursors, keys = await client.scan(cursor, match=pattern, count=_SCANNED, target_nodes=node)
                 cursor = cursors[node.name]
             if keys:
                 async with client.pipeline(transaction=False) as pipe:
                     for key in keys:
                         pipe.get(key)
                     entries = await pipe.execute()
+                yield  # reading and burying: a step each, each within a timeout of its own
                 buried = [(key, *tombstone(key, entry)) for key, entry in zip(keys, entries, strict=True)]
                 await bury(client, buried, ttl)
             yield
@@ -77,6 +79,7 @@ async def bury(client: Any, entries: list[tuple[bytes, bytes, Any]], ttl: float)
     return sum(done[1::2])
 
 
+_SCANNED = 500  # keys a SCAN step asks for: each found key costs three commands in its steps
 _GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pattern
 
 
