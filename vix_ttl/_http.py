@@ -197,20 +197,16 @@ def freshness(response: Response, now: float) -> tuple[float, float]:
     said = directives(response.header(b"cache-control"))
     if "no-cache" in said:
         return 0.0, 0.0
-    max_age = _seconds(said, "max-age")
-    if max_age is None:
-        max_age = _expires(response, now)
-    s_maxage = _seconds(said, "s-maxage")
-    shared = max_age if s_maxage is None else s_maxage
-    age = _seconds({"age": (response.header(b"age") or b"").decode("latin-1")}, "age") or 0.0
+    max_age = _seconds(said["max-age"]) if "max-age" in said else _expires(response, now)
+    shared = _seconds(said["s-maxage"]) if "s-maxage" in said else max_age
+    stated_age = response.header(b"age")
+    age = 0.0 if stated_age is None else _seconds(stated_age.decode("latin-1"))
     return max(0.0, shared - age), max(0.0, max_age - age)
 
 
-def _seconds(said: dict[str, str | None], name: str) -> float | None:
-    """Directive *name* in whole seconds; 0 for one that is not a number (not fresh at all)."""
-    if name not in said:
-        return None
-    value = (said[name] or "").strip()
+def _seconds(value: str | None) -> float:
+    """A delta-seconds value; 0 for one that is not a number (not fresh at all)."""
+    value = (value or "").strip()
     return float(value) if value.isascii() and value.isdigit() else 0.0  # "²" is a digit to Python
 
 

@@ -90,6 +90,7 @@ _OWN = frozenset(
     {b"cache-control", b"age", b"etag", b"x-vix-cache", STATUS_HEADER.encode(), b"content-length"}
 )
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+_NOT_KEPT = _OWN | _HOP_BY_HOP  # headers an entry never holds
 _STATUS_OF = {status.value: status for status in VixStatus}
 _FROM_THE_CACHE = frozenset({HIT, SERVED_STALE, SERVED_ON_ERROR})
 _SERVED = frozenset(_SAID[outcome] for outcome in _FROM_THE_CACHE)
@@ -407,7 +408,7 @@ class VixCacheMiddleware:
         if status is None:  # an X-Vix-Status nobody can read: not kept
             raise _Passed(request, response)
         body = response.body
-        headers = tuple((k, v) for k, v in response.headers if k not in _OWN and k not in _HOP_BY_HOP)
+        headers = tuple((k, v) for k, v in response.headers if k not in _NOT_KEPT)
         shared, private = _http.freshness(response, time.time())
         # What an entry weighs in memory, its key included (a 60 KB query is 60 KB more).
         weight = len(body) + sum(len(k) + len(v) for k, v in headers) + _key_bytes(key) + _ENTRY_OVERHEAD
@@ -682,7 +683,7 @@ def _wire(value: Any, shared: bool) -> tuple[tuple[tuple[bytes, bytes], ...], by
         ):
             return None
         headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in value["headers"])
-        if not all(_http.safe_header(k, v) and k not in _OWN and k not in _HOP_BY_HOP for k, v in headers):
+        if not all(_http.safe_header(k, v) and k not in _NOT_KEPT for k, v in headers):
             return None
         return headers, base64.b64decode(value["body64"], validate=True)
     except (KeyError, TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError

@@ -1,4 +1,4 @@
-"""``vix-ttl frontier``: freshness against load, vix_ttl beside every fixed TTL (section 7a).
+"""``vix-ttl frontier``: freshness against load, vix_ttl beside every fixed TTL.
 
 The same traffic, seed and truth run under fixed TTLs and under vix_ttl's
 shipped policies; each run is one point, (backend computes, share of calls

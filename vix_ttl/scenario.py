@@ -36,7 +36,7 @@ MAX_SECONDS = 7 * 24 * 3600.0
 """The longest run simulated: its per-second series are held in memory."""
 
 DEFAULT_CHANGE_EVERY = {"normal": 300.0, "warning": 30.0, "panic": 2.0}
-"""Mean seconds between two changes of a key's true value, by the status in force (section 7a)."""
+"""Mean seconds between two changes of a key's true value, by the status in force."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
     CSV with a header, or JSON (a list of objects), with ``t`` (seconds from
     the start) and either ``status`` or ``value`` (plus an optional ``series``,
     default one series): observed values go through a ``VolatilityDetector``,
-    and each new value of a series changes the truth of every key (section 7a).
+    and each new value of a series changes the truth of every key.
     Rows must come in time order. The run ends at *end* seconds from the first
     row (default: one second after the last row, whose status holds until then).
 

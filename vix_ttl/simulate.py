@@ -23,7 +23,7 @@ Strategies see the same traffic:
 
 The simulator also knows the truth (``vix_ttl.truth``): the backend returns the
 version of the key's true value when its computation began, so every served
-value is judged right or wrong (section 7a).
+value is judged right or wrong.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class StrategyResult:
     staleness_violations: int = 0
     calls_in_panic: int = 0
     wrong_served: float = 0.0
-    """Share of all calls served a value the truth had moved past (section 7a)."""
+    """Share of all calls served a value the truth had moved past."""
     wrong_served_in_calm: float = 0.0
     """The same share among calls made while the status was not panic."""
     wrong_served_in_panic: float = 0.0

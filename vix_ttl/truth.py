@@ -2,7 +2,7 @@
 
 Each key's true value changes as a Poisson process whose rate follows the
 status in force: a change every ``change_every[status]`` seconds on average
-(section 7a's defaults: normal 300 s, warning 30 s, panic 2 s). The process is
+(the defaults: normal 300 s, warning 30 s, panic 2 s). The process is
 drawn by time rescaling: the cumulative hazard ``H(t)`` (the integral of
 ``1 / change_every[status(t)]``) is piecewise linear over the status timeline,
 and a key's changes sit where ``H`` crosses the partial sums of unit
