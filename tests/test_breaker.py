@@ -55,7 +55,8 @@ def test_min_samples_holds_the_mode_until_the_window_has_enough(vix_clock: FakeC
 
 
 def test_record_panic_status_is_record(vix_breaker: VIXCircuitBreaker) -> None:
-    assert vix_breaker.record_panic_status("warning") is N
+    with pytest.warns(DeprecationWarning, match="record_panic_status is deprecated.*use record"):
+        assert vix_breaker.record_panic_status("warning") is N
     assert vix_breaker.samples == 1
 
 
@@ -134,7 +135,8 @@ def test_decide_reads_the_window_as_of_now_without_recording(vix_clock: FakeCloc
     assert breaker.samples == 4
     vix_clock.advance(60)
     assert breaker.decide("panic", 0).strategy == "bypass"  # drained: NORMAL again
-    assert breaker.get_adaptive_ttl("warning", 30) == (30, "base")
+    with pytest.warns(DeprecationWarning, match="get_adaptive_ttl is deprecated.*use decide"):
+        assert breaker.get_adaptive_ttl("warning", 30) == (30, "base")
 
 
 def test_stabilization_seconds_delays_the_step_down(vix_clock: FakeClock) -> None:
@@ -192,7 +194,9 @@ def test_metrics_snapshot(vix_clock: FakeClock) -> None:
     breaker.record("panic")  # 50 %: HIGH_VOLATILITY at t=10
     breaker.decide("panic", 0)  # adaptive 5 s
     vix_clock.advance(5)
-    metrics = breaker.get_metrics()
+    with pytest.warns(DeprecationWarning, match="get_metrics is deprecated.*use metrics"):
+        assert breaker.get_metrics() == breaker.metrics()
+    metrics = breaker.metrics()
     assert metrics == breaker.metrics()
     assert metrics["breaker"] == "odds"
     assert metrics["mode"] == "high_volatility"

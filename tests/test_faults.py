@@ -173,7 +173,7 @@ def test_a_failing_mapping_store_fails_open() -> None:
     store.broken = True
     with capture_logs() as logs:
         assert [price(1) for _ in range(5)] == [1] * 5
-    assert {k: v for k, v in price.cache_info()._asdict().items() if v} == {"misses": 1, "errors": 5}
+    assert {k: v for k, v in price.cache_info().counts.items() if v} == {"misses": 1, "errors": 5}
     assert sorted((log["event"], log["operation"]) for log in logs) == [
         ("cache_backend_failed", "get"),
         ("cache_backend_failed", "set"),
@@ -272,7 +272,7 @@ def test_a_value_vix_ttl_did_not_write_is_a_miss_and_is_overwritten(foreign: Any
     store[key] = foreign  # the user's own code wrote here
     assert price(1) == "computed 1"
     assert price(1) == "computed 1"
-    assert {k: v for k, v in price.cache_info()._asdict().items() if v} == {"hits": 1, "misses": 2}
+    assert {k: v for k, v in price.cache_info().counts.items() if v} == {"hits": 1, "misses": 2}
 
 
 def test_an_unhashable_key_is_the_callers_error() -> None:

@@ -98,7 +98,7 @@ def test_a_learned_floor_stays_within_its_bounds(
     breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock, min_samples=0)
     breaker.record("panic" if mode is not Mode.NORMAL else "normal")  # one sample: NORMAL or CIRCUIT_OPEN
     for status, interval, changed in observations:
-        breaker._learn(status, interval, changed)
+        breaker.learn(status, interval, changed)
     rule = breaker.policy.rule(breaker.mode, PANIC)
     assert isinstance(rule, Learned)
     assert rule.low <= breaker.decide("panic", 0).ttl <= rule.high
@@ -159,10 +159,10 @@ def test_a_custom_table_can_learn_in_any_cell() -> None:
     )
     breaker = VIXCircuitBreaker(policy=policy, clock=FakeClock())
     for _ in range(200):
-        breaker._learn(PANIC, 4.0, True)  # moved in every 4 s interval: faster than every 4 s
+        breaker.learn(PANIC, 4.0, True)  # moved in every 4 s interval: faster than every 4 s
     assert breaker.decide("panic", 0).ttl == 2  # half of under 4 s: held at the low bound
     for n in range(2000):
-        breaker._learn(PANIC, 4.0, n % 2 == 0)  # moved in half of them: every 4 / ln 2 = 5.8 s
+        breaker.learn(PANIC, 4.0, n % 2 == 0)  # moved in half of them: every 4 / ln 2 = 5.8 s
     assert breaker.decide("panic", 0).ttl == pytest.approx(0.5 * 4 / math.log(2), rel=0.05)
     assert "Learned(low=2, high=8, fraction=0.5)" in repr(policy)
 

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from vix_ttl import Mode, Thresholds, Transition, VIXCircuitBreaker, VixStatus, vix_cached
-from vix_ttl._engine import fresh
+from vix_ttl._cache.api import Outcome, fresh
+from vix_ttl._cache.engine import drive
+from vix_ttl._proxy import engine_of
+from vix_ttl._stores.mapping import MappingStore
 from vix_ttl.mode import ModeMachine
 from vix_ttl.testing import FakeClock
 from vix_ttl.window import RollingWindow
@@ -142,7 +145,7 @@ def test_the_fused_record_and_decide_agrees_with_record_then_decide(
     for status, base in ops:
         member = VixStatus.coerce(status)
         base_ttl = 0.0 if member is VixStatus.PANIC else (math.inf if base is None else float(base))
-        ttl = fused._observe(member, base_ttl)
+        ttl = fused.observe(member, base_ttl)
         public.record(status)
         assert ttl == public.decide(status, base_ttl).ttl
         assert fused.mode is public.mode
@@ -160,8 +163,9 @@ def test_the_fused_record_and_decide_agrees_with_record_then_decide(
 def test_the_in_process_hit_path_follows_prepare_and_fresh(
     ops: list[tuple[str, int, float, bool]], callable_ttl: bool
 ) -> None:
-    """``MappingEngine.serve`` writes out ``Engine.prepare`` and ``fresh``: a model built
-    on the public rules (record, decide, fresh) predicts every hit and every compute."""
+    """The in-process hit path writes out ``Engine.prepare`` and ``MappingStore.read``: a model
+    built on the public rules (record, decide, fresh) predicts every hit and every compute,
+    and the store's plain ``read`` judges every entry as the hit path does."""
     clock = FakeClock()
     config = {"min_samples": 3, "window_seconds": 30, "clock": clock}
     real, model_breaker = VIXCircuitBreaker(**config), VIXCircuitBreaker(**config)  # type: ignore[arg-type]
@@ -176,6 +180,8 @@ def test_the_in_process_hit_path_follows_prepare_and_fresh(
         computes[0] += 1
         return computes[0]
 
+    store = engine_of(price).store
+    assert isinstance(store, MappingStore)
     model: dict[tuple[int, bool], tuple[int, float, float]] = {}
     for status, match, advance, live in ops:
         clock.advance(advance)
@@ -184,9 +190,14 @@ def test_the_in_process_hit_path_follows_prepare_and_fresh(
         base = 0.0 if member is VixStatus.PANIC else (ttl_of(match) if callable_ttl else 12.0)
         model_breaker.record(status)
         ttl = model_breaker.decide(status, base).ttl
-        value = price(match, live=True) if live else price(match)
         entry = model.get((match, live))
-        if ttl and entry is not None and fresh(clock() - entry[1], entry[2], ttl):
+        hit = bool(ttl) and entry is not None and fresh(clock() - entry[1], entry[2], ttl)
+        if ttl:
+            key = store.key((match,), {"live": True} if live else {})
+            assert (drive(store.read(key, ttl, None))[0] is Outcome.HIT) is hit
+        value = price(match, live=True) if live else price(match)
+        if hit:
+            assert entry is not None
             assert value == entry[0]  # a hit, as the rules say
         else:
             assert value == computes[0]  # computed now

@@ -71,7 +71,7 @@ def cluster_member(port: int, namespace: str, barrier: Any, results: Any) -> Non
             values = await every_key()
             again = await every_key()
         wrong = sum(v != {"match": m % KEYS, "book": "bet365"} for m, v in enumerate([*values, *again]))
-        results.put((odds.cache_info()._asdict(), wrong, [(log["event"], log.get("error")) for log in logs]))
+        results.put((odds.cache_info().counts, wrong, [(log["event"], log.get("error")) for log in logs]))
         await client.aclose()
         await counter.aclose()
 

@@ -42,7 +42,7 @@ def worker(  # noqa: PLR0917 - a process target takes its arguments by position
     async def main() -> None:
         barrier.wait(60)
         value = await odds(42)
-        results.put((os.getpid(), value, odds.cache_info()._asdict()))
+        results.put((os.getpid(), value, odds.cache_info().counts))
 
     asyncio.run(main())
 

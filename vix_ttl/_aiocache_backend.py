@@ -1,7 +1,7 @@
 """What aiocache's backends take and give: expiries, keys as stored, raw values, faults.
 
 Shared by vix_ttl's aiocache serializer, plugin and store (``vix_ttl.aiocache``,
-``vix_ttl._aiocache_store``). This module imports aiocache: the edge of vix_ttl.
+``vix_ttl._stores.aiocache``). This module imports aiocache: the edge of vix_ttl.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-__all__ = ["AsyncFlights", "SharedReads", "ThreadFlights", "own_copy", "running"]
+__all__ = ["AsyncCoalescer", "SharedReads", "ThreadCoalescer", "own_copy", "running"]
 
 _RUNNING: ContextVar[frozenset[tuple[object, Hashable]]] = ContextVar("vix_ttl_running", default=frozenset())
 """The (flights, key) pairs whose computation this context runs."""
@@ -125,7 +125,7 @@ def _stand_in_class(cls: type[BaseException]) -> type[BaseException]:
     return made
 
 
-class ThreadFlights:
+class ThreadCoalescer:
     """Share computations between threads."""
 
     __slots__ = ("_flights", "_lock")
@@ -190,7 +190,7 @@ class _ThreadFlight:
         self.waiting = 0
 
 
-class AsyncFlights:
+class AsyncCoalescer:
     """Share computations between asyncio tasks of one event loop.
 
     The computation runs as a task of its own and every caller, the first

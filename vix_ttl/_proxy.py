@@ -12,7 +12,8 @@ from typing import Any
 
 import wrapt
 
-from vix_ttl._engine import CacheInfo, Engine
+from vix_ttl._cache.api import CacheInfo
+from vix_ttl._cache.engine import Engine
 from vix_ttl.breaker import VIXCircuitBreaker
 
 __all__ = ["engine_of", "wrap"]
@@ -69,17 +70,16 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return self._vix.cache_info()
 
     def cache_clear(self) -> Any:
-        """Drop every entry and zero the counts (a coroutine for aiocache stores)."""
+        """Drop every entry and zero the counts (a coroutine, for a coroutine function)."""
         return self._vix.cache_clear()
 
     def invalidate(self, *args: Any, **kwargs: Any) -> Any:
-        """Drop the entry for these arguments (a coroutine for aiocache stores)."""
+        """Drop the entry for these arguments; whether it was there (a coroutine, for async functions)."""
         return self._vix.invalidate(self._arguments(args), kwargs)
 
     def in_flight(self, *args: Any, **kwargs: Any) -> int:
         """How many calls with these arguments wait now on a computation another call leads."""
-        engine = self._vix
-        return engine.in_flight(engine.hashable(engine.key(self._arguments(args), kwargs)))
+        return self._vix.in_flight(self._arguments(args), kwargs)
 
 
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]

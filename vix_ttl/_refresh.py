@@ -20,7 +20,7 @@ from typing import Any
 
 from vix_ttl._faults import REFRESH, FaultLog
 
-__all__ = ["MAX_REFRESHES", "NotKept", "Refreshes"]
+__all__ = ["MAX_REFRESHES", "NotKept", "Refreshes", "as_task", "in_thread"]
 
 MAX_REFRESHES = 32
 """Refreshes one decorated function runs at once, at most; more keys wait for a later call."""
@@ -43,6 +43,16 @@ def _threads() -> ThreadPoolExecutor:
         return _pool
 
 
+def in_thread(refresh: Callable[[], Any]) -> Callable[[], Future[Any]]:
+    """How ``Refreshes.start`` runs a plain function's refresh: in a thread of the shared pool."""
+    return lambda: _threads().submit(refresh)
+
+
+def as_task(refresh: Callable[[], Awaitable[Any]]) -> Callable[[], asyncio.Future[Any]]:
+    """How ``Refreshes.start`` runs a coroutine function's refresh: a task of the running loop."""
+    return lambda: asyncio.ensure_future(refresh())
+
+
 class Refreshes:
     """The background refreshes of one decorated function."""
 
@@ -50,39 +60,26 @@ class Refreshes:
         self, name: str, *, limit: int = MAX_REFRESHES, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._limit = limit
-        self._running: dict[Hashable, Future[Any] | asyncio.Task[Any]] = {}
+        self._running: dict[Hashable, Future[Any] | asyncio.Future[Any]] = {}
         self._lock = threading.Lock()
         self.failures = 0
         self._log = FaultLog(name, events=REFRESH, clock=clock)
 
-    def start(self, key: Hashable, refresh: Callable[[], Any]) -> bool:
-        """Whether *key* is refreshing: already, or by *refresh* started now in a thread.
-
-        False when the cap is reached (or the interpreter shuts down): the caller computes.
-        """
+    def start(self, key: Hashable, launch: Callable[[], Future[Any] | asyncio.Future[Any]]) -> bool:
+        """Whether *key* is refreshing: already, or by what *launch* starts now (``in_thread``,
+        ``as_task``). False when the cap is reached (or the interpreter shuts down): the
+        caller computes."""
         with self._lock:
             if key in self._running:
                 return True
             if len(self._running) >= self._limit:
                 return False
             try:
-                future = _threads().submit(refresh)
+                running = launch()
             except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
                 return False
-            self._running[key] = future
-        future.add_done_callback(lambda done: self._land(key, done))
-        return True
-
-    def start_task(self, key: Hashable, refresh: Callable[[], Awaitable[Any]]) -> bool:
-        """Run *refresh* as a task of the running loop, on the same terms as ``start``."""
-        with self._lock:
-            if key in self._running:
-                return True
-            if len(self._running) >= self._limit:
-                return False
-            task = asyncio.ensure_future(refresh())
-            self._running[key] = task
-        task.add_done_callback(lambda done: self._land(key, done))
+            self._running[key] = running
+        running.add_done_callback(lambda done: self._land(key, done))
         return True
 
     def running(self) -> int:

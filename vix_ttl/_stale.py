@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from vix_ttl._checks import check_seconds
 from vix_ttl.mode import Mode
 
-__all__ = ["NO_ALLOWANCE", "Allowance", "Stale", "early_refresh_due"]
+__all__ = ["NO_ALLOWANCE", "Allowance", "Expired", "early_refresh_due"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,9 @@ NO_ALLOWANCE = Allowance()
 """Nothing is served past its fresh TTL."""
 
 
-class Stale(NamedTuple):
-    """An entry found past its fresh TTL: served only within an allowance."""
+class Expired(NamedTuple):
+    """An entry found past its fresh TTL (or a hit due an early refresh): served only within an
+    allowance. (``CacheInfo.stale`` counts the calls that found one and recomputed.)"""
 
     value: Any
     stored_at: float

@@ -22,8 +22,7 @@ import importlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vix_ttl._checks import check_clock, check_ttl, missing_extra
@@ -46,17 +45,16 @@ from vix_ttl._aiocache_backend import (
     memcached_safe,
     runs_code,
 )
-from vix_ttl._engine import fresh
+from vix_ttl._cache.api import fresh
+from vix_ttl._cache.options import CacheOptions
+from vix_ttl._cache.shared import RejectedEntryError, needs_secret
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED, FaultLog
 from vix_ttl._keys import digest
 from vix_ttl._monotonic import Newest
-from vix_ttl._proxy import engine_of
-from vix_ttl._shared_store import RejectedEntryError, needs_secret
 from vix_ttl._signing import Secret, signer_of
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import Decorate, vix_cached
-from vix_ttl.mode import Mode
+from vix_ttl.decorator import vix_cached
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.registry import get_breaker
 from vix_ttl.status import VixStatus
@@ -184,7 +182,7 @@ class VixSerializer(BaseSerializer):  # type: ignore[misc]
         base = self._base_ttl(status, handover)
         # A bypass (TTL 0) writes through with the NORMAL base: the value replaces the entry,
         # and the read rule (its status judged now) decides whether it is ever served.
-        ttl = self.breaker._observe(status, base) or self._base_ttl(VixStatus.NORMAL, handover)
+        ttl = self.breaker.observe(status, base) or self._base_ttl(VixStatus.NORMAL, handover)
         decided = _decided.get()
         if decided is not None:
             decided.append(ttl)
@@ -305,8 +303,7 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
 
     Takes aiocache's arguments (``ttl``, ``key``, ``key_builder``, ``namespace``,
     ``cache``, ``serializer``, ``plugins``, ``alias``, backend kwargs) and
-    vix_cached's (``status``, ``warning_ttl``, ``breaker``, ``coalesce``,
-    ``stale_while_revalidate``, ``stale_if_error``, ``early_refresh``, ``secret``).
+    ``CacheOptions``, as ``vix_cached`` does (``status`` default: always normal).
     Entries sit where aiocache puts them (``get_cache_key``, under
     the cache's namespace), so code moving to it finds its keys; a memcached
     key that memcached would mangle (spaces) or refuse (over 250 bytes) is
@@ -326,45 +323,21 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
     ``aiocache_wait_for_write`` arguments.
     """
 
-    def __init__(
-        self,
-        ttl: Any = SENTINEL,
-        *,
-        status: Callable[..., VixStatus | str] | None = None,
-        warning_ttl: float | None = None,
-        breaker: VIXCircuitBreaker | str | None = None,
-        coalesce: bool = True,
-        stale_while_revalidate: float | Mapping[Mode | str, float] = 0,
-        stale_if_error: float | Mapping[Mode | str, float] = 0,
-        early_refresh: float = 0,
-        secret: Secret | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, ttl: Any = SENTINEL, **kwargs: Any) -> None:
+        # vix_cached's options (CacheOptions) apart from aiocache's, which aiocache checks.
+        vix = {name: kwargs.pop(name) for name in CacheOptions.__annotations__ if name in kwargs}
         super().__init__(ttl=ttl, **kwargs)
         if not callable(self.skip_cache_func):
             raise TypeError(
                 f"vix_ttl.aiocache.cached: skip_cache_func must be a callable of the result, "
                 f"got {self.skip_cache_func!r}"
             )
-        self._vix = {
-            "status": status or (lambda *args, **kwargs: VixStatus.NORMAL),
-            "warning_ttl": warning_ttl,
-            "breaker": breaker,
-            "coalesce": coalesce,
-            "stale_while_revalidate": stale_while_revalidate,
-            "stale_if_error": stale_if_error,
-            "early_refresh": early_refresh,
-            "secret": secret,
-        }
+        self._vix: CacheOptions = {"status": _always_normal, **vix}  # type: ignore[typeddict-item]
 
     def __call__(self, f: Callable[..., Any]) -> Any:
         super().__call__(f)  # builds self.cache from alias or arguments, as aiocache does
         ttl = self.cache.ttl if self.ttl is SENTINEL else self.ttl
-        decorate = vix_cached(ttl, cache=self.cache, **self._vix)  # type: ignore[arg-type]
-        assert isinstance(decorate, Decorate)
         skip = self.skip_cache_func
-        options = replace(decorate.options_for(f), entry_ttl=lambda value, ttl: 0.0 if skip(value) else ttl)
-        wrapper = decorate.build(f, options)
         memcached = isinstance(self.cache, MemcachedBackend)
 
         def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -375,8 +348,14 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
                 return "vix_ttl:" + digest(str(built))
             return built
 
-        engine_of(wrapper).use_keys(key)  # type: ignore[attr-defined]
-        return wrapper
+        decorator = vix_cached(ttl, cache=self.cache, **self._vix).replace(
+            entry_ttl=lambda value, ttl: 0.0 if skip(value) else ttl, wire_key=key
+        )
+        return decorator(f)
+
+
+def _always_normal(*args: Any, **kwargs: Any) -> VixStatus:
+    return VixStatus.NORMAL
 
 
 # What a repr shows when an object's only identity is where it lives: "<Order object at

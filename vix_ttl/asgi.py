@@ -24,38 +24,28 @@ import base64
 import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import cachetools
 import structlog
 
 from vix_ttl import _http
+from vix_ttl._cache.api import OUTCOMES, CacheInfo, Entry, Outcome
+from vix_ttl._cache.options import CacheOptions
 from vix_ttl._checks import check_count, check_ttl
-from vix_ttl._coalesce import AsyncFlights
-from vix_ttl._engine import (
-    BYPASS,
-    COALESCED,
-    ERROR,
-    HIT,
-    MISS,
-    OUTCOMES,
-    REJECTED,
-    SERVED_ON_ERROR,
-    SERVED_STALE,
-    STALE,
-    CacheInfo,
-    Entry,
-)
+from vix_ttl._coalesce import AsyncCoalescer
 from vix_ttl._proxy import engine_of
 from vix_ttl._refresh import NotKept
-from vix_ttl._signing import Secret
-from vix_ttl.decorator import Decorate, vix_cached
+from vix_ttl.decorator import vix_cached
 from vix_ttl.mode import Mode
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.status import VixStatus
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["STATUS_HEADER", "VixCacheMiddleware"]
 
@@ -75,15 +65,15 @@ MAX_BYTES = 67_108_864
 
 # X-Vix-Cache: what happened to a request, from the outcome its call was counted under.
 _SAID = {
-    HIT: "hit",
-    MISS: "miss",
-    STALE: "stale",
-    BYPASS: "bypass",
-    COALESCED: "miss",
-    ERROR: "error",
-    REJECTED: "miss",
-    SERVED_STALE: "revalidating",
-    SERVED_ON_ERROR: "fallback",
+    Outcome.HIT: "hit",
+    Outcome.MISS: "miss",
+    Outcome.STALE: "stale",
+    Outcome.BYPASS: "bypass",
+    Outcome.COALESCED: "miss",
+    Outcome.ERROR: "error",
+    Outcome.REJECTED: "miss",
+    Outcome.SERVED_STALE: "revalidating",
+    Outcome.SERVED_ON_ERROR: "fallback",
 }
 # Headers this middleware states itself, or that describe one connection only.
 _OWN = frozenset(
@@ -92,7 +82,7 @@ _OWN = frozenset(
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _NOT_KEPT = _OWN | _HOP_BY_HOP  # headers an entry never holds
 _STATUS_OF = {status.value: status for status in VixStatus}
-_FROM_THE_CACHE = frozenset({HIT, SERVED_STALE, SERVED_ON_ERROR})
+_FROM_THE_CACHE = frozenset({Outcome.HIT, Outcome.SERVED_STALE, Outcome.SERVED_ON_ERROR})
 _SERVED = frozenset(_SAID[outcome] for outcome in _FROM_THE_CACHE)
 _NUMBERS = (int, float)
 
@@ -107,7 +97,7 @@ class _Request:
     send: Send
     answered: bool = False
     """Its response has begun: a background refresh it started must not write to it."""
-    outcomes: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
     status: VixStatus | None = None
     """What ``status(scope)`` said of it (status mode)."""
     rest: asyncio.Future[None] | None = None
@@ -162,9 +152,7 @@ class VixCacheMiddleware:
         status: A callable of the request's ASGI ``scope`` returning its status, recorded
             per request; None: the application's ``X-Vix-Status`` response header,
             recorded when the response is stored, judges later requests.
-        breaker, cache, namespace, stale_while_revalidate, stale_if_error, secret, clock:
-            As for ``vix_cached`` (``namespace`` default: ``"vix_ttl.asgi"``; the default
-            breaker: the middleware's own, registered under it).
+        cache, namespace: As for ``vix_cached`` (``namespace`` default: ``"vix_ttl.asgi"``).
         max_body: Bytes: a larger response is passed on, never kept (default 1 MiB).
         max_bytes: Bytes the default in-process store holds at most (default 64 MiB; a
             store of yours, ``cache=``, is bounded as you built it).
@@ -172,6 +160,8 @@ class VixCacheMiddleware:
             ``max-age=0``) by computing afresh (coalesced with other such requests);
             default False: served from the cache, as CDNs do, so that a client cannot
             send every request to the backend.
+        **options: ``CacheOptions``, as for ``vix_cached`` (the default breaker: the
+            middleware's own, registered under its namespace).
 
     Raises:
         TypeError, ValueError: an argument out of range, as ``vix_cached`` says.
@@ -182,18 +172,15 @@ class VixCacheMiddleware:
         app: ASGIApp,
         *,
         ttl: float | None,
-        status: Callable[[Scope], VixStatus | str] | None = None,
-        breaker: Any = None,
         cache: Any = None,
         namespace: str | None = None,
-        stale_while_revalidate: float | Mapping[Mode | str, float] = 0,
-        stale_if_error: float | Mapping[Mode | str, float] = 0,
-        secret: Secret | None = None,
-        clock: Callable[[], float] | None = None,
         max_body: int = MAX_BODY,
         max_bytes: int = MAX_BYTES,
         client_revalidation: bool = False,
+        **options: Unpack[CacheOptions],
     ) -> None:
+        status = options.get("status")
+        options["status"] = self._request_status if status is not None else self._stored_status
         if not callable(app):
             raise TypeError(f"VixCacheMiddleware: app must be an ASGI application, got {app!r}")
         if status is not None and not callable(status):
@@ -218,44 +205,38 @@ class VixCacheMiddleware:
         self._base = check_ttl("VixCacheMiddleware ttl", ttl)
         self._scope_status = status
         self._revalidation = client_revalidation
-        self._revalidations = AsyncFlights()  # requests asking for a fresh response share its computation
+        self._revalidations = AsyncCoalescer()  # requests asking for a fresh response share its computation
         self._seen: dict[Any, VixStatus] = {}  # header mode: each key's last stored status
         self._in_process = cache is None or isinstance(cache, MutableMapping)
         self._bounded = cache is None  # the default store: max_bytes bounds it
         if cache is None:  # bounded in bytes: cache-busting queries cannot fill the memory
             cache = cachetools.FIFOCache(max_bytes, getsizeof=_entry_bytes)
         try:
-            decorate = vix_cached(
+            decorator = vix_cached(
                 ttl,
-                status=self._request_status if status is not None else self._stored_status,
-                breaker=breaker,
                 cache=cache,
                 namespace="vix_ttl.asgi" if namespace is None else namespace,
-                stale_while_revalidate=stale_while_revalidate,
-                stale_if_error=stale_if_error,
-                secret=secret,
-                clock=clock,
+                **options,
             )
-            assert isinstance(decorate, Decorate)
-            options = decorate.options_for(self._compute)
+            # A response is kept for its own TTL: within the app's freshness, nothing if too large.
+            # Without status=, statuses come with responses: recorded when stored, not per request.
+            decorator = decorator.replace(
+                entry_ttl=self._entry_ttl, stale_ok=_may_serve_stale, records=status is not None
+            )
+            self._cached = decorator(self._compute)
         except (TypeError, ValueError) as exc:  # said of the middleware, the name its user wrote
             said = str(exc).removeprefix("vix_cached").lstrip(": ")
             raise type(exc)(f"VixCacheMiddleware: {said}") from None
-        # A response is kept for its own TTL: within the app's freshness, nothing if too large.
-        options = replace(options, entry_ttl=self._entry_ttl, stale_ok=_may_serve_stale)
-        if status is None:  # statuses come with responses: recorded when stored, not per request
-            options = replace(options, records=False)
-        self._cached = decorate.build(self._compute, options)
         self.breaker = self._cached.breaker
-        engine = engine_of(self._cached)
-        self._clock = engine.clock
+        self._clock = engine_of(self._cached).clock
+        checked = decorator.options
         # Per mode, the RFC 5861 directives that follow max-age (the allowances of that mode).
         self._allowances = {
             mode: "".join(
                 f", {name}={math.floor(allowance[mode])}"
                 for name, allowance in (
-                    ("stale-while-revalidate", options.stale_while_revalidate),
-                    ("stale-if-error", options.stale_if_error),
+                    ("stale-while-revalidate", checked.stale_while_revalidate),
+                    ("stale-if-error", checked.stale_if_error),
                 )
                 if allowance[mode]
             )
@@ -325,7 +306,7 @@ class VixCacheMiddleware:
         status = _STATUS_OF[value["vix_status"]]
         if status is self._stored_status(key):
             return False  # the status the engine judged it by
-        return not self.breaker._judge(status, self._base_of(status))
+        return not self.breaker.ttl_for(status, self._base_of(status))
 
     async def _call(self, request: _Request, key: _http.Key, revalidate: bool) -> dict[str, Any] | None:
         """The cached value for *request* (*revalidate*: computed afresh), or None once it was
@@ -340,7 +321,7 @@ class VixCacheMiddleware:
             try:
                 if revalidate:
                     return await self._revalidated(key)
-                return await self._cached(key)  # type: ignore[no-any-return]
+                return await self._cached(key)
             except (_Passed, _AppFailed, _AppRaised) as passed:
                 if passed.request is request:  # its own: as the application gave it
                     if isinstance(passed, _AppRaised):
@@ -367,7 +348,7 @@ class VixCacheMiddleware:
         token = _COMPUTED.set(value)
         try:
             await self._forget(key)
-            return await self._cached(key)  # type: ignore[no-any-return]
+            return await self._cached(key)
         finally:
             _COMPUTED.reset(token)
 
@@ -430,7 +411,7 @@ class VixCacheMiddleware:
             "vix_status": status.value,
             # A bypassed response is kept all the same, for the NORMAL base (it replaces the
             # entry: what was served before a panic never comes back after it).
-            "ttl": self.breaker._judge(status, self._base_of(status)) or self._base,
+            "ttl": self.breaker.ttl_for(status, self._base_of(status)) or self._base,
             # The application's own freshness, for a shared cache and for a browser: an upper
             # bound, in what is kept and what is sent.
             "cap": shared,
@@ -566,7 +547,7 @@ class VixCacheMiddleware:
         # The TTL decided now: for this request's status, or the stored one's (header mode);
         # within what the application allows.
         status = request.status or _STATUS_OF[value["vix_status"]]
-        decided, mode = self.breaker._restate(status, self._base_of(status))
+        decided, mode = self.breaker.ttl_and_mode(status, self._base_of(status))
         fresh_for = min(value["ttl"], decided, value["cap"]) if said != "bypass" else 0.0
         stored, body = wire
         etag = value["etag"]
@@ -618,9 +599,9 @@ _log = structlog.get_logger("vix_ttl")
 _ENTRY_OVERHEAD = 1536
 
 
-def _outcome(request: _Request) -> str:
+def _outcome(request: _Request) -> Outcome:
     """What happened to *request*'s last call (a hit, on its fast path, counts nothing here)."""
-    return request.outcomes[-1] if request.outcomes else HIT
+    return request.outcomes[-1] if request.outcomes else Outcome.HIT
 
 
 def _remember(memory: dict[Any, Any], key: Any, size: int, value: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -201,13 +202,16 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return mode
 
-    record_panic_status = record
+    def record_panic_status(self, status: VixStatus | str) -> Mode:
+        """``record``, under its 0.1 name (deprecated)."""
+        _deprecated("record_panic_status", "record")
+        return self.record(status)
 
-    def _observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
+    def observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
         """``record`` then ``decide`` in one critical section; return the TTL (0 bypasses).
 
-        The decorator's and the serializer's per-call step, private to vix_ttl:
-        *status* must be a member and *base_ttl* already checked, for this path
+        The per-call step of a cache (``@vix_cached``, the aiocache serializer): *status*
+        must be a ``VixStatus`` member and *base_ttl* a checked float, for this path
         validates nothing. *now*: the breaker's clock, read by a caller that reads
         it anyway (else read here). Its first steps are ``record``'s, written out
         again on purpose: a shared helper costs a tenth of ``record`` in call
@@ -267,16 +271,18 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return decision
 
-    def _judge(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
-        """The TTL ``decide`` would give, recording and counting nothing.
+    def ttl_for(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
+        """The TTL ``decide`` would give, recording and counting nothing (``observe``'s terms).
 
-        For callers whose statuses are recorded elsewhere (``X-Vix-Status`` stored with
-        a response).
+        For caches whose statuses are recorded elsewhere (an HTTP response's
+        ``X-Vix-Status``, recorded when it is stored).
         """
-        return self._restate(status, base_ttl, now)[0]
+        return self.ttl_and_mode(status, base_ttl, now)[0]
 
-    def _restate(self, status: VixStatus, base_ttl: float, now: float | None = None) -> tuple[float, Mode]:
-        """``_judge``'s TTL and the mode it was judged in, in one step: what an HTTP response's
+    def ttl_and_mode(
+        self, status: VixStatus, base_ttl: float, now: float | None = None
+    ) -> tuple[float, Mode]:
+        """``ttl_for``'s TTL and the mode it was judged in, in one step: what an HTTP response's
         ``max-age`` and allowances restate."""
         with self._lock:
             hops = self._settle(now)
@@ -286,13 +292,16 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return floor_ttl(floor, base_ttl)[0], mode
 
-    def _learn(self, status: VixStatus, interval: float, changed: bool) -> None:
+    def learn(self, status: VixStatus, interval: float, changed: bool) -> None:
         """A recomputation under *status*, *interval* seconds after the one before: did the value change?
 
-        Called by ``@vix_cached`` when the policy has ``Learned`` cells; moves their floors.
+        Called by a cache when the policy has ``Learned`` cells (``policy.learns``); moves
+        their floors. Without them, a ``TypeError``.
         """
+        if self._rates is None:
+            raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
         with self._lock:
-            learned = self._rates.observe(status, interval, changed)  # type: ignore[union-attr]
+            learned = self._rates.observe(status, interval, changed)
             rule = self.policy.rule(self._machine.mode, status)
             if isinstance(rule, Learned):
                 self._rows[status][0] = rule.floor(learned)
@@ -306,7 +315,8 @@ class VIXCircuitBreaker:
         return self._read(lambda: {status.value: rates.interval(status) for status in VixStatus})
 
     def get_adaptive_ttl(self, status: VixStatus | str, base_ttl: float | None) -> tuple[float, str]:
-        """``decide`` as a ``(ttl, strategy)`` tuple; records nothing."""
+        """``decide`` as a ``(ttl, strategy)`` tuple; records nothing (deprecated: 0.1's name)."""
+        _deprecated("get_adaptive_ttl", "decide")
         decision = self.decide(status, base_ttl)
         return decision.ttl, decision.strategy.value
 
@@ -331,7 +341,10 @@ class VIXCircuitBreaker:
         """A consistent snapshot of the breaker's state and counters, as of now."""
         return self._read(self._snapshot)
 
-    get_metrics = metrics
+    def get_metrics(self) -> dict[str, Any]:
+        """``metrics``, under its 0.1 name (deprecated)."""
+        _deprecated("get_metrics", "metrics")
+        return self.metrics()
 
     # -- listeners and lifecycle ----------------------------------------------
 
@@ -473,3 +486,11 @@ class VIXCircuitBreaker:
             "listener_errors": self._listener_errors,
             "log_errors": self._log_errors,
         }
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(
+        f"VIXCircuitBreaker.{name} is deprecated since 0.3 and will be removed in 1.0: use {instead}",
+        DeprecationWarning,
+        stacklevel=3,
+    )

@@ -27,7 +27,7 @@ except ImportError as exc:
     raise missing_extra(__name__, "prometheus", exc) from exc
 
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.decorator import CacheInfo, cached_functions
+from vix_ttl.decorator import cached_functions
 from vix_ttl.mode import Mode
 from vix_ttl.registry import known_breakers
 
@@ -98,9 +98,8 @@ class VixCollector:
                 labels=["function", "result"],
             )
             for function, cache_info in sorted(cached_functions().items()):
-                info = cache_info()
-                for result in CacheInfo._fields:
-                    requests.add_metric([function, _RESULTS[result]], getattr(info, result))
+                for result, count in cache_info().counts.items():
+                    requests.add_metric([function, _RESULTS[result]], count)
             yield requests
 
 

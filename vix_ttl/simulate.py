@@ -158,8 +158,8 @@ class _RecordingBreaker(VIXCircuitBreaker):
 
     last_ttl = 0.0
 
-    def _observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
-        self.last_ttl = ttl = VIXCircuitBreaker._observe(self, status, base_ttl, now)
+    def observe(self, status: VixStatus, base_ttl: float, now: float | None = None) -> float:
+        self.last_ttl = ttl = VIXCircuitBreaker.observe(self, status, base_ttl, now)
         return ttl
 
 
@@ -301,7 +301,7 @@ class _Run:
         loop.call_at(0.0, tick, 0)
         loop.run_until_complete(finished)
         result = self.result
-        infos = [process.cache_info()._asdict() for process in self.processes]
+        infos = [process.cache_info().counts for process in self.processes]
         result.cache_info = {field: sum(info[field] for info in infos) for field in infos[0]}
         result.oldest_served_seconds = {
             s: round(self.oldest.get(s, 0.0), 6) for s in ("normal", "warning", "panic")

@@ -3,7 +3,7 @@
 ``cache=`` takes a ``redis.asyncio.Redis`` (``Redis.from_url(...)``), a
 ``redis.asyncio.RedisCluster`` (a sharded cluster; aiocache 0.12 has no cluster
 support) or a Sentinel master client (``Sentinel(...).master_for(name)``, which
-follows failovers). A ``Backend`` of ``vix_ttl._shared_store``, with every rule of
+follows failovers). A ``Backend`` of ``vix_ttl._cache.shared``, with every rule of
 the aiocache store: envelopes, signing, stable keys, leases, stale serving, monotonic
 reads, fail open. Keys are the wire keys themselves (``vix_ttl:<namespace>|...``): no
 brace, so a cluster hashes each whole key and spreads calls over its slots. Values
@@ -25,11 +25,13 @@ try:
     import redis.asyncio
     from redis.asyncio.cluster import RedisCluster
 except ImportError as exc:
-    raise missing_extra("vix_ttl._redis_store", "redis", exc) from exc
+    raise missing_extra("vix_ttl._stores.redis", "redis", exc) from exc
 
 from vix_ttl import _typed as typed
 from vix_ttl._budget import Commands
-from vix_ttl._engine import Engine, Options
+from vix_ttl._cache.api import Store
+from vix_ttl._cache.options import Function
+from vix_ttl._cache.shared import Payload, SharedStore
 from vix_ttl._lease import LeaseStore
 from vix_ttl._redis import (
     RedisLeases,
@@ -40,9 +42,8 @@ from vix_ttl._redis import (
     scan_and_bury,
     socket_timeout,
 )
-from vix_ttl._shared_store import Payload, SharedEngine
 
-__all__ = ["ADAPTER", "DEFAULT_TIMEOUT", "RedisStore"]
+__all__ = ["ADAPTER", "DEFAULT_TIMEOUT", "RedisClientBackend"]
 
 DEFAULT_TIMEOUT = 5.0
 """A call's budget for its commands when the client sets no ``socket_timeout`` (as aiocache's default)."""
@@ -57,19 +58,19 @@ class _Adapter:
     def accepts(self, cache: object) -> bool:
         return isinstance(cache, _ASYNC + _SYNC)
 
-    def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
+    def store(self, cache: Any, function: Function) -> Store:
         if isinstance(cache, _SYNC):
             raise TypeError(
-                f"vix_cached({options.name}): cache= takes redis-py's asyncio clients "
+                f"vix_cached({function.name}): cache= takes redis-py's asyncio clients "
                 f"(redis.asyncio.Redis, redis.asyncio.RedisCluster, a redis.asyncio.sentinel master), "
                 f"got the synchronous {type(cache).__qualname__}"
             )
-        if not is_async:
+        if not function.is_async:
             raise TypeError(
-                f"vix_cached({options.name}): a Redis client serves async functions only; "
+                f"vix_cached({function.name}): a Redis client serves async functions only; "
                 f"use cache=None or a cachetools cache for a sync function"
             )
-        return SharedEngine(RedisStore(cache), cache, options)
+        return SharedStore(RedisClientBackend(cache), cache, function)
 
 
 ADAPTER = _Adapter()
@@ -79,7 +80,7 @@ _BYTES = Payload(typed.dumps, typed.loads, keeps_types=True, runs_code=False, na
 _TEXT = _BYTES._replace(dumps=typed.dumps_text)
 
 
-class RedisStore:
+class RedisClientBackend:
     """A redis-py asyncio client (plain, cluster or Sentinel) as a shared store of envelopes."""
 
     in_process = False

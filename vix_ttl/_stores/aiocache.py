@@ -1,6 +1,6 @@
 """The aiocache store of ``@vix_cached``: memory, Redis and memcached, through aiocache 0.12.
 
-A ``Backend`` of ``vix_ttl._shared_store``: envelopes go to the backend raw (the
+A ``Backend`` of ``vix_ttl._cache.shared``: envelopes go to the backend raw (the
 engine encodes them), under the cache's own namespace, with the cache's
 serializer for the values (``VixSerializer``'s inner one, and its secret). Found by
 ``vix_cached`` through the ``vix_ttl.stores`` entry point ``aiocache``: the core
@@ -28,14 +28,15 @@ from vix_ttl._aiocache_backend import (
     runs_code,
 )
 from vix_ttl._budget import Commands
+from vix_ttl._cache.api import Store
+from vix_ttl._cache.options import Function
+from vix_ttl._cache.shared import Payload, SharedStore
 from vix_ttl._checks import check_seconds
-from vix_ttl._engine import Engine, Options
 from vix_ttl._keys import digest
 from vix_ttl._redis import pool_slots, scan_and_bury
-from vix_ttl._shared_store import Payload, SharedEngine
 from vix_ttl.aiocache import VixSerializer
 
-__all__ = ["ADAPTER", "AiocacheStore"]
+__all__ = ["ADAPTER", "AiocacheBackend"]
 
 
 class _Adapter:
@@ -44,19 +45,19 @@ class _Adapter:
     def accepts(self, cache: object) -> bool:
         return isinstance(cache, BaseCache)
 
-    def engine(self, cache: Any, options: Options, *, is_async: bool) -> Engine:
-        if not is_async:
+    def store(self, cache: Any, function: Function) -> Store:
+        if not function.is_async:
             raise TypeError(
-                f"vix_cached({options.name}): an aiocache cache serves async functions only; "
+                f"vix_cached({function.name}): an aiocache cache serves async functions only; "
                 f"use cache=None or a cachetools cache for a sync function"
             )
-        return SharedEngine(AiocacheStore(cache, options.name), cache, options)
+        return SharedStore(AiocacheBackend(cache, function.name), cache, function)
 
 
 ADAPTER = _Adapter()
 
 
-class AiocacheStore:
+class AiocacheBackend:
     """An aiocache cache as a shared store of envelopes."""
 
     def __init__(self, cache: BaseCache, owner: str) -> None:
