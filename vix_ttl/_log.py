@@ -3,8 +3,8 @@
 A library does not decide where its logs go, or whether they are shown: the application
 does, through ``logging``. So each module's logger is structlog wrapped over
 ``logging.getLogger(<module>)``, a child of ``vix_ttl``, with processors of its own: vix_ttl
-never calls ``structlog.configure``, and an application's structlog configuration (made for
-its own loggers) does not reroute vix_ttl's events to stdout.
+never calls ``structlog.configure``, and needs no one to (structlog's defaults print to
+stdout), nor takes the application's structlog configuration, made for its own loggers.
 
 An event is one record whose message is one line: the event's name, then its fields as
 ``key=value``. Its name and fields are also attributes of the record (``record.event``,
