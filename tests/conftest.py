@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -9,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from vix_ttl.testing import forget_breakers
 
@@ -23,10 +23,15 @@ def _fresh_registry() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _default_structlog() -> Iterator[None]:
-    """A test that configures structlog (the CLI does) leaves no trace."""
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that configures logging (the CLI does, a README example may) leaves no trace."""
+    loggers = [logging.getLogger(), logging.getLogger("vix_ttl")]
+    before = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield
-    structlog.reset_defaults()
+    for logger, handlers, level, propagate in before:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 # -- real cache servers ---------------------------------------------------------

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).parent.parent / "vix_ttl"
 # ARCHITECTURE.md's layers: a module imports only modules of earlier layers (or its own
 # layer's modules listed before it). Modules of subpackages are named by their dotted path.
 LAYERS = [
-    ["_checks", "_enum", "status", "_signing", "_keys", "_faults", "_budget", "_monotonic"],
+    ["_checks", "_enum", "status", "_signing", "_keys", "_log", "_faults", "_budget", "_monotonic"],
     ["window", "mode", "learning", "policy", "_envelope", "_coalesce", "_stale", "_refresh", "_lease"],
     ["breaker", "registry", "detector"],
     [

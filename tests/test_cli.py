@@ -130,6 +130,43 @@ def test_demo_tells_the_lineup_leak_story(capsys: pytest.CaptureFixture[str]) ->
     assert "after the panic: mode normal, a panic request gets TTL 0 s (bypass)" in out
 
 
+def test_the_command_logs_every_mode_change_to_stderr_one_line_each(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The command is an application: it shows vix_ttl's INFO events too, and keeps stdout for the report.
+    for _ in range(2):  # configured again, not twice over
+        assert main(["demo", "--rate", "2"]) == 0
+    captured = capsys.readouterr()
+    changes = [line.split("] ", 1)[1].split()[:4] for line in captured.err.splitlines()]
+    assert (
+        changes
+        == [
+            ["breaker_mode_changed", "breaker=lineup-leak", "old_mode=normal", "new_mode=high_volatility"],
+            [
+                "breaker_mode_changed",
+                "breaker=lineup-leak",
+                "old_mode=high_volatility",
+                "new_mode=circuit_open",
+            ],
+            [
+                "breaker_mode_changed",
+                "breaker=lineup-leak",
+                "old_mode=circuit_open",
+                "new_mode=high_volatility",
+            ],
+            ["breaker_mode_changed", "breaker=lineup-leak", "old_mode=high_volatility", "new_mode=normal"],
+        ]
+        * 2
+    )
+    assert [line.split("[", 1)[1].split("]")[0].strip() for line in captured.err.splitlines()[:4]] == [
+        "WARNING",
+        "CRITICAL",
+        "WARNING",
+        "INFO",
+    ]
+    assert "breaker_mode_changed" not in captured.out
+
+
 def test_demo_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--rate", "0"])

@@ -11,8 +11,8 @@ from typing import Any
 import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
-from structlog.testing import capture_logs
 
+from tests.logs import captured_logs
 from vix_ttl import Decision, Mode, Strategy, TTLPolicy, VIXCircuitBreaker, VixStatus, get_breaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
@@ -443,7 +443,7 @@ def test_a_bypassed_value_the_store_refused_still_keeps_the_old_one_away() -> No
     assert odds(1) == "old"
     state.update(status="panic", value="new")
     store.refuse = True
-    with capture_logs():
+    with captured_logs():
         assert odds(1) == "new"  # served, not stored: the entry it replaces is dropped
     store.refuse, state["status"] = False, "normal"
     assert odds(1) == "new"  # never "old" again after "new" was served

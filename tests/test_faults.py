@@ -16,9 +16,9 @@ from typing import Any
 import cachetools
 import pytest
 from aiocache import RedisCache
-from structlog.testing import capture_logs
 
 from tests.conftest import require_server
+from tests.logs import captured_logs
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl._faults import QUIET_SECONDS
 from vix_ttl.decorator import vix_cached
@@ -119,7 +119,7 @@ async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess)
     assert (len(computes), price.cache_info().hits) == (1, 1)
 
     redis_process.stop()
-    with capture_logs() as down_logs:
+    with captured_logs() as down_logs:
         for _ in range(20):
             assert await price(1) == 10  # computed: the call never fails
     assert len(computes) == 21
@@ -132,7 +132,7 @@ async def test_redis_stopped_mid_run_then_restarted(redis_process: RedisProcess)
     ]
 
     redis_process.start()
-    with capture_logs() as up_logs:
+    with captured_logs() as up_logs:
         # The empty new server: a miss, stored again, then hits. A pooled connection from
         # before the restart may fail once more on its first command.
         results = [await price(1) for _ in range(5)]
@@ -171,7 +171,7 @@ def test_a_failing_mapping_store_fails_open() -> None:
 
     price(1)
     store.broken = True
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert [price(1) for _ in range(5)] == [1] * 5
     assert {k: v for k, v in price.cache_info().counts.items() if v} == {"misses": 1, "errors": 5}
     assert sorted((log["event"], log["operation"]) for log in logs) == [
@@ -192,7 +192,7 @@ def test_a_store_failing_one_call_in_three_is_one_burst_not_one_per_call() -> No
     def price(x: int) -> int:
         return x
 
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for n in range(300):  # a cluster with one master of three down: some calls fail, others not
             store.broken = n % 3 == 0
             assert price(n % 7) == n % 7
@@ -222,7 +222,7 @@ async def test_a_hung_backend_times_out_into_a_computed_call() -> None:
     async def price(x: int) -> int:
         return x
 
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert await price(3) == 3
     assert price.cache_info().errors == 1
     # One line: the read that spent the call's time; the write it left no time for is not a fault.
@@ -252,7 +252,7 @@ def test_a_store_raising_typeerror_for_a_hashable_key_has_failed_not_the_call() 
     def price(x: int) -> int:
         return x * 2
 
-    with capture_logs():
+    with captured_logs():
         assert [price(x % 30) for x in range(2000)] == [(x % 30) * 2 for x in range(2000)]
     info = price.cache_info()
     assert info.calls == 2000

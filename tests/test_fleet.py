@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import redis
-from structlog.testing import capture_logs
 
+from tests.logs import captured_logs
 from tests.test_faults import RedisProcess, own_redis, redis_process  # noqa: F401 - a fixture
 from vix_ttl import Mode, VIXCircuitBreaker
 from vix_ttl.fleet import RedisWindow
@@ -131,7 +131,7 @@ def test_redis_down_falls_back_to_the_local_window_and_rejoins(redis_process: Re
     assert window.flush() and breaker.samples == 11 and breaker.mode is Mode.CIRCUIT_OPEN
 
     redis_process.stop()
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for _ in range(5):
             breaker.record("normal")  # never raises
             assert not window.flush()
@@ -141,7 +141,7 @@ def test_redis_down_falls_back_to_the_local_window_and_rejoins(redis_process: Re
     assert breaker.metrics()["fleet_faults"] == 5 and breaker.metrics()["fleet_shared"] is False
 
     redis_process.start()  # an empty server: each process refills it with its own window
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert window.flush()
     assert [log["event"] for log in logs] == ["fleet_window_restarted", "fleet_window_rejoined"]
     assert breaker.samples == 6  # this process's window, all of it: nothing lost
@@ -245,7 +245,7 @@ def test_a_flush_that_ran_but_lost_its_reply_is_not_applied_twice(url: str, name
     for _ in range(100):
         breaker.record("panic")
     window._script = ran_then_lost
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert not window.flush()
     window._script = script
     assert window.flush()  # sent again, with its sequence number: applied once
@@ -260,7 +260,7 @@ def test_processes_with_other_settings_refuse_to_join_and_say_so_once(url: str, 
     other = RedisWindow(url, name=name, window_seconds=10, bucket_seconds=2, clock=clock)
     fleet_breaker_ = VIXCircuitBreaker(clock=clock, window=fleet)
     other_breaker = VIXCircuitBreaker(clock=clock, window=other)
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for _ in range(25):
             fleet_breaker_.record("normal")
             other_breaker.record("panic")
@@ -323,7 +323,7 @@ def test_a_vandalized_window_starts_afresh_and_every_process_refills_it(
         second.record("normal")
     assert one.flush() and two.flush()
     _vandalize(redis.Redis.from_url(url), one._keys, how, clock)
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for second_ in range(12):  # past the window: what was true leaves it, the vandalism too
             first.record("normal")  # never raises
             assert one.flush() and two.flush() and one.flush()
@@ -390,7 +390,7 @@ def test_the_flusher_never_dies_and_stop_never_raises(url: str, name: str) -> No
         raise RuntimeError("RedisClusterUnreachableError: every node is down")
 
     script, window._script = window._script, unreachable
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         window.start()
         for _ in range(5):
             breaker.record("normal")

@@ -25,9 +25,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from structlog.testing import capture_logs
 
 from tests.harness import get_scope, rewrite_entry
+from tests.logs import captured_logs
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl.asgi import VixCacheMiddleware
 from vix_ttl.testing import FakeClock
@@ -844,7 +844,7 @@ async def test_a_refresh_that_meets_no_store_drops_the_old_page(backend: Backend
         await http.get("/page")
         clock.advance(61)
         backend.headers = {"cache-control": "no-store"}
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             served = await http.get("/page")  # stale, while one refresh runs
             for _ in range(20):
                 await asyncio.sleep(0)

@@ -22,10 +22,10 @@ import redis
 from aiocache import RedisCache
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
-from structlog.testing import capture_logs
 
 from tests.conftest import SENTINEL_DATA_PORTS, SENTINEL_MASTER
 from tests.harness import run_fleet
+from tests.logs import captured_logs
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
 from vix_ttl.fleet import RedisWindow
@@ -67,7 +67,7 @@ def cluster_member(port: int, namespace: str, barrier: Any, results: Any) -> Non
         # stalled event loops past a lease renewal.
         await counter.initialize()
         await asyncio.to_thread(barrier.wait, 60)
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             values = await every_key()
             again = await every_key()
         wrong = sum(v != {"match": m % KEYS, "book": "bet365"} for m, v in enumerate([*values, *again]))
@@ -141,7 +141,7 @@ async def test_cache_clear_of_a_large_namespace_clears_it_whole(cluster_ports: l
     for n in range(60_000):
         pipe.set(f"vix_ttl:{namespace}|(i{n})", b"x")
     pipe.execute()
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         await odds.cache_clear()
     assert not [log for log in logs if log["event"].startswith("cache_backend")]
     assert not list(filler.scan_iter(match=f"vix_ttl:{namespace}|*", count=1000))
@@ -158,7 +158,7 @@ async def test_a_plain_client_pointed_at_a_cluster_says_so_once(cluster_ports: l
     async def odds(match: int) -> int:
         return match
 
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert [await odds(m) for m in range(100)] == list(range(100))  # never fails a call
     failed = [log for log in logs if log["event"] == "cache_backend_failed"]
     # A third of the keys live on that node and succeed: still named once, not at every call.
@@ -176,7 +176,7 @@ async def test_a_client_pointed_at_a_replica_logs_one_burst_and_names_it(sentine
     async def odds(match: int) -> int:
         return match
 
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert [await odds(m % 10) for m in range(300)] == [m % 10 for m in range(300)]
     failed = [log for log in logs if log["event"].startswith("cache_backend")]
     # Reads succeed, leases and writes fail: named once, not two lines per call (0.2: 599).
@@ -204,13 +204,13 @@ def test_a_stalled_replica_never_takes_the_fleet_window_down(sentinel_ports: lis
         breaker.record("panic")
     os.kill(pid, signal.SIGSTOP)  # the replica stalls: it acknowledges nothing
     try:
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             for _ in range(3):
                 assert window.flush()  # 0.2: every flush failed, the fleet window was off
             assert window.shared and (window.total, window.panics) == (10, 10)  # sent 3 times, applied once
     finally:
         os.kill(pid, signal.SIGCONT)
-    with capture_logs() as back:
+    with captured_logs() as back:
         assert window.flush()  # the replica has it now: nothing is held any more
     assert (window.total, window.panics) == (10, 10) and not window._unconfirmed
     assert [log["event"] for log in logs if log["event"].startswith("fleet")] == [
@@ -267,7 +267,7 @@ def failover_member(  # noqa: PLR0917 - a process target takes its arguments by 
         results.put((calls, exceptions, wrong, shared, window.shared))
         await client.aclose()
 
-    with capture_logs():
+    with captured_logs():
         asyncio.run(main())
 
 

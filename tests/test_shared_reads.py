@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiocache import MemcachedCache, RedisCache
-from structlog.testing import capture_logs
 
+from tests.logs import captured_logs
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._keys import wire_key
 from vix_ttl.testing import FakeClock
@@ -250,7 +250,7 @@ async def test_a_bypassed_value_that_cannot_be_stored_still_keeps_the_old_one_aw
 
     assert await odds(1) == [1, 2]  # calm: stored
     state.update(status="panic", value=(3, 4))  # JSON cannot keep a tuple: served, not stored
-    with capture_logs():
+    with captured_logs():
         assert await odds(1) == (3, 4)
     state["status"] = "normal"
     assert await odds(1) == (3, 4)  # computed again: the calm [1, 2] never comes back

@@ -34,9 +34,9 @@ import redis
 from aiocache import MemcachedCache, RedisCache, SimpleMemoryCache, caches
 from aiocache import cached as aiocache_cached
 from aiocache.serializers import BaseSerializer, JsonSerializer, MsgPackSerializer, PickleSerializer
-from structlog.testing import capture_logs
 
 from tests.conftest import require_server
+from tests.logs import captured_logs
 from tests.test_faults import ServerProcess
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl.aiocache import VixPlugin, VixSerializer, cached
@@ -264,7 +264,7 @@ async def test_a_tampered_entry_is_a_miss_and_is_overwritten(
     await signed(1)
     key = key_of(raw_redis, 1)
     raw_redis.set(key, tamper(raw(raw_redis, key)))
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert await signed(1) == {"match": 1, "odds": 2.5}
         assert await signed(1) == {"match": 1, "odds": 2.5}  # overwritten: a hit again
     assert signed.computes == [1, 1]
@@ -283,7 +283,7 @@ async def test_an_entry_moved_to_another_key_is_a_miss(signed: Any, raw_redis: r
 async def test_rejections_are_logged_once_per_burst(signed: Any, raw_redis: redis.Redis) -> None:
     for match in range(5):
         await signed(match)
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for match in range(5):
             raw_redis.set(key_of(raw_redis, match), b"vix_ttl:2|forged")
             await signed(match)
@@ -712,7 +712,7 @@ async def test_a_value_the_serializer_cannot_keep_is_not_stored_and_said_once(
         computes.append(x)
         return Point(x, x) if serializer == "default" else (x, x)  # msgpack gives tuples back as lists
 
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for x in (1, 1, 2, 2):
             assert await pair(x) == (x, x)
     assert computes == [1, 1, 2, 2]  # never served back as another type
@@ -757,7 +757,7 @@ async def test_invalidate_and_clear_fail_open_on_a_dead_server(tmp_path: Path) -
 
     await odds(1)
     server.kill()
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert await odds.invalidate(1) is False
         await odds.cache_clear()
     assert [(log["event"], log["operation"]) for log in logs] == [

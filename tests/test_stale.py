@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from aiocache import RedisCache
-from structlog.testing import capture_logs
 
+from tests.logs import captured_logs
 from vix_ttl import Mode, VIXCircuitBreaker, vix_cached
 from vix_ttl._stale import early_refresh_due
 from vix_ttl.testing import FakeClock
@@ -120,7 +120,7 @@ def test_stale_if_error_serves_the_last_value_instead_of_the_exception(
     price(1)
     backend.failing = True
     clock.advance(61)
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert price(1) == "v0"
         assert price(1) == "v0"
     assert price.cache_info().served_on_error == 2
@@ -193,7 +193,7 @@ def test_refreshes_are_one_per_key_and_their_failures_are_logged(
     price(1)
     clock.advance(61)
     backend.failing, backend.gate = True, threading.Event()
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         for _ in range(20):
             assert price(1) == "v0"
         wait_until(lambda: backend.computes == 2)  # twenty stale calls, one refresh

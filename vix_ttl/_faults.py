@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-import structlog
+from vix_ttl._log import get_logger
 
 __all__ = [
     "BACKEND",
@@ -35,7 +35,7 @@ __all__ = [
 QUIET_SECONDS = 1.0
 """How long an operation must go without a fault before a success ends its burst."""
 
-_log = structlog.get_logger("vix_ttl")
+_log = get_logger(__name__)
 
 
 class Events(NamedTuple):

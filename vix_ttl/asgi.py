@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cachetools
-import structlog
 
 from vix_ttl import _http
 from vix_ttl._cache.api import OUTCOMES, CacheInfo, Entry, Outcome
 from vix_ttl._cache.options import CacheOptions
 from vix_ttl._checks import check_count, check_ttl
 from vix_ttl._coalesce import AsyncCoalescer
+from vix_ttl._log import get_logger
 from vix_ttl._proxy import engine_of
 from vix_ttl._refresh import NotKept
 from vix_ttl.decorator import vix_cached
@@ -593,7 +593,7 @@ class VixCacheMiddleware:
 # _REMEMBERED_BYTES is not remembered (65,536 keys of a hostile 60 KB path would be 4 GB).
 _REMEMBERED = 65536
 _REMEMBERED_BYTES = 2048
-_log = structlog.get_logger("vix_ttl")
+_log = get_logger(__name__)
 # What an entry of the default store costs beyond its bytes: the dicts and tuples holding it
 # (1.5 KB measured with tracemalloc for a small page).
 _ENTRY_OVERHEAD = 1536

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import structlog
-
 from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
+from vix_ttl._log import get_logger
 from vix_ttl.learning import ChangeRate
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
 from vix_ttl.policy import Decision, Learned, Strategy, TTLPolicy, floor_ttl
@@ -52,7 +51,7 @@ class BreakerConfig:
     clock: Clock
 
 
-_log = structlog.get_logger("vix_ttl")
+_log = get_logger(__name__)
 
 # Module constants: reading an Enum member off its class is slow on the hot path.
 _PANIC = VixStatus.PANIC

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import queue
@@ -19,7 +20,6 @@ from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
 
-import structlog
 from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
@@ -43,12 +43,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _log_to_stderr() -> None:
+    """The command owns its process, so it configures logging: vix_ttl's events, every mode
+    change included, go to stderr; the report goes to stdout."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-8s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("vix_ttl")
+    logger.handlers[:] = [handler]  # main() run twice in one process prints each line once
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser, commands = _parser()
     args = parser.parse_args(argv)
     command = commands[args.command]  # its usage line goes with its errors
-    # The command owns its process: logs go to stderr, the report to stdout.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    _log_to_stderr()
     if args.command == "demo":
         if args.rate <= 0:
             command.error("--rate must be a positive number of requests per second")
@@ -425,12 +435,8 @@ def run(
 
 def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
     """A worker process: its transitions are in the result, not in the log."""
-    structlog.configure(processors=[_drop])
+    logging.getLogger("vix_ttl").setLevel(logging.CRITICAL + 1)
     return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
-
-
-def _drop(*_: Any) -> Any:
-    raise structlog.DropEvent
 
 
 def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict[str, Any]:

@@ -51,10 +51,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import structlog
-
 from vix_ttl._checks import check_clock, check_name, check_seconds, missing_extra
 from vix_ttl._faults import FLEET, NOT_REPLICATED, FaultLog
+from vix_ttl._log import get_logger
 from vix_ttl._redis import socket_timeout
 
 try:
@@ -66,7 +65,7 @@ from vix_ttl.window import RollingWindow
 
 __all__ = ["RedisWindow"]
 
-_log = structlog.get_logger("vix_ttl")
+_log = get_logger(__name__)
 
 # KEYS[1]: the buckets hash ("t:<index>", "p:<index>"); KEYS[2]: the totals hash (bucket,
 # size, head, total, panics, epoch); KEYS[3]: this process's last sequence number applied.
