@@ -612,3 +612,15 @@ async def test_a_stream_keeps_nobody_else_waiting(service: Service, clock: FakeC
 def test_a_shared_cache_needs_a_namespace(service: Service) -> None:
     with pytest.raises(TypeError, match="namespace="):
         VixCacheMiddleware(service.app, ttl=60, cache={})
+
+
+def test_the_middleware_takes_vix_cacheds_options_and_names_itself_in_their_errors() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    middleware = VixCacheMiddleware(app, ttl=60, warning_ttl=30, early_refresh=1.0, coalesce=False)
+    assert middleware.breaker.name == "vix_ttl.asgi"
+    with pytest.raises(TypeError, match=r"^VixCacheMiddleware: unknown option stale \(allowed:"):
+        VixCacheMiddleware(app, ttl=60, stale=5)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"^VixCacheMiddleware: .*early_refresh"):
+        VixCacheMiddleware(app, ttl=60, early_refresh=-1)

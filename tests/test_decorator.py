@@ -447,3 +447,31 @@ def test_a_bypassed_value_the_store_refused_still_keeps_the_old_one_away() -> No
         assert odds(1) == "new"  # served, not stored: the entry it replaces is dropped
     store.refuse, state["status"] = False, "normal"
     assert odds(1) == "new"  # never "old" again after "new" was served
+
+
+def test_a_cache_passed_as_the_ttl_says_to_pass_it_as_cache() -> None:
+    with pytest.raises(TypeError, match=r"got the cache TTLCache\(\.\.\.\): pass it as cache="):
+        vix_cached(cachetools.TTLCache(maxsize=10, ttl=60))  # type: ignore[arg-type]
+
+
+def test_an_unknown_option_is_named_with_the_allowed_ones() -> None:
+    with pytest.raises(TypeError, match=r"unknown option stale \(allowed: ttl, cache, .*stale_while_revalidate"):
+        vix_cached(60, status=lambda x: "normal", stale=5)  # type: ignore[call-arg]
+
+
+def test_cache_info_says_the_store_size_where_the_store_knows_it() -> None:
+    @vix_cached(60, status=lambda x: "normal", cache=cachetools.LRUCache(maxsize=3))
+    def bounded(x: int) -> int:
+        return x
+
+    @vix_cached(60, status=lambda x: "normal", cache={})
+    def unbounded(x: int) -> int:
+        return x
+
+    for x in range(5):
+        bounded(x)
+        unbounded(x)
+    assert (bounded.cache_info().maxsize, bounded.cache_info().currsize) == (3, 3)
+    assert (unbounded.cache_info().maxsize, unbounded.cache_info().currsize) == (None, 5)
+    assert bounded.cache_info().counts == {**dict.fromkeys(bounded.cache_info().counts, 0), "misses": 5}
+    assert bounded.cache_info().calls == 5

@@ -34,11 +34,12 @@ import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vix_ttl._budget import Budget
 
-__all__ = ["LEASE_SECONDS", "MAX_WAIT_SECONDS", "NOTHING", "LeaseStore", "LeaseWaitError", "single_flight"]
+__all__ = ["LEASE_SECONDS", "MAX_WAIT_SECONDS", "NOTHING", "LeaseStore", "LeaseWaitError", "under_lease"]
 
 LEASE_SECONDS = 5.0
 """How long a lease lasts unless renewed: a holder that dies delays the others this long at most."""
@@ -88,7 +89,7 @@ Fault = Callable[[BaseException], object]
 """Notes a failed or timed-out lease command (logged once per burst, counted)."""
 
 
-async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it needs of the store
+async def under_lease(  # noqa: PLR0917 - the call's computation, and what it needs of the store
     store: LeaseStore,
     name: str,
     look: Callable[[Budget | None], Awaitable[Any]],
@@ -113,62 +114,101 @@ async def single_flight(  # noqa: PLR0917 - the call's one flight, and what it n
     own, and one that fails ends the wait and the budget (a hung server costs the
     call one timeout in all).
     """
-    mine = _Holder(secrets.token_hex(8))
+    lease = _Lease(store, name, _Holder(secrets.token_hex(8)), look, run, failed, budget, fault)
     try:
-        taken = await store.add(name, mine.value, LEASE_SECONDS, budget)
+        taken = await store.add(name, lease.mine.value, LEASE_SECONDS, budget)
     except Exception as exc:  # the store fails: compute without a lease
         fault(exc)
         return await run()
     if taken:
-        return await _hold(store, name, mine, look if look_again else None, run, failed, budget, fault)
+        return await lease.hold(look_again=look_again)
     _Waiting.count += 1
     try:
-        return await _wait(store, name, mine, look, run, failed, budget, fault)
+        return await lease.wait()
     finally:
         _Waiting.count -= 1
 
 
-async def _wait(  # noqa: PLR0917 - single_flight's arguments, while another process holds the lease
-    store: LeaseStore,
-    name: str,
-    mine: _Holder,
-    look: Callable[[Budget | None], Awaitable[Any]],
-    run: Callable[[], Awaitable[tuple[Any, Any]]],
-    failed: Callable[[Any], bool],
-    budget: Budget,
-    fault: Fault,
-) -> tuple[Any, Any]:
-    """Wait for the holder's entry; take the lease over when it lapses; compute when told to."""
-    waiting = _Waiting(asyncio.get_running_loop().time)
-    pause = _POLL_SECONDS[0]
-    while True:
-        await asyncio.sleep(pause)
-        # Back off to the longest pause, longer the more keys this process waits on at once:
-        # a cold burst of many keys must not drown the holders' own commands in polls.
-        pause = min(pause * 2, max(_POLL_SECONDS[1], min(_POLL_MOST, _POLL_PER_WAITER * _Waiting.count)))
+@dataclass(frozen=True, slots=True)
+class _Lease:
+    """One call's computation under the lease *name*: ``under_lease``'s arguments, and this
+    process's lease value (*mine*)."""
+
+    store: LeaseStore
+    name: str
+    mine: _Holder
+    look: Callable[[Budget | None], Awaitable[Any]]
+    run: Callable[[], Awaitable[tuple[Any, Any]]]
+    failed: Callable[[Any], bool]
+    budget: Budget
+    fault: Fault
+
+    async def wait(self) -> tuple[Any, Any]:
+        """Wait for the holder's entry; take the lease over when it lapses; compute when told to."""
+        store, name, mine, fault = self.store, self.name, self.mine, self.fault
+        waiting = _Waiting(asyncio.get_running_loop().time)
+        pause = _POLL_SECONDS[0]
+        while True:
+            await asyncio.sleep(pause)
+            # Back off to the longest pause, longer the more keys this process waits on at once:
+            # a cold burst of many keys must not drown the holders' own commands in polls.
+            pause = min(pause * 2, max(_POLL_SECONDS[1], min(_POLL_MOST, _POLL_PER_WAITER * _Waiting.count)))
+            try:
+                found = await self.look(None)
+                if found is not NOTHING:
+                    return found, None
+                held = await store.peek(name, None)
+                if held is None:  # gone with no entry: its holder failed, or died
+                    if await store.peek(name + _FAILED, None) in waiting.holders:
+                        return await self.run()  # the holder we waited on failed: each meets its own outcome
+                    taken = await store.add(name, mine.value, LEASE_SECONDS, None)  # one waiter takes it
+                elif waiting.alive(held):
+                    continue
+                else:  # a dead or stuck holder, a planted or unreadable lease: one waiter takes it over
+                    taken = await store.swap(name, held, mine.value, LEASE_SECONDS, None)
+                    waiting.restart()  # else another waiter took it: wait on the new holder
+            except Exception as exc:  # the store fails: stop waiting on it, with nothing left to spend
+                fault(exc)
+                self.budget.left = 0.0
+                return await self.run()
+            if waiting.too_long():
+                fault(LeaseWaitError(f"waited {MAX_WAIT_SECONDS:g} s on another process's computation"))
+                return await self.run()
+            if taken:  # a waiter taking over looks again: the holder may have written as it let go
+                return await self.hold(look_again=True)
+
+    async def hold(self, *, look_again: bool) -> tuple[Any, Any]:
+        """Holding the lease: look once more (if *look_again*), compute, let go; the look, the
+        write and the letting go within a whole timeout again.
+
+        Renewals start at once, a half lease after the lease was taken, whatever a slow
+        second look or a busy event loop delays.
+        """
+        store, name, mine, budget, fault = self.store, self.name, self.mine, self.budget, self.fault
+        renewing = asyncio.ensure_future(_renew(store, name, mine, fault))
+        # The store just gave this call the lease: it answers. Every process waiting on the lease
+        # waits for this call's write; were it skipped for the time the call's earlier commands
+        # took (a slow, busy server), they would all compute again.
+        budget.renew()
         try:
-            found = await look(None)
+            found = NOTHING
+            if look_again:
+                try:
+                    found = await self.look(budget)
+                except Exception as exc:
+                    fault(exc)
             if found is not NOTHING:
+                renewing.cancel()
+                await _let_go(store.drop(name, mine.value, budget), fault)
                 return found, None
-            held = await store.peek(name, None)
-            if held is None:  # gone with no entry: its holder failed, or died
-                if await store.peek(name + _FAILED, None) in waiting.holders:
-                    return await run()  # the holder we waited on failed: each meets its own outcome
-                taken = await store.add(name, mine.value, LEASE_SECONDS, None)  # one waiter takes it
-            elif waiting.alive(held):
-                continue
-            else:  # a dead or stuck holder, a planted or unreadable lease: one waiter takes it over
-                taken = await store.swap(name, held, mine.value, LEASE_SECONDS, None)
-                waiting.restart()  # else another waiter took it: wait on the new holder
-        except Exception as exc:  # the store fails: stop waiting on it, with nothing left to spend
-            fault(exc)
-            budget.left = 0.0
-            return await run()
-        if waiting.too_long():
-            fault(LeaseWaitError(f"waited {MAX_WAIT_SECONDS:g} s on another process's computation"))
-            return await run()
-        if taken:  # a waiter taking over looks again: the holder may have written as it let go
-            return await _hold(store, name, mine, look, run, failed, budget, fault)
+            result = await self.run()
+        finally:
+            renewing.cancel()
+        if self.failed(result[0]):
+            await _let_go(_fail(store, name, mine, budget), fault)
+        else:
+            await _let_go(store.drop(name, mine.value, budget), fault)
+        return result
 
 
 class LeaseWaitError(Exception):
@@ -240,48 +280,6 @@ class _Holder:
     def __init__(self, token: str) -> None:
         self.token, self.renewals = token, 0
         self.value = f"{token}.0"
-
-
-async def _hold(  # noqa: PLR0917 - single_flight's arguments, once the lease is this call's
-    store: LeaseStore,
-    name: str,
-    mine: _Holder,
-    look: Callable[[Budget | None], Awaitable[Any]] | None,
-    run: Callable[[], Awaitable[tuple[Any, Any]]],
-    failed: Callable[[Any], bool],
-    budget: Budget,
-    fault: Fault,
-) -> tuple[Any, Any]:
-    """Holding the lease: look once more (unless *look* is None), compute, let go; the look,
-    the write and the letting go within a whole timeout again.
-
-    Renewals start at once, a half lease after the lease was taken, whatever a slow
-    second look or a busy event loop delays.
-    """
-    renewing = asyncio.ensure_future(_renew(store, name, mine, fault))
-    # The store just gave this call the lease: it answers. Every process waiting on the lease
-    # waits for this call's write; were it skipped for the time the call's earlier commands
-    # took (a slow, busy server), they would all compute again.
-    budget.renew()
-    try:
-        found = NOTHING
-        if look is not None:
-            try:
-                found = await look(budget)
-            except Exception as exc:
-                fault(exc)
-        if found is not NOTHING:
-            renewing.cancel()
-            await _let_go(store.drop(name, mine.value, budget), fault)
-            return found, None
-        result = await run()
-    finally:
-        renewing.cancel()
-    if failed(result[0]):
-        await _let_go(_fail(store, name, mine, budget), fault)
-    else:
-        await _let_go(store.drop(name, mine.value, budget), fault)
-    return result
 
 
 async def _let_go(command: Awaitable[None], fault: Fault) -> None:

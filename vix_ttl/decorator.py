@@ -95,7 +95,8 @@ def vix_cached(
     Raises:
         TypeError, ValueError: at decoration time, for any argument out of range.
     """
-    checked = Options.checked(ttl, cache=cache, maxsize=maxsize, key=key, namespace=namespace, **options)
+    own = {"cache": cache, "maxsize": maxsize, "key": key, "namespace": namespace}
+    checked = Options.checked(ttl, own, options)
     return Decorator(checked, _adapter_for(cache))
 
 

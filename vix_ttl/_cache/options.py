@@ -95,22 +95,20 @@ class Options:
     """A shared store's key of one call, from its arguments (None: vix_ttl's stable keys)."""
 
     @classmethod
-    def checked(
-        cls,
-        ttl: TTLArg | None,
-        *,
-        cache: Any = None,
-        maxsize: int = 4096,
-        key: Callable[..., Hashable] | None = None,
-        namespace: str | None = None,
-        **options: Any,
-    ) -> Options:
-        """``vix_cached``'s arguments, each checked: a ``TypeError`` / ``ValueError`` naming it."""
+    def checked(cls, ttl: TTLArg | None, own: Mapping[str, Any], options: Mapping[str, Any]) -> Options:
+        """``vix_cached``'s arguments, each checked (a ``TypeError`` / ``ValueError`` naming it):
+        *ttl*, its *own* (``cache``, ``maxsize``, ``key``, ``namespace``) and the *options*
+        (``CacheOptions``)."""
+        cache, maxsize, key, namespace = own["cache"], own["maxsize"], own["key"], own["namespace"]
+        if isinstance(ttl, MutableMapping):  # cachetools' habit: the cache first
+            raise TypeError(
+                f"vix_cached: the first argument is the base TTL (seconds, a callable, or None), got the "
+                f"cache {type(ttl).__qualname__}(...): pass it as cache=, e.g. vix_cached(60, "
+                f"status=..., cache={type(ttl).__qualname__}(...))"
+            )
         unknown = sorted(options.keys() - CacheOptions.__annotations__.keys())
         if unknown:
-            allowed = ", ".join(
-                ["ttl", "cache", "maxsize", "key", "namespace", *CacheOptions.__annotations__]
-            )
+            allowed = ", ".join(["ttl", *own, *CacheOptions.__annotations__])
             raise TypeError(f"vix_cached: unknown option {', '.join(unknown)} (allowed: {allowed})")
         status = options.get("status")
         if status is None and callable(ttl):
@@ -217,12 +215,6 @@ class Function:
 
 def _base_ttls(ttl: Any, warning_ttl: Any) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:
     """Status -> (status, base TTL): seconds (``inf``: never expires), or a callable giving them per call."""
-    if isinstance(ttl, MutableMapping):  # cachetools' habit: the cache first
-        raise TypeError(
-            f"vix_cached: the first argument is the base TTL (seconds, a callable, or None), got the "
-            f"cache {type(ttl).__qualname__}(...): pass it as cache=, e.g. vix_cached(60, "
-            f"status=..., cache={type(ttl).__qualname__}(...))"
-        )
     normal = ttl if callable(ttl) else check_ttl("ttl", ttl)
     if warning_ttl is None:
         warning = normal

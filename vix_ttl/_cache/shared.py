@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
 from vix_ttl._budget import Budget, Commands
@@ -34,7 +34,7 @@ from vix_ttl._envelope import GONE, Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED as REJECTED_EVENTS
 from vix_ttl._faults import UNSTORABLE, FaultLog
 from vix_ttl._keys import digest, key_prefix, wire_key
-from vix_ttl._lease import NOTHING, LeaseStore, single_flight
+from vix_ttl._lease import NOTHING, LeaseStore, under_lease
 from vix_ttl._monotonic import AHEAD_SECONDS, Newest
 from vix_ttl._signing import Signer
 
@@ -310,7 +310,7 @@ class SharedStore:
                 faults.append(error)
                 self.faults.failed("lease", error)
 
-            value, stored = await single_flight(
+            value, stored = await under_lease(
                 self._store.leases, lease, look, run, _is_failure, budget, fault, look_again=bool(ttl)
             )
             if not faults:
@@ -345,22 +345,23 @@ class SharedStore:
         else:
             envelope = seal(header, payload, signer=self._signer, key=signed_key)
         kept = header.ttl + self._keep_longer  # served stale meanwhile
-        try:
-            await self._commands.run(lambda: self._store.set(key, envelope, kept), budget)
-        except Exception as exc:
-            self.faults.failed("set", exc)
-            return False
-        self.faults.recovered("set")
-        return True
+        return await self._sent("set", lambda: self._store.set(key, envelope, kept), budget)
 
     async def _delete(self, key: Any, budget: Budget | None) -> bool:
         """Delete *key*'s entry within *budget*; False if the backend failed."""
+        return await self._sent("delete", lambda: self._store.delete(key), budget)
+
+    async def _sent(
+        self, operation: str, command: Callable[[], Awaitable[Any]], budget: Budget | None
+    ) -> bool:
+        """Whether *command* (the backend's *operation*) succeeded within *budget*; its faults
+        logged once per burst."""
         try:
-            await self._commands.run(lambda: self._store.delete(key), budget)
+            await self._commands.run(command, budget)
         except Exception as exc:
-            self.faults.failed("delete", exc)
+            self.faults.failed(operation, exc)
             return False
-        self.faults.recovered("delete")
+        self.faults.recovered(operation)
         return True
 
     async def clear(self) -> None:
