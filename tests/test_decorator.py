@@ -455,7 +455,9 @@ def test_a_cache_passed_as_the_ttl_says_to_pass_it_as_cache() -> None:
 
 
 def test_an_unknown_option_is_named_with_the_allowed_ones() -> None:
-    with pytest.raises(TypeError, match=r"unknown option stale \(allowed: ttl, cache, .*stale_while_revalidate"):
+    with pytest.raises(
+        TypeError, match=r"unknown option stale \(allowed: ttl, cache, .*stale_while_revalidate"
+    ):
         vix_cached(60, status=lambda x: "normal", stale=5)  # type: ignore[call-arg]
 
 
