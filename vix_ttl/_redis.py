@@ -79,7 +79,8 @@ async def bury(client: Any, entries: list[tuple[bytes, bytes, Any]], ttl: float)
     return sum(done[1::2])
 
 
-_SCANNED = 500  # keys a SCAN step asks for: each found key costs three commands in its steps
+_SCANNED = 200  # keys a SCAN step asks for: each costs three commands, and a step must fit a timeout
+# (0.25 s is a common socket_timeout) on a busy machine: a cluster pipeline is Python-heavy
 _GLOB = re.compile(r"[*?\[\]\\]")  # what Redis's glob-style MATCH reads as a pattern
 
 

@@ -1,0 +1,70 @@
+"""vix_ttl.testing's store conformance suite, run against every store vix_ttl ships."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cachetools
+import pytest
+from aiocache import Cache
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel
+
+from tests.conftest import SENTINEL_MASTER
+from vix_ttl.testing import StoreConformance
+
+
+class TestDefaultStore(StoreConformance):
+    kinds = ("sync", "async")
+
+    @pytest.fixture
+    def new_cache(self) -> Callable[[], Any]:
+        return lambda: None  # each function's own FIFO
+
+
+class TestCachetoolsStore(StoreConformance):
+    kinds = ("sync", "async")
+
+    @pytest.fixture
+    def new_cache(self) -> Callable[[], Any]:
+        return lambda: cachetools.TTLCache(maxsize=100, ttl=3600)
+
+
+class TestAiocacheMemoryStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self) -> Callable[[], Any]:
+        return lambda: Cache(Cache.MEMORY)
+
+
+class TestAiocacheRedisStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self, redis_port: int) -> Callable[[], Any]:
+        return lambda: Cache(Cache.REDIS, endpoint="127.0.0.1", port=redis_port)
+
+
+class TestAiocacheMemcachedStore(StoreConformance):
+    clears = False
+
+    @pytest.fixture
+    def new_cache(self, memcached_port: int) -> Callable[[], Any]:
+        return lambda: Cache(Cache.MEMCACHED, endpoint="127.0.0.1", port=memcached_port)
+
+
+class TestRedisClientStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self, redis_port: int) -> Callable[[], Any]:
+        return lambda: Redis(port=redis_port)
+
+
+class TestRedisClusterStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self, cluster_ports: list[int]) -> Callable[[], Any]:
+        return lambda: RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in cluster_ports])
+
+
+class TestRedisSentinelStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self, sentinel_ports: list[int]) -> Callable[[], Any]:
+        return lambda: Sentinel([("127.0.0.1", port) for port in sentinel_ports]).master_for(SENTINEL_MASTER)
