@@ -1,4 +1,4 @@
-"""In-flight sharing: concurrent calls for one key share one computation.
+"""Coalescing in one process: concurrent calls for one key share one computation.
 
 This is the backend protection that works from the first second of a panic,
 before the breaker has seen enough to step up: a thousand callers of the hot
@@ -12,9 +12,9 @@ as values, so only cancellations and interrupts travel as exceptions, and
 gives each caller its own copy: ``own_copy``.)
 
 A computation that calls its own function with the same key (a retry by
-recursion) does not join the flight it runs in, which would wait on itself
+recursion) does not join the ongoing it runs in, which would wait on itself
 forever: it computes. A context variable tells, in the thread or task (and the
-tasks it starts) that runs a computation, which flights it runs.
+tasks it starts) that runs a computation, which computations it runs.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from typing import Any
 __all__ = ["AsyncCoalescer", "SharedReads", "ThreadCoalescer", "own_copy", "running"]
 
 _RUNNING: ContextVar[frozenset[tuple[object, Hashable]]] = ContextVar("vix_ttl_running", default=frozenset())
-"""The (flights, key) pairs whose computation this context runs."""
+"""The (coalescer, key) pairs whose computation this context runs."""
 
 
-def running(flights: object, key: Hashable) -> bool:
-    """Whether this thread or task runs the computation of *key* in *flights* (it then calls itself)."""
-    return (flights, key) in _RUNNING.get()
+def running(coalescer: object, key: Hashable) -> bool:
+    """Whether this thread or task runs the computation of *key* in *coalescer* (it then calls itself)."""
+    return (coalescer, key) in _RUNNING.get()
 
 
-def _entering(flights: object, key: Hashable) -> Any:
-    """Mark *key* of *flights* as computed in this context; the token that ``_RUNNING.reset`` takes."""
-    return _RUNNING.set(_RUNNING.get() | {(flights, key)})
+def _entering(coalescer: object, key: Hashable) -> Any:
+    """Mark *key* of *coalescer* as computed in this context; the token that ``_RUNNING.reset`` takes."""
+    return _RUNNING.set(_RUNNING.get() | {(coalescer, key)})
 
 
 def own_copy(error: BaseException, traceback: TracebackType | None) -> BaseException:
@@ -128,36 +128,36 @@ def _stand_in_class(cls: type[BaseException]) -> type[BaseException]:
 class ThreadCoalescer:
     """Share computations between threads."""
 
-    __slots__ = ("_flights", "_lock")
+    __slots__ = ("_computing", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flights: dict[Hashable, _ThreadFlight] = {}
+        self._computing: dict[Hashable, _ThreadComputation] = {}
 
     def waiting(self, key: Hashable) -> int:
         """How many callers wait on the computation of *key* now, besides the first."""
         with self._lock:
-            flight = self._flights.get(key)
-            return 0 if flight is None else flight.waiting
+            ongoing = self._computing.get(key)
+            return 0 if ongoing is None else ongoing.waiting
 
     def busy(self, key: Hashable) -> bool:
         """Whether *key* is being computed now."""
-        return key in self._flights
+        return key in self._computing
 
     def run(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
         if running(self, key):  # a computation of key calling itself: it computes
             return compute(), True
         with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _ThreadFlight()
+            ongoing = self._computing.get(key)
+            leader = ongoing is None
+            if ongoing is None:
+                ongoing = self._computing[key] = _ThreadComputation()
             else:
-                flight.waiting += 1
+                ongoing.waiting += 1
         if not leader:
-            value = flight.result.result()
-            if flight.failure is not None:  # an interrupt in the computation: each its own copy
-                raise own_copy(flight.failure, flight.failure.__traceback__)
+            value = ongoing.result.result()
+            if ongoing.failure is not None:  # an interrupt in the computation: each its own copy
+                raise own_copy(ongoing.failure, ongoing.failure.__traceback__)
             return value, False
         token = _entering(self, key)
         value = failure = None
@@ -168,8 +168,8 @@ class ThreadCoalescer:
         finally:
             _RUNNING.reset(token)
         self._land(key)
-        flight.failure = failure
-        flight.result.set_result(value)
+        ongoing.failure = failure
+        ongoing.result.set_result(value)
         if failure is not None:  # every caller raises a copy of it, this one too
             raise own_copy(failure, failure.__traceback__)
         return value, True
@@ -178,10 +178,10 @@ class ThreadCoalescer:
         # Before the result is published: a caller arriving after this starts
         # a new computation rather than joining one that has ended.
         with self._lock:
-            del self._flights[key]
+            del self._computing[key]
 
 
-class _ThreadFlight:
+class _ThreadComputation:
     __slots__ = ("failure", "result", "waiting")
 
     def __init__(self) -> None:
@@ -201,48 +201,48 @@ class AsyncCoalescer:
     and four callbacks each: a panic stampede is thousands of callers).
     """
 
-    __slots__ = ("_flights",)
+    __slots__ = ("_computing",)
 
     def __init__(self) -> None:
-        self._flights: dict[Hashable, _Flight] = {}
+        self._computing: dict[Hashable, _Computation] = {}
 
     def waiting(self, key: Hashable) -> int:
         """How many callers wait on the computation of *key* now, besides the first."""
-        flight = self._flights.get(key)
-        return 0 if flight is None else len(flight.waiters) - 1
+        ongoing = self._computing.get(key)
+        return 0 if ongoing is None else len(ongoing.waiters) - 1
 
     def busy(self, key: Hashable) -> bool:
         """Whether *key* is being computed now, in this thread's event loop."""
-        flight = self._flights.get(key)
-        return flight is not None and flight.loop is asyncio.get_running_loop()
+        ongoing = self._computing.get(key)
+        return ongoing is not None and ongoing.loop is asyncio.get_running_loop()
 
     async def run(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         if running(self, key):  # a computation of key calling itself: it computes
             return await compute(), True
         loop = asyncio.get_running_loop()
-        flight = self._flights.get(key)
-        led = flight is None or flight.loop is not loop
+        ongoing = self._computing.get(key)
+        led = ongoing is None or ongoing.loop is not loop
         if led:
             token = _entering(self, key)  # the task copies the context as it is created
             try:
                 task = asyncio.ensure_future(compute())
             finally:
                 _RUNNING.reset(token)
-            flight = _Flight(loop, task)
-            self._flights[key] = flight
-            flight.task.add_done_callback(lambda task: self._land(key, flight))
-        assert flight is not None
+            ongoing = _Computation(loop, task)
+            self._computing[key] = ongoing
+            ongoing.task.add_done_callback(lambda task: self._land(key, ongoing))
+        assert ongoing is not None
         waiter: asyncio.Future[Any] = loop.create_future()
-        flight.waiters.append(waiter)
+        ongoing.waiters.append(waiter)
         return await waiter, led
 
-    def _land(self, key: Hashable, flight: _Flight) -> None:
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-        task = flight.task
+    def _land(self, key: Hashable, ongoing: _Computation) -> None:
+        if self._computing.get(key) is ongoing:
+            del self._computing[key]
+        task = ongoing.task
         error = None if task.cancelled() else task.exception()  # retrieved: asyncio need not warn
         traceback = None if error is None else error.__traceback__
-        for waiter in flight.waiters:
+        for waiter in ongoing.waiters:
             if waiter.cancelled():
                 continue
             if task.cancelled():
@@ -253,7 +253,7 @@ class AsyncCoalescer:
                 waiter.set_result(task.result())
 
 
-class _Flight:
+class _Computation:
     __slots__ = ("loop", "task", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Single flight across processes: a lease in the shared store, held while one process computes.
+"""Coalescing across processes: a lease in the shared store, held while one process computes.
 
 The first process to ``add`` a key's lease computes and writes the entry; the
 others poll for that entry and receive it. The lease holds up when the backend

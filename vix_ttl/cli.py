@@ -210,7 +210,7 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         default=1,
-        help="a fleet: this many copies of the function, each with its own in-flight sharing, over one "
+        help="a fleet: this many copies of the function, each coalescing its own calls, over one "
         "shared store with fleet-wide leases, like workers over one Redis (default 1: one process, "
         "its own in-memory store)",
     )

@@ -62,7 +62,7 @@ class Scenario:
     seed: int = 1
     step: float = 1 / 32
     processes: int = 1
-    """Worker processes of the fleet, each with its own in-flight sharing, over one shared store."""
+    """Worker processes of the fleet, each coalescing its own calls, over one shared store."""
     change_every: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHANGE_EVERY))
     """The truth model: status -> mean seconds between two changes of a key's true value."""
     truth_changes: tuple[float, ...] | None = None
