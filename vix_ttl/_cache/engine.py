@@ -488,7 +488,9 @@ class Engine:
     def cache_info(self) -> CacheInfo:
         maxsize, currsize = self.store.size()
         with self.lock:
-            return CacheInfo._make([*(getattr(self, outcome.value) for outcome in Outcome), maxsize, currsize])
+            return CacheInfo._make(
+                [*(getattr(self, outcome.value) for outcome in Outcome), maxsize, currsize]
+            )
 
     def _reset_counts(self) -> None:
         with self.lock:
