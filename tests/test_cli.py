@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vix_ttl.cli import main
+from vix_ttl.sim.cli import main
 
 DATA = Path(__file__).parent / "data"
 SMALL = [
@@ -137,9 +137,10 @@ def test_demo_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rate must be a positive number" in capsys.readouterr().err
 
 
-def test_python_dash_m_runs_the_command() -> None:
+@pytest.mark.parametrize("package", ["vix_ttl", "vix_ttl.sim"])
+def test_python_dash_m_runs_the_command(package: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vix_ttl", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", package, "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
     assert "simulate" in result.stdout
@@ -152,7 +153,7 @@ def test_the_core_imports_without_the_optional_extras() -> None:
         "import sys\n"
         "for name in ('aiocache', 'redis', 'prometheus_client', 'matplotlib'):\n"
         "    sys.modules[name] = None\n"
-        "import vix_ttl, vix_ttl.simulate\n"
+        "import vix_ttl, vix_ttl.sim.simulate\n"
         "f = vix_ttl.vix_cached(60, status=lambda x: 'normal')(lambda x: x * 2)\n"
         "assert f(2) == 4 and f(2) == 4 and f.cache_info().hits == 1\n"
     )
@@ -251,12 +252,12 @@ def test_value_files_bring_their_truth_and_their_own_encodings(
 
 
 def test_ctrl_c_ends_a_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import vix_ttl.simulate
+    import vix_ttl.sim.simulate
 
     def interrupted(self: object, now: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vix_ttl.simulate._Run, "_sample", interrupted)
+    monkeypatch.setattr(vix_ttl.sim.simulate._Run, "_sample", interrupted)
     assert main([*SMALL, "--workers", "1", "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err
 

@@ -21,7 +21,7 @@ Strategies see the same traffic:
 - ``fixed:<seconds>``: one TTL whatever happens (0: compute every call), coalesced,
   the baseline of ``vix-ttl frontier``.
 
-The simulator also knows the truth (``vix_ttl.truth``): the backend returns the
+The simulator also knows the truth (``vix_ttl.sim.truth``): the backend returns the
 version of the key's true value when its computation began, so every served
 value is judged right or wrong.
 """
@@ -38,14 +38,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vix_ttl._virtual_loop import VirtualTimeLoop
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.mode import Mode, Transition
 from vix_ttl.policy import BASE, BYPASS, TTLPolicy
-from vix_ttl.scenario import Scenario
+from vix_ttl.sim._virtual_loop import VirtualTimeLoop
+from vix_ttl.sim.scenario import Scenario
+from vix_ttl.sim.truth import Truth
 from vix_ttl.status import VixStatus
-from vix_ttl.truth import Truth
 
 __all__ = [
     "DEFAULT_STRATEGIES",

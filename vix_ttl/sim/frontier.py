@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vix_ttl.simulate import FIXED, StrategyResult
+from vix_ttl.sim.simulate import FIXED, StrategyResult
 
 __all__ = ["DEFAULT_TTLS", "POLICIES", "build_frontier", "frontier_strategies", "render_frontier"]
 

@@ -23,10 +23,17 @@ import structlog
 from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies, render_frontier
 from vix_ttl.mode import Thresholds, Transition
-from vix_ttl.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
-from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, check_strategy, share, simulate
+from vix_ttl.sim.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies, render_frontier
+from vix_ttl.sim.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
+from vix_ttl.sim.simulate import (
+    DEFAULT_STRATEGIES,
+    STRATEGIES,
+    StrategyResult,
+    check_strategy,
+    share,
+    simulate,
+)
 from vix_ttl.testing import FakeClock
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
@@ -73,7 +80,7 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         print(render(report))
     if args.plot is not None:
-        from vix_ttl.plot import plot  # noqa: PLC0415 - matplotlib is an optional extra
+        from vix_ttl.sim.plot import plot  # noqa: PLC0415 - matplotlib is an optional extra
 
         plot(scenario, results, args.plot)
         print(f"\nplot written to {args.plot}", file=sys.stderr)
@@ -360,7 +367,7 @@ def frontier_command(scenario: Scenario, strategies: list[str], args: argparse.N
     else:
         print(render_frontier(frontier, _title(_scenario_summary(scenario))))
     if args.plot is not None:
-        from vix_ttl.plot import plot_frontier  # noqa: PLC0415 - matplotlib is an optional extra
+        from vix_ttl.sim.plot import plot_frontier  # noqa: PLC0415 - matplotlib is an optional extra
 
         plot_frontier(scenario, frontier, args.plot)
         print(f"\nplot written to {args.plot}", file=sys.stderr)
