@@ -43,6 +43,8 @@ SIMULATOR = [
     "sim.truth",
     "sim.simulate",
     "sim.frontier",
+    "sim.report",
+    "sim.demo",
     "sim.plot",
     "sim.cli",
     "sim.__main__",

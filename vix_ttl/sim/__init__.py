@@ -10,10 +10,14 @@ Its public names, by module:
 - ``vix_ttl.sim.scenario``: ``Scenario``, ``lineup_leak``, ``flash_crash``,
   ``calm_day``, ``BUILT_IN``, ``load_scenario``, ``MAX_SECONDS``, ``DEFAULT_CHANGE_EVERY``;
 - ``vix_ttl.sim.truth``: ``Truth``, when each key's true value changes;
-- ``vix_ttl.sim.simulate``: ``simulate``, ``StrategyResult``, ``STRATEGIES``,
-  ``DEFAULT_STRATEGIES``, ``FIXED``, ``check_strategy``, ``share``;
+- ``vix_ttl.sim.simulate``: ``simulate`` (one strategy), ``run`` (several, in
+  processes of their own), ``StrategyResult``, ``STRATEGIES``, ``DEFAULT_STRATEGIES``,
+  ``FIXED``, ``check_strategy``, ``share``;
 - ``vix_ttl.sim.frontier``: ``build_frontier``, ``frontier_strategies``,
-  ``DEFAULT_TTLS``, ``POLICIES``, ``render_frontier``;
+  ``DEFAULT_TTLS``, ``POLICIES``;
+- ``vix_ttl.sim.report``: the reports of both, as data (``simulation_report``,
+  ``frontier_report``) and as tables (``render_simulation``, ``render_frontier``), ``when``;
+- ``vix_ttl.sim.demo``: ``demo``, the breaker alone through the lineup-leak story;
 - ``vix_ttl.sim.plot`` (the ``plot`` extra): ``plot``, ``plot_frontier``,
   ``simulation_figure``, ``frontier_figure``, ``BIN_SECONDS``;
 - ``vix_ttl.sim.cli``: ``main``, the ``vix-ttl`` command.

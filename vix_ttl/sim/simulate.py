@@ -21,6 +21,9 @@ Strategies see the same traffic:
 - ``fixed:<seconds>``: one TTL whatever happens (0: compute every call), coalesced,
   the baseline of ``vix-ttl frontier``.
 
+``simulate`` runs one strategy; ``run`` runs several, each in a process of its
+own, with a progress bar.
+
 The simulator also knows the truth (``vix_ttl.sim.truth``): the backend returns the
 version of the key's true value when its computation began, so every served
 value is judged right or wrong.
@@ -29,14 +32,22 @@ value is judged right or wrong.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import math
+import queue
 import random
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import Manager
 from typing import Any
+
+import structlog
+from tqdm import tqdm
 
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
@@ -53,6 +64,7 @@ __all__ = [
     "STRATEGIES",
     "StrategyResult",
     "check_strategy",
+    "run",
     "share",
     "simulate",
 ]
@@ -419,6 +431,52 @@ class _Run:
                 "trigger": hop.trigger,
             }
         )
+
+
+def run(
+    scenario: Scenario, strategies: Sequence[str], *, workers: int = 3, progress: bool = False
+) -> dict[str, StrategyResult]:
+    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1."""
+    bar = tqdm(
+        total=round(scenario.duration) * len(strategies),
+        unit="sim-s",
+        disable=not progress,
+        desc="simulating",
+        file=sys.stderr,
+        leave=False,
+    )
+    done: dict[str, float] = dict.fromkeys(strategies, 0.0)
+
+    def advance(strategy: str, seconds: float) -> None:
+        bar.update(round(seconds - done[strategy]))
+        done[strategy] = seconds
+
+    try:
+        if workers == 1:
+            return {s: simulate(scenario, s, lambda t, s=s: advance(s, t)) for s in strategies}  # type: ignore[misc]
+        with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
+            updates = manager.Queue()
+            futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
+            try:
+                while not all(f.done() for f in futures.values()):
+                    with contextlib.suppress(queue.Empty):
+                        advance(*updates.get(timeout=0.2))
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)  # the workers got the Ctrl-C too
+                raise
+            return {s: f.result() for s, f in futures.items()}
+    finally:
+        bar.close()
+
+
+def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
+    """A worker process: its transitions are in the result, not in the log."""
+    structlog.configure(processors=[_drop])
+    return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
+
+
+def _drop(*_: Any) -> Any:
+    raise structlog.DropEvent
 
 
 def share(part: int, whole: int) -> float:
