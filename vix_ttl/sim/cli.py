@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.mode import Thresholds
 from vix_ttl.sim.demo import demo
@@ -56,6 +57,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command in _SHIPPED:
         print(shipped(args.command), end="")
         return 0
+    try:
+        import tqdm  # noqa: F401, PLC0415 - run's progress bar, the sim extra, which the commands above need not
+    except ImportError as exc:
+        command.error(str(missing_extra(args.command, "sim", exc)))
     # Every setting is checked here, before any work: a mistake costs a line, not a run.
     try:
         scenario = _scenario(args)

@@ -47,8 +47,8 @@ from multiprocessing import Manager
 from typing import Any
 
 import structlog
-from tqdm import tqdm
 
+from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.mode import Mode, Transition
@@ -436,7 +436,15 @@ class _Run:
 def run(
     scenario: Scenario, strategies: Sequence[str], *, workers: int = 3, progress: bool = False
 ) -> dict[str, StrategyResult]:
-    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1."""
+    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1.
+
+    Raises:
+        ImportError: the ``sim`` extra (tqdm, the progress bar) is not installed.
+    """
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 - the sim extra: only runs need it, not `import vix_ttl.sim.cli`
+    except ImportError as exc:
+        raise missing_extra("vix_ttl.sim.simulate.run", "sim", exc) from exc
     bar = tqdm(
         total=round(scenario.duration) * len(strategies),
         unit="sim-s",
