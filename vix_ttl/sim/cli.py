@@ -1,8 +1,8 @@
 """The ``vix-ttl`` command: its arguments, checked before any work, and what each command runs.
 
-``simulate`` (the main job), ``frontier`` and ``demo`` run the simulator; their
-reports are ``vix_ttl.sim.report``'s. ``dashboard`` and ``alert-rules`` print
-the files shipped in ``vix_ttl.observability``.
+``simulate`` (the main job) and ``frontier`` run the simulator, their reports
+``vix_ttl.sim.report``'s; ``demo`` walks one breaker through the story;
+``dashboard`` and ``alert-rules`` print the files shipped in ``vix_ttl.observability``.
 """
 
 from __future__ import annotations
