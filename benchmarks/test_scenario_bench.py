@@ -10,9 +10,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import report
-from vix_ttl.cli import run
-from vix_ttl.scenario import lineup_leak
-from vix_ttl.simulate import StrategyResult, share
+from vix_ttl.sim.scenario import lineup_leak
+from vix_ttl.sim.simulate import StrategyResult, run, share
 
 TARGETS = {"breaker": 0.40, "breaker+coalesce": 0.05}
 

@@ -41,24 +41,33 @@ LAYERS = [
         "fleet",
         "prometheus",
         "observability",
-        "_virtual_loop",
-        "scenario",
-        "truth",
-        "simulate",
-        "frontier",
-        "plot",
         "testing",
         "pytest_plugin",
-        "cli",
         "__main__",
     ],
 ]
+# The simulator (vix_ttl/sim/): it imports the library, and its own modules listed before it.
+SIMULATOR = [
+    "sim",
+    "sim._virtual_loop",
+    "sim.scenario",
+    "sim.truth",
+    "sim.simulate",
+    "sim.frontier",
+    "sim.report",
+    "sim.demo",
+    "sim.plot",
+    "sim.cli",
+    "sim.__main__",
+]
 ORDER = {
     module: (layer, position)
-    for layer, modules in enumerate(LAYERS)
+    for layer, modules in enumerate([*LAYERS, SIMULATOR])
     for position, module in enumerate(modules)
 }
 EDGES = set(LAYERS[-1]) - {"__init__", "testing", "pytest_plugin", "__main__"}
+ENTRY_POINT = "__main__"
+"""``python -m vix_ttl``: the one library module that runs the simulator's command."""
 
 
 def path_of(module: str) -> Path:
@@ -75,13 +84,16 @@ MODULES = sorted(module_of(path) for path in PACKAGE.rglob("*.py"))
 
 
 def imports_of(module: str) -> set[str]:
-    """The vix_ttl modules *module* imports, at module level or inside functions."""
+    """The vix_ttl modules *module* imports (``sim.cli`` for vix_ttl.sim.cli), anywhere in it."""
     tree = ast.parse(path_of(module).read_text())
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vix_ttl"):
             name = node.module.removeprefix("vix_ttl").lstrip(".")
-            found |= {name} if name else {alias.name for alias in node.names}
+            if name in {"", "sim"}:  # a package: what is imported from it are its modules
+                found |= {f"{name}.{alias.name}".lstrip(".") for alias in node.names}
+            else:
+                found.add(name)
         elif isinstance(node, ast.Import):
             found |= {a.name.removeprefix("vix_ttl.") for a in node.names if a.name.startswith("vix_ttl.")}
     return found - {module}
@@ -95,6 +107,12 @@ def test_every_module_has_a_place_in_the_layers() -> None:
 def test_imports_flow_one_way(module: str) -> None:
     for imported in imports_of(module):
         assert imported in ORDER, f"{module} imports unknown vix_ttl.{imported}"
+        if module in SIMULATOR:
+            if imported in SIMULATOR:
+                assert ORDER[imported] < ORDER[module], f"{module} imports {imported}, which comes after it"
+            continue
+        if module != ENTRY_POINT:
+            assert imported not in SIMULATOR, f"the library's {module} imports the simulator's {imported}"
         if ORDER[module][0] < len(LAYERS) - 1:  # the core: strictly earlier, never an edge
             assert imported not in EDGES, f"the core module {module} imports the edge {imported}"
             assert ORDER[imported] < ORDER[module], f"{module} imports {imported}, which comes after it"
@@ -150,8 +168,9 @@ def test_no_module_reads_another_modules_private_attributes(module: str) -> None
 
 
 def test_import_vix_ttl_loads_no_integration() -> None:
-    integrations = ("aiocache", "redis", "prometheus_client", "matplotlib")
-    probe = f"import sys, vix_ttl; print(sorted(m for m in {integrations!r} if m in sys.modules))"
+    # The extras' packages, and the simulator that brings two of them.
+    optional = ("aiocache", "redis", "prometheus_client", "matplotlib", "tqdm", "vix_ttl.sim")
+    probe = f"import sys, vix_ttl; print(sorted(m for m in {optional!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vix_ttl.cli import main
+from vix_ttl.sim.cli import main
 
 DATA = Path(__file__).parent / "data"
 SMALL = [
@@ -174,27 +174,50 @@ def test_demo_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rate must be a positive number" in capsys.readouterr().err
 
 
-def test_python_dash_m_runs_the_command() -> None:
+@pytest.mark.parametrize("package", ["vix_ttl", "vix_ttl.sim"])
+def test_python_dash_m_runs_the_command(package: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vix_ttl", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", package, "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
     assert "simulate" in result.stdout
 
 
 def test_the_core_imports_without_the_optional_extras() -> None:
-    # aiocache, redis and prometheus_client are extras: `import vix_ttl` and
-    # @vix_cached on in-process stores must not need them.
+    # aiocache, redis, prometheus_client, matplotlib and tqdm are extras: `import vix_ttl`,
+    # @vix_cached on in-process stores and the simulator's modules must not need them.
     code = (
         "import sys\n"
-        "for name in ('aiocache', 'redis', 'prometheus_client', 'matplotlib'):\n"
+        "for name in ('aiocache', 'redis', 'prometheus_client', 'matplotlib', 'tqdm'):\n"
         "    sys.modules[name] = None\n"
-        "import vix_ttl, vix_ttl.simulate\n"
+        "import vix_ttl, vix_ttl.sim.simulate, vix_ttl.sim.cli\n"
         "f = vix_ttl.vix_cached(60, status=lambda x: 'normal')(lambda x: x * 2)\n"
         "assert f(2) == 4 and f(2) == 4 and f.cache_info().hits == 1\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_without_the_sim_extra_only_the_runs_are_refused() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['tqdm'] = None\n"
+        "from vix_ttl.sim.cli import main\n"
+        "from vix_ttl.sim.scenario import lineup_leak\n"
+        "from vix_ttl.sim.simulate import run\n"
+        "assert main(['dashboard']) == 0 and main(['demo']) == 0\n"
+        "try:\n"
+        "    run(lineup_leak(), ['bypass'])\n"
+        "except ImportError as exc:\n"
+        "    print(exc, file=sys.stderr)\n"
+        "main(['simulate'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 2, result.stderr
+    needs = "needs the 'sim' extra (tqdm is not installed): pip install 'vix_ttl[sim]'"
+    assert f"vix_ttl.sim.simulate.run {needs}" in result.stderr
+    assert f"vix-ttl simulate: error: simulate {needs}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_help_lists_every_command_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
@@ -288,12 +311,12 @@ def test_value_files_bring_their_truth_and_their_own_encodings(
 
 
 def test_ctrl_c_ends_a_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import vix_ttl.simulate
+    import vix_ttl.sim.simulate
 
     def interrupted(self: object, now: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vix_ttl.simulate._Run, "_sample", interrupted)
+    monkeypatch.setattr(vix_ttl.sim.simulate._Run, "_sample", interrupted)
     assert main([*SMALL, "--workers", "1", "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err
 

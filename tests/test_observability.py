@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 
 from tests.conftest import require_server
 from vix_ttl import VIXCircuitBreaker, vix_cached
-from vix_ttl.cli import main, shipped
 from vix_ttl.prometheus import register
+from vix_ttl.sim.cli import main, shipped
 from vix_ttl.testing import FakeClock
 
 

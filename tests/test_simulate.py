@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from vix_ttl import simulate as simulation
-from vix_ttl.scenario import Scenario, lineup_leak, load_scenario
-from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, SWR_SECONDS, simulate
+from vix_ttl.sim import simulate as simulation
+from vix_ttl.sim.scenario import Scenario, lineup_leak, load_scenario
+from vix_ttl.sim.simulate import DEFAULT_STRATEGIES, STRATEGIES, SWR_SECONDS, simulate
 
 DATA = Path(__file__).parent / "data"
 STEP = 1 / 32
@@ -211,7 +211,7 @@ def test_a_fleet_needs_a_whole_number_of_processes() -> None:
 
 
 def test_the_run_plot_shows_the_story(leak: dict[str, object]) -> None:
-    from vix_ttl.plot import BIN_SECONDS, simulation_figure  # matplotlib: the plot extra, in [dev]
+    from vix_ttl.sim.plot import BIN_SECONDS, simulation_figure  # matplotlib: the plot extra, in [dev]
 
     scenario = leak["scenario"]
     results = {s: leak[s] for s in DEFAULT_STRATEGIES}

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from vix_ttl.cli import main
-from vix_ttl.frontier import build_frontier, frontier_strategies
-from vix_ttl.scenario import Scenario, calm_day, flash_crash, lineup_leak, load_scenario
-from vix_ttl.simulate import StrategyResult, check_strategy, simulate
-from vix_ttl.truth import Truth
+from vix_ttl.sim.cli import main
+from vix_ttl.sim.frontier import build_frontier, frontier_strategies
+from vix_ttl.sim.scenario import Scenario, calm_day, flash_crash, lineup_leak, load_scenario
+from vix_ttl.sim.simulate import StrategyResult, check_strategy, simulate
+from vix_ttl.sim.truth import Truth
 
 
 def one_key(**settings: Any) -> Scenario:
@@ -200,7 +200,7 @@ def test_frontier_bad_ttls(ttls: str, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_the_frontier_plot_shows_the_curve_the_frontier_and_vix_ttl() -> None:
-    from vix_ttl.plot import frontier_figure  # matplotlib: the plot extra, in [dev]
+    from vix_ttl.sim.plot import frontier_figure  # matplotlib: the plot extra, in [dev]
 
     points = {"fixed:0": (1000, 0.01), "fixed:10": (50, 0.30), "breaker+coalesce": (100, 0.25)}
     points["breaker+coalesce+learned"] = (90, 0.10)

@@ -1,33 +1,33 @@
-"""The ``vix-ttl`` command: ``simulate`` (the main job), ``frontier`` and ``demo``."""
+"""The ``vix-ttl`` command: its arguments, checked before any work, and what each command runs.
+
+``simulate`` (the main job) and ``frontier`` run the simulator, their reports
+``vix_ttl.sim.report``'s; ``demo`` walks one breaker through the story;
+``dashboard`` and ``alert-rules`` print the files shipped in ``vix_ttl.observability``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
 import os
-import queue
 import re
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from importlib import resources
 from importlib.metadata import version
-from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
-from vix_ttl.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies, render_frontier
-from vix_ttl.mode import Thresholds, Transition
-from vix_ttl.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
-from vix_ttl.simulate import DEFAULT_STRATEGIES, STRATEGIES, StrategyResult, check_strategy, share, simulate
-from vix_ttl.testing import FakeClock
+from vix_ttl.mode import Thresholds
+from vix_ttl.sim.demo import demo
+from vix_ttl.sim.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies
+from vix_ttl.sim.report import frontier_report, render_frontier, render_simulation, simulation_report
+from vix_ttl.sim.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
+from vix_ttl.sim.simulate import DEFAULT_STRATEGIES, STRATEGIES, check_strategy, run
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
 
@@ -66,6 +66,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command in _SHIPPED:
         print(shipped(args.command), end="")
         return 0
+    try:
+        import tqdm  # noqa: F401, PLC0415 - run's progress bar, the sim extra, which the commands above need not
+    except ImportError as exc:
+        command.error(str(missing_extra(args.command, "sim", exc)))
     # Every setting is checked here, before any work: a mistake costs a line, not a run.
     try:
         scenario = _scenario(args)
@@ -77,13 +81,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "frontier":
         return frontier_command(scenario, strategies, args)
     results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
-    report = build_report(scenario, results)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(report))
+    report = simulation_report(scenario, results)
+    print(json.dumps(report, indent=2) if args.json else render_simulation(report))
     if args.plot is not None:
-        from vix_ttl.plot import plot  # noqa: PLC0415 - matplotlib is an optional extra
+        from vix_ttl.sim.plot import plot  # noqa: PLC0415 - matplotlib is an optional extra
 
         plot(scenario, results, args.plot)
         print(f"\nplot written to {args.plot}", file=sys.stderr)
@@ -210,7 +211,7 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         default=1,
-        help="a fleet: this many copies of the function, each coalescing its own calls, over one "
+        help="a fleet: this many copies of the function, each with its own in-flight sharing, over one "
         "shared store with fleet-wide leases, like workers over one Redis (default 1: one process, "
         "its own in-memory store)",
     )
@@ -365,12 +366,10 @@ def frontier_command(scenario: Scenario, strategies: list[str], args: argparse.N
     """``vix-ttl frontier``: run every point, then print (or --json) and draw the frontier."""
     results = run(scenario, strategies, workers=args.workers, progress=args.progress and sys.stderr.isatty())
     frontier = build_frontier(results, scenario.ttl)
-    if args.json:
-        print(json.dumps({"scenario": _scenario_summary(scenario), **frontier}, indent=2))
-    else:
-        print(render_frontier(frontier, _title(_scenario_summary(scenario))))
+    report = frontier_report(scenario, frontier)
+    print(json.dumps(report, indent=2) if args.json else render_frontier(report))
     if args.plot is not None:
-        from vix_ttl.plot import plot_frontier  # noqa: PLC0415 - matplotlib is an optional extra
+        from vix_ttl.sim.plot import plot_frontier  # noqa: PLC0415 - matplotlib is an optional extra
 
         plot_frontier(scenario, frontier, args.plot)
         print(f"\nplot written to {args.plot}", file=sys.stderr)
@@ -397,208 +396,12 @@ def _check_plotting(parser: argparse.ArgumentParser, path: Path) -> None:
         parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist or cannot be written")
 
 
-def run(
-    scenario: Scenario, strategies: Sequence[str], *, workers: int = 3, progress: bool = False
-) -> dict[str, StrategyResult]:
-    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1."""
-    bar = tqdm(
-        total=round(scenario.duration) * len(strategies),
-        unit="sim-s",
-        disable=not progress,
-        desc="simulating",
-        file=sys.stderr,
-        leave=False,
-    )
-    done: dict[str, float] = dict.fromkeys(strategies, 0.0)
-
-    def advance(strategy: str, seconds: float) -> None:
-        bar.update(round(seconds - done[strategy]))
-        done[strategy] = seconds
-
-    try:
-        if workers == 1:
-            return {s: simulate(scenario, s, lambda t, s=s: advance(s, t)) for s in strategies}  # type: ignore[misc]
-        with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
-            updates = manager.Queue()
-            futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
-            try:
-                while not all(f.done() for f in futures.values()):
-                    with contextlib.suppress(queue.Empty):
-                        advance(*updates.get(timeout=0.2))
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)  # the workers got the Ctrl-C too
-                raise
-            return {s: f.result() for s, f in futures.items()}
-    finally:
-        bar.close()
-
-
-def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
-    """A worker process: its transitions are in the result, not in the log."""
-    logging.getLogger("vix_ttl").setLevel(logging.CRITICAL + 1)
-    return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
-
-
-def build_report(scenario: Scenario, results: dict[str, StrategyResult]) -> dict[str, Any]:
-    """The report as data: what --json prints."""
-    naive = results.get("bypass")
-    strategies = {}
-    for name, result in results.items():
-        summary = result.summary()
-        if naive is not None:
-            summary["share_of_bypass"] = round(share(result.computes, naive.computes), 4)
-            summary["share_of_bypass_in_panic"] = round(
-                share(result.computes_in_panic, naive.computes_in_panic), 4
-            )
-        strategies[name] = summary
-    # Every strategy's breaker sees the same statuses: their timelines are one timeline.
-    timeline_of = next(iter(results.values()), None)
-    return {
-        "scenario": _scenario_summary(scenario),
-        "strategies": strategies,
-        "timeline": timeline_of.transitions if timeline_of is not None else [],
-        "acceptance": {
-            "staleness_violations": sum(r.staleness_violations for r in results.values()),
-            **{
-                f"{name}_share_of_bypass_in_panic": s["share_of_bypass_in_panic"]
-                for name, s in strategies.items()
-                if "share_of_bypass_in_panic" in s and name != "bypass"
-            },
-        },
-    }
-
-
-def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
-    """What a report says of its scenario."""
-    return {
-        "name": scenario.name,
-        "duration_seconds": scenario.duration,
-        "panic_seconds": scenario.panic_seconds,
-        "changes": [list(change) for change in scenario.changes],
-        "rate": scenario.rate,
-        "hot_share": scenario.hot_share,
-        "keys": scenario.keys,
-        "latency_seconds": scenario.latency,
-        "ttl": scenario.ttl,
-        "window_seconds": scenario.window_seconds,
-        "min_samples": scenario.min_samples,
-        "thresholds": asdict(scenario.thresholds),
-        "change_every": scenario.change_every,
-        "truth_from_file": scenario.truth_changes is not None,
-        "seed": scenario.seed,
-        "step_seconds": scenario.step,
-        "simulated_latency_seconds": scenario.latency_steps * scenario.step,
-    }
-
-
-def _title(sc: dict[str, Any]) -> str:
-    """The two lines that say what was simulated."""
-    changes = sc["changes"]
-    if len(changes) <= 10:
-        phases = ", ".join(f"{status} from {_when(t)}" for t, status in changes)
-    else:  # a replayed feed: a line per row would be the file itself
-        phases = f"{len(changes)} rows, panic for {_when(sc['panic_seconds'])} in all"
-    every = "/".join(f"{sc['change_every'][s]:g}" for s in ("normal", "warning", "panic"))
-    truth = (
-        "values change as the file's values do"
-        if sc["truth_from_file"]
-        else f"values change every {every} s (normal/warning/panic)"
-    )
-    return (
-        f"{sc['name']}: {_when(sc['duration_seconds'])} simulated ({phases})\n"
-        f"{sc['rate']:,.0f} requests/s (hot key {sc['hot_share']:.0%}, {sc['keys']} other keys), "
-        f"backend {sc['latency_seconds'] * 1000:g} ms "
-        f"(simulated as {sc['simulated_latency_seconds'] * 1000:g} ms), "
-        f"base TTL {sc['ttl']:g} s, window {sc['window_seconds']:g} s, "
-        f"step {sc['step_seconds'] * 1000:g} ms, {truth}"
-    )
-
-
-def _when(seconds: float) -> str:
-    """A time as people say it: ``45 s``, ``5 min 31 s``, ``1 h 45 min`` (to the second)."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:g} s" if seconds != whole else f"{whole} s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + [f"{secs} s"] * bool(secs)
-    return " ".join(parts)
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as a table for people."""
-    lines = [
-        _title(report["scenario"]),
-        "",
-        f"{'strategy':<24} {'computes':>10} {'in panic':>10} {'peak/s':>7} {'vs bypass':>10} "
-        f"{'in panic':>9} {'hits':>10} {'oldest served normal/warning/panic':>36} {'stale':>6} "
-        f"{'wait p50/p99/max':>22} {'wrong served (calm / panic)':>26}",
-    ]
-    for name, s in report["strategies"].items():
-        oldest = " / ".join(f"{s['oldest_served_seconds'][k]:.2f} s" for k in ("normal", "warning", "panic"))
-        vs = f"{s['share_of_bypass']:.1%}" if "share_of_bypass" in s else "-"
-        vs_panic = f"{s['share_of_bypass_in_panic']:.1%}" if "share_of_bypass_in_panic" in s else "-"
-        counts = f"{s['computes']:>10,} {s['computes_in_panic']:>10,} {s['peak_computes_per_second']:>7,}"
-        wait = " / ".join(f"{s['caller_wait_seconds'][k] * 1000:g}" for k in ("p50", "p99", "max")) + " ms"
-        in_panic = f"{s['wrong_served_in_panic']:.1%}" if s["calls_in_panic"] else "-"  # no panic call
-        wrong = f"{s['wrong_served']:.1%} ({s['wrong_served_in_calm']:.1%} / {in_panic})"
-        lines.append(
-            f"{name:<24} {counts} {vs:>10} {vs_panic:>9} {s['cache_info']['hits']:>10,} {oldest:>36} "
-            f"{s['staleness_violations']:>6} {wait:>22} {wrong:>26}"
-        )
-    lines += ["", "Mode timeline:"]
-    lines += [
-        f"  t={_when(hop['at_seconds']):>13}  {hop['old']:>15} -> {hop['new']:<15} "
-        f"panic ratio {hop['panic_ratio']:6.1%}  ({hop['trigger']})"
-        for hop in report["timeline"]
-    ] or ["  (no mode change)"]
-    return "\n".join(lines)
-
-
 _SHIPPED = {"dashboard": "grafana-dashboard.json", "alert-rules": "alert-rules.yml"}
 
 
 def shipped(command: str) -> str:
     """The text of a file shipped in ``vix_ttl/observability`` (``dashboard``, ``alert-rules``)."""
     return resources.files("vix_ttl.observability").joinpath(_SHIPPED[command]).read_text()
-
-
-def demo(rate: int = 10) -> int:
-    """Walk a breaker through the lineup-leak story on a virtual clock and print what it does."""
-    clock = FakeClock()
-    breaker = VIXCircuitBreaker(name="lineup-leak", clock=clock)
-    calm, panic, after = 30 * 60, 45 * 60, 30 * 60
-
-    def show(hop: Transition) -> None:
-        print(
-            f"  t={_when(hop.at):>13}  {hop.old.value:>15} -> {hop.new.value:<15} "
-            f"panic ratio {hop.panic_ratio:6.1%}  ({hop.trigger})"
-        )
-
-    breaker.subscribe(show)
-    print(f"30 min calm, 45 min of panic, 30 min calm; {rate} requests/s; 30 min window.\n")
-    print("Mode changes:")
-    checkpoints = {
-        10 * 60: "calm",
-        calm + 10 * 60: "10 min into the panic",
-        calm + 30 * 60: "30 min into the panic",
-        calm + panic + 25 * 60: "after the panic",
-    }
-    seen: dict[str, str] = {}
-    for tick in range((calm + panic + after) * rate):
-        clock.set(tick / rate)
-        breaker.record("panic" if calm <= clock() < calm + panic else "normal")
-        second = tick // rate
-        if tick % rate == 0 and second in checkpoints:
-            decision = breaker.decide("panic", 0)
-            seen[checkpoints[second]] = (
-                f"mode {decision.mode.value}, a panic request gets TTL {decision.ttl:g} s "
-                f"({decision.strategy.value})"
-            )
-    print("\nWhat a panic request gets:")
-    for moment, line in seen.items():
-        print(f"  {moment:>22}: {line}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files, never a window
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from vix_ttl.scenario import Scenario
-from vix_ttl.simulate import StrategyResult
+from vix_ttl.sim.scenario import Scenario
+from vix_ttl.sim.simulate import StrategyResult
 
 __all__ = ["BIN_SECONDS", "frontier_figure", "plot", "plot_frontier", "simulation_figure"]
 

@@ -21,7 +21,10 @@ Strategies see the same traffic:
 - ``fixed:<seconds>``: one TTL whatever happens (0: compute every call), coalesced,
   the baseline of ``vix-ttl frontier``.
 
-The simulator also knows the truth (``vix_ttl.truth``): the backend returns the
+``simulate`` runs one strategy; ``run`` runs several, each in a process of its
+own, with a progress bar.
+
+The simulator also knows the truth (``vix_ttl.sim.truth``): the backend returns the
 version of the key's true value when its computation began, so every served
 value is judged right or wrong.
 """
@@ -29,23 +32,30 @@ value is judged right or wrong.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
+import logging
 import math
+import queue
 import random
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import Manager
 from typing import Any
 
-from vix_ttl._virtual_loop import VirtualTimeLoop
+from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.mode import Mode, Transition
 from vix_ttl.policy import BASE, BYPASS, TTLPolicy
-from vix_ttl.scenario import Scenario
+from vix_ttl.sim._virtual_loop import VirtualTimeLoop
+from vix_ttl.sim.scenario import Scenario
+from vix_ttl.sim.truth import Truth
 from vix_ttl.status import VixStatus
-from vix_ttl.truth import Truth
 
 __all__ = [
     "DEFAULT_STRATEGIES",
@@ -53,6 +63,7 @@ __all__ = [
     "STRATEGIES",
     "StrategyResult",
     "check_strategy",
+    "run",
     "share",
     "simulate",
 ]
@@ -419,6 +430,56 @@ class _Run:
                 "trigger": hop.trigger,
             }
         )
+
+
+def run(
+    scenario: Scenario, strategies: Sequence[str], *, workers: int = 3, progress: bool = False
+) -> dict[str, StrategyResult]:
+    """Run *strategies* on *scenario*, each in a process of its own when *workers* > 1.
+
+    Raises:
+        ImportError: the ``sim`` extra (tqdm, the progress bar) is not installed.
+    """
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 - the sim extra: only runs need it, not `import vix_ttl.sim.cli`
+    except ImportError as exc:
+        raise missing_extra("vix_ttl.sim.simulate.run", "sim", exc) from exc
+    bar = tqdm(
+        total=round(scenario.duration) * len(strategies),
+        unit="sim-s",
+        disable=not progress,
+        desc="simulating",
+        file=sys.stderr,
+        leave=False,
+    )
+    done: dict[str, float] = dict.fromkeys(strategies, 0.0)
+
+    def advance(strategy: str, seconds: float) -> None:
+        bar.update(round(seconds - done[strategy]))
+        done[strategy] = seconds
+
+    try:
+        if workers == 1:
+            return {s: simulate(scenario, s, lambda t, s=s: advance(s, t)) for s in strategies}  # type: ignore[misc]
+        with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
+            updates = manager.Queue()
+            futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
+            try:
+                while not all(f.done() for f in futures.values()):
+                    with contextlib.suppress(queue.Empty):
+                        advance(*updates.get(timeout=0.2))
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)  # the workers got the Ctrl-C too
+                raise
+            return {s: f.result() for s, f in futures.items()}
+    finally:
+        bar.close()
+
+
+def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
+    """A worker process: its transitions are in the result, not in the log."""
+    logging.getLogger("vix_ttl").setLevel(logging.CRITICAL + 1)
+    return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
 
 
 def share(part: int, whole: int) -> float:

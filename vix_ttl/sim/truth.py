@@ -21,7 +21,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from vix_ttl.scenario import Scenario
+from vix_ttl.sim.scenario import Scenario
 
 __all__ = ["Truth"]
 

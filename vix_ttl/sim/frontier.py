@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vix_ttl.simulate import FIXED, StrategyResult
+from vix_ttl.sim.simulate import FIXED, StrategyResult
 
-__all__ = ["DEFAULT_TTLS", "POLICIES", "build_frontier", "frontier_strategies", "render_frontier"]
+__all__ = ["DEFAULT_TTLS", "POLICIES", "build_frontier", "frontier_strategies"]
 
 DEFAULT_TTLS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 """The fixed TTLs ``vix-ttl frontier`` compares with, unless ``--ttls`` says otherwise."""
@@ -68,25 +68,3 @@ def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """*a* is no worse than *b* on both counts and better on one."""
     no_worse: bool = a["computes"] <= b["computes"] and a["wrong_served"] <= b["wrong_served"]
     return no_worse and (a["computes"] < b["computes"] or a["wrong_served"] < b["wrong_served"])
-
-
-def render_frontier(frontier: dict[str, Any], title: str) -> str:
-    """The frontier as a table for people."""
-    lines = [
-        title,
-        "",
-        f"{'point':<18} {'computes':>10} {'in panic':>10} {'wrong served':>13} {'in calm':>8} "
-        f"{'in panic':>9}  dominated by",
-    ]
-    lines += [
-        f"{p['name']:<18} {p['computes']:>10,} {p['computes_in_panic']:>10,} {p['wrong_served']:>13.1%} "
-        f"{p['wrong_served_in_calm']:>8.1%} {p['wrong_served_in_panic']:>9.1%}  "
-        f"{', '.join(p['dominated_by']) or '-'}"
-        for p in frontier["points"]
-    ]
-    verdict = (
-        f"vix_ttl default is dominated by {', '.join(frontier['dominated_by'])}"
-        if frontier["dominated"]
-        else "vix_ttl default is not dominated by any point"
-    )
-    return "\n".join([*lines, "", verdict])
