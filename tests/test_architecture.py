@@ -27,6 +27,7 @@ LAYERS = [
         "_cache.engine",
         "_proxy",
         "decorator",
+        "store",
     ],
     [
         "__init__",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cachetools
@@ -13,7 +14,12 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel
 
 from tests.conftest import SENTINEL_MASTER
+from vix_ttl.store import Function, MappingStore, Store
 from vix_ttl.testing import StoreConformance
+
+PLUGINS = Path(__file__).parent / "plugins"
+"""A distribution's metadata declaring the entry point of ``BOXED`` (what installing a
+third-party store's package would write)."""
 
 
 class TestDefaultStore(StoreConformance):
@@ -68,3 +74,35 @@ class TestRedisSentinelStore(StoreConformance):
     @pytest.fixture
     def new_cache(self, sentinel_ports: list[int]) -> Callable[[], Any]:
         return lambda: Sentinel([("127.0.0.1", port) for port in sentinel_ports]).master_for(SENTINEL_MASTER)
+
+
+class Box:
+    """A third party's cache: not a mapping, so no built-in adapter takes it."""
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Any] = {}
+
+
+class BoxedStore(MappingStore):
+    """A store of a third party's, reading through ``read`` (the engine's own hit path is
+    the built-in mapping store's only)."""
+
+
+class _BoxAdapter:
+    def accepts(self, cache: object) -> bool:
+        return isinstance(cache, Box)
+
+    def store(self, cache: Any, function: Function) -> Store:
+        return BoxedStore(cache.entries, function)
+
+
+BOXED = _BoxAdapter()
+
+
+class TestThirdPartyStoreFoundThroughItsEntryPoint(StoreConformance):
+    kinds = ("sync", "async")
+
+    @pytest.fixture
+    def new_cache(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Any]:
+        monkeypatch.syspath_prepend(str(PLUGINS))
+        return Box

@@ -124,8 +124,8 @@ class StoreConformance:
     def test_invalidate_drops_one_entry(self, new_cache: Callable[[], Any]) -> None:
         async def check(f: _Call, info: Callable[[], CacheInfo]) -> None:
             one, two = await f(1), await f(2)
-            assert await _settled(self.function.invalidate(1)) is True
-            assert await _settled(self.function.invalidate(1)) is False
+            assert await self._control(self.function.invalidate(1)) is True
+            assert await self._control(self.function.invalidate(1)) is False
             assert await f(1) != one
             assert await f(2) == two
 
@@ -136,10 +136,10 @@ class StoreConformance:
             assert await f(1) != await g(1)
             if not self.clears:
                 with _raises(NotImplementedError):
-                    await _settled(self.function.cache_clear())
+                    await self._control(self.function.cache_clear())
                 return
             kept = await g(1)
-            await _settled(self.function.cache_clear())  # f's entries only, and its counts
+            await self._control(self.function.cache_clear())  # f's entries only, and its counts
             assert self.function.cache_info().calls == 0
             assert await g(1) == kept
             await f(1)
@@ -180,6 +180,7 @@ class StoreConformance:
     fail: bool
     gate: asyncio.Event | None
     function: Any
+    kind: str
 
     def _each(
         self,
@@ -241,22 +242,32 @@ class StoreConformance:
                     return args[1] if len(args) > 1 else f"{args[0]}#{next(computed)}"
 
                 decorated.append(decorate(compute_async))
-        self.function = decorated[0]
-        calls = [_awaiting(function) for function in decorated]
+        self.function, self.kind = decorated[0], kind
+        calls = [self._awaiting(function) for function in decorated]
         try:
             await (check(*calls) if twins else check(calls[0], self.function.cache_info))
         finally:
             await _closed(cache)
 
+    def _awaiting(self, function: Callable[..., Any]) -> _Call:
+        """*function*'s calls, as coroutines the checks await, whatever its kind."""
+
+        async def call(*args: Any) -> Any:
+            return await self._control(function(*args))
+
+        return call
+
+    async def _control(self, result: Any) -> Any:
+        """What a call (or ``invalidate``, ``cache_clear``) gave: a value for a plain function,
+        an awaitable for a coroutine function, whatever the store."""
+        if inspect.isawaitable(result) is not (self.kind == "async"):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise AssertionError(f"a {self.kind} function's call gave {result!r}")
+        return await _settled(result)
+
 
 _Call = Callable[..., Awaitable[Any]]
-
-
-def _awaiting(function: Callable[..., Any]) -> _Call:
-    async def call(*args: Any) -> Any:
-        return await _settled(function(*args))
-
-    return call
 
 
 async def _settled(result: Any) -> Any:

@@ -139,7 +139,9 @@ class Written(NamedTuple):
     delta: float
     """How long the computation took."""
     finished: int
-    """Its ``next_finish`` ticket: of two values of a key, the later one stays."""
+    """Its ``next_finish`` ticket: of two values of a key, the later one stays. Tickets count
+    from 0 in each process: a store whose entries outlive the process compares only those
+    of one run."""
     base: float
     """The base TTL of its call."""
     status: str
@@ -174,16 +176,28 @@ class Raised(NamedTuple):
 class Store(Protocol):
     """A kind of cache, as the engine uses it: what ``@vix_cached`` reads and writes.
 
-    Two stores ship: ``MappingStore`` (in-process, synchronous: its reads are the engine's
-    inlined hit path) and ``SharedStore`` (envelopes over a ``Backend``: Redis, memcached,
-    aiocache). Every fault is the store's to log (``faults``) and to fail open on: a read
-    that fails is an ``ERROR`` outcome, a write that fails returns False.
+    Two stores ship: ``MappingStore`` (in-process; the engine inlines its reads into the
+    hit path, for that class only: a subclass is read through ``read``) and ``SharedStore``
+    (envelopes over a ``Backend``: Redis, memcached, aiocache).
+
+    - The methods are coroutines; for a plain function's calls they must never suspend
+      (the engine runs them to their end at once): a store that must wait on I/O serves
+      coroutine functions only, and its adapter refuses plain ones at decoration time.
+    - ``key`` applies the user's ``key=`` (``Function.call("key", ...)``) and keeps
+      functions sharing a cache apart (``Function.namespace``); what it returns must be
+      hashable: concurrent calls of one key are coalesced by it.
+    - Every fault is the store's to log (``faults.failed`` for each failure,
+      ``faults.recovered`` when an operation succeeds again: one line per burst) and to
+      fail open on: a read that fails is an ``ERROR`` outcome, a write that fails returns
+      False, a delete or a clear that fails drops nothing.
     """
 
     cache: Any
     """What the user passed as ``cache=`` (the function's ``cache`` attribute)."""
     clock: Callable[[], float]
-    """What entry ages are measured with."""
+    """What entry ages are measured with: ``Options.clock`` when given, else one that suits
+    where entries live (the breaker's clock in one process; wall-clock time for entries
+    other processes or later runs read)."""
     faults: FaultLog
     """The store's fault log: one line per burst of failures of one operation."""
 
@@ -191,9 +205,11 @@ class Store(Protocol):
         """The key one call's entry is stored under (*args*: ``self`` first for methods)."""
 
     async def read(self, key: Any, ttl: float, budget: Budget | None) -> tuple[Outcome, Found | None]:
-        """*key*'s entry judged for the TTL decided now: ``HIT`` with it, ``STALE`` with it when
-        it may still be served within an allowance, else ``MISS``, ``STALE``, ``ERROR`` or
-        ``REJECTED`` and nothing."""
+        """*key*'s entry judged for the TTL *ttl* decided now (``fresh``): ``HIT`` with it when
+        fresh; ``STALE`` with it when too old but of a known age (the engine judges whether
+        an allowance serves it, and compares a recomputation with it), ``STALE`` alone for
+        one that must never be served (an age below 0); ``MISS``; ``ERROR`` (the store
+        failed); ``REJECTED`` (an entry that is not one of vix_ttl's, forged or undecodable)."""
 
     async def write(self, key: Any, value: Any, ttl: float, written: Written, budget: Budget | None) -> bool:
         """Store *value* under *key* for *ttl* seconds (0: store nothing, and drop the entry it
@@ -214,7 +230,7 @@ class Store(Protocol):
         """Drop every entry of this function."""
 
     def size(self) -> tuple[int | None, int | None]:
-        """``(maxsize, currsize)`` when the store knows them."""
+        """``(maxsize, currsize)`` of the whole cache, as far as the store knows them (None: not known)."""
 
 
 class StoreAdapter(Protocol):

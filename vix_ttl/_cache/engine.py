@@ -153,12 +153,19 @@ class Engine:
     def direct(self, wrapped: Callable[..., Any]) -> Callable[..., Any]:
         """The call of the function outside any class, as the proxy's ``__call__`` (its first
         argument: the proxy). Methods call ``__call__``, through the same path."""
-        if not isinstance(self.store, MappingStore):
+        if self.store.__class__ is not MappingStore:  # a subclass may read otherwise: its own read
+            through = self._call
+            if self._sync:  # a store whose reads and writes never suspend: run to the end at once
 
-            async def call_store(_proxy: object, *args: Any, **kwargs: Any) -> Any:
-                return await self._call(wrapped, None, args, kwargs)
+                def call_sync(_proxy: object, *args: Any, **kwargs: Any) -> Any:
+                    return drive(through(wrapped, None, args, kwargs))
 
-            return call_store
+                return call_sync
+
+            async def call_async(_proxy: object, *args: Any, **kwargs: Any) -> Any:
+                return await through(wrapped, None, args, kwargs)
+
+            return call_async
         hit = self._hot = self._hit_path(self.store, wrapped)
         if self._sync:
             return hit
@@ -173,8 +180,9 @@ class Engine:
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """One call of the decorated method (*instance*: its ``self`` / ``cls``, or None)."""
-        if not isinstance(self.store, MappingStore):
-            return self._call(wrapped, instance, args, kwargs)
+        if self.store.__class__ is not MappingStore:
+            called = self._call(wrapped, instance, args, kwargs)
+            return drive(called) if self._sync else called
         served = self._hot(_Method(wrapped, instance is not None), *_with(instance, args), **kwargs)
         return served if self._sync else _settled(served)
 
