@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-from tests.conftest import require_server
+from tests.conftest import require_binary
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl.cli import main, shipped
 from vix_ttl.prometheus import register
@@ -38,10 +37,7 @@ def exported_names() -> set[str]:
 
 
 def needs(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        require_server(f"{binary} (Debian's prometheus package)", -1)
-    return str(path)
+    return require_binary(binary, "prometheus package")
 
 
 def test_the_commands_print_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
