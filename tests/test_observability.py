@@ -89,8 +89,8 @@ def scraped_breaker(tmp_path: Path) -> Iterator[tuple[VIXCircuitBreaker, str]]:
         breaker.record(status)
     registry = CollectorRegistry()
     register(registry, [breaker])
-    exporter_port, prometheus_port = free_port(), free_port()
-    server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)  # port 0: a free one, held
+    exporter_port, prometheus_port = server.server_port, free_port()
     (tmp_path / "rules.yml").write_text(shipped("alert-rules"))
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
