@@ -144,20 +144,16 @@ def uvicorn() -> Iterator[Uvicorn]:
 
     def start(app: str, *options: str, ready: str = "/", **env: str) -> Served:
         """In memory unless *env* gives ``REDIS_URL`` (the one the suite runs with is not inherited)."""
-        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        # uvicorn serves on a socket bound here (--fd): no other process can take its port
-        # between the pick and uvicorn's start, and what answers there is this server.
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            sock.listen(128)
             port = sock.getsockname()[1]
-            command = [sys.executable, "-m", "uvicorn", app, "--fd", str(sock.fileno())]
-            process = subprocess.Popen(
-                [*command, "--log-level", "warning", *options],
-                cwd=Path(__file__).parent.parent,
-                env={**inherited, **env},
-                pass_fds=[sock.fileno()],
-            )
+        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--log-level", "warning", *options],
+            cwd=Path(__file__).parent.parent,
+            env={**inherited, **env},
+        )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
