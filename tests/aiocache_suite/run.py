@@ -71,16 +71,22 @@ class HarnessError(Exception):
 
 
 def sdist() -> Path:
-    """aiocache's sdist, downloaded by pip on first use and checked against its known hash."""
+    """aiocache's sdist, downloaded by pip on first use and checked against its known hash.
+
+    pip downloads into a folder of this run's own, and the file is then renamed into place:
+    a run at the same time never reads it half written."""
     path = CACHE_DIR / SDIST
     if not path.exists():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        command += ["--disable-pip-version-check", "-q", f"aiocache=={VERSION}", "-d", str(CACHE_DIR)]
-        print("aiocache suite: downloading", SDIST, "with pip", flush=True)
-        done = subprocess.run(command, check=False)
-        if done.returncode != 0 or not path.exists():
-            raise HarnessError(f"pip could not download {SDIST} into {CACHE_DIR}")
+        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="download-") as folder:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            command += ["--disable-pip-version-check", "-q", f"aiocache=={VERSION}", "-d", folder]
+            print("aiocache suite: downloading", SDIST, "with pip", flush=True)
+            done = subprocess.run(command, check=False)
+            downloaded = Path(folder) / SDIST
+            if done.returncode != 0 or not downloaded.exists():
+                raise HarnessError(f"pip could not download {SDIST} into {CACHE_DIR}")
+            downloaded.replace(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         raise HarnessError(
