@@ -195,8 +195,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--rate", type=float, default=100.0, help="calls per second per process")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", "6390")))
+    parser.add_argument(
+        "--port", type=int, default=os.environ.get("REDIS_PORT"), help="Redis's port (default: $REDIS_PORT)"
+    )
     args = parser.parse_args()
+    if args.port is None:
+        parser.error("no $REDIS_PORT: run it under .ci/with-services (`make bench-fleet`), or give --port")
     n = args.processes
     print(
         f"{n} processes x {args.rate:g} calls/s on one hot key, {args.seconds:g} s each "

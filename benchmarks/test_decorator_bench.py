@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 
 import aiocache
@@ -13,7 +12,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import awaits, calls, compare
 from benchmarks.peers import cachetools_hit
-from tests.conftest import require_server
+from tests.conftest import server_ports
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl.decorator import vix_cached
 
@@ -81,8 +80,7 @@ def test_async_hit_vs_aiocache_cached(benchmark: BenchmarkFixture, loop: asyncio
 
 @pytest.mark.benchmark(group="redis")
 def test_redis_hit_vs_bare_get(benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop) -> None:
-    port = int(os.environ.get("REDIS_PORT", "6390"))
-    require_server("Redis", port)
+    port = server_ports("REDIS_PORT", "Redis")[0]
     cache = RedisCache(endpoint="127.0.0.1", port=port)
     loop.run_until_complete(cache.set("bench:bare", "odds 1.85"))
     vix_hit = vix_async_hit(loop, cache)
@@ -138,8 +136,7 @@ def test_native_redis_hit_vs_aiocache_redis_hit(
 ) -> None:
     import redis.asyncio
 
-    port = int(os.environ.get("REDIS_PORT", "6390"))
-    require_server("Redis", port)
+    port = server_ports("REDIS_PORT", "Redis")[0]
     native = redis.asyncio.Redis(port=port)
     through_aiocache = RedisCache(endpoint="127.0.0.1", port=port)
     compare(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -11,7 +10,7 @@ import redis
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import calls, compare, report
-from tests.conftest import require_server
+from tests.conftest import server_ports
 from vix_ttl import VIXCircuitBreaker, VixStatus
 from vix_ttl.fleet import RedisWindow
 
@@ -19,8 +18,7 @@ NORMAL = VixStatus.NORMAL
 
 
 def redis_url() -> str:
-    port = int(os.environ.get("REDIS_PORT", "6390"))
-    require_server("Redis", port)
+    port = server_ports("REDIS_PORT", "Redis")[0]
     return f"redis://127.0.0.1:{port}/0"
 
 

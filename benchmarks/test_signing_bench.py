@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiocache import RedisCache, SimpleMemoryCache
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.conftest import awaits, compare
-from tests.conftest import require_server
+from tests.conftest import server_ports
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl.aiocache import VixPlugin, VixSerializer
 
@@ -21,8 +20,7 @@ VALUE = {"match": 42, "odds": "x" * 1000}  # about 1 KB once serialized
 
 
 def redis_port() -> int:
-    port = int(os.environ.get("REDIS_PORT", "6390"))
-    require_server("Redis", port)
+    port = server_ports("REDIS_PORT", "Redis")[0]
     return port
 
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -35,12 +37,25 @@ def _logging_as_it_was() -> Iterator[None]:
 
 
 # -- real cache servers ---------------------------------------------------------
-# `make test` and .ci/run start Redis and memcached (.ci/services.sh). Run alone,
-# pytest skips the backend tests with the reason; under VIX_TTL_REQUIRE_SERVERS=1
-# (CI) a missing server fails them instead.
+# `make test` and .ci/run start the servers under .ci/with-services (.ci/services.sh): this
+# run's own, on ports picked free for it and exported in the variables below (the tests flush
+# their servers, so two runs never share one). Run alone, pytest skips the backend tests with
+# the reason; under VIX_TTL_REQUIRE_SERVERS=1 (CI) a missing server fails them instead.
 
-REDIS_PORT = int(os.environ.get("REDIS_PORT", "6390"))
-MEMCACHED_PORT = int(os.environ.get("MEMCACHED_PORT", "11290"))
+RUN_UNDER_SERVICES = (
+    "the backend tests run under .ci/with-services, which starts this run's own servers on free "
+    "ports and exports them: run `make test`, or "
+    "`bash .ci/with-services .venv/bin/python -m pytest tests`"
+)
+
+
+def _ports(variable: str) -> list[int]:
+    return [int(port) for port in os.environ.get(variable, "").split()]
+
+
+# The Sentinels' master and its replica (the fixtures read the other ports).
+SENTINEL_DATA_PORTS = _ports("SENTINEL_DATA_PORTS")
+SENTINEL_MASTER = os.environ.get("SENTINEL_MASTER", "vixmaster")
 
 
 def _listening(port: int) -> bool:
@@ -51,48 +66,58 @@ def _listening(port: int) -> bool:
     return True
 
 
-def require_server(name: str, port: int) -> None:
-    if _listening(port):
-        return
-    message = f"{name} is not listening on 127.0.0.1:{port}; run `make test` (it starts it)"
+def unavailable(message: str) -> NoReturn:
+    """Skip the test for *message*; fail it under VIX_TTL_REQUIRE_SERVERS=1 (CI)."""
     if os.environ.get("VIX_TTL_REQUIRE_SERVERS") == "1":
         pytest.fail(message)
     pytest.skip(message)
 
 
+def require_server(name: str, port: int) -> None:
+    if not _listening(port):
+        unavailable(f"{name} is not listening on 127.0.0.1:{port}; {RUN_UNDER_SERVICES}")
+
+
+def require_binary(binary: str, package: str) -> str:
+    """The path of *binary*, a server the test starts itself; else the test is skipped (or failed)."""
+    path = shutil.which(binary)
+    if path is None:
+        unavailable(f"no {binary} on PATH: .ci/with-services installs Debian's {package} (as root)")
+    return path
+
+
+def server_ports(variable: str, name: str) -> list[int]:
+    """The ports in ``$variable``, each with *name* listening; else the test is skipped (or failed)."""
+    ports = _ports(variable)
+    if not ports:
+        unavailable(f"${variable} is not set: {RUN_UNDER_SERVICES}")
+    for port in ports:
+        require_server(name, port)
+    return ports
+
+
 @pytest.fixture
 def redis_port() -> int:
-    require_server("Redis", REDIS_PORT)
-    return REDIS_PORT
+    return server_ports("REDIS_PORT", "Redis")[0]
 
 
 @pytest.fixture
 def memcached_port() -> int:
-    require_server("memcached", MEMCACHED_PORT)
-    return MEMCACHED_PORT
-
-
-# A Redis Cluster of 3 masters, and a master + replica watched by 3 Sentinels (.ci/services.sh).
-CLUSTER_PORTS = [int(p) for p in os.environ.get("REDIS_CLUSTER_PORTS", "7391 7392 7393").split()]
-SENTINEL_PORTS = [int(p) for p in os.environ.get("SENTINEL_PORTS", "26391 26392 26393").split()]
-SENTINEL_DATA_PORTS = [int(p) for p in os.environ.get("SENTINEL_DATA_PORTS", "7394 7395").split()]
-SENTINEL_MASTER = os.environ.get("SENTINEL_MASTER", "vixmaster")
+    return server_ports("MEMCACHED_PORT", "memcached")[0]
 
 
 @pytest.fixture
 def cluster_ports() -> list[int]:
     """The ports of the Redis Cluster's masters."""
-    for port in CLUSTER_PORTS:
-        require_server("the Redis Cluster", port)
-    return CLUSTER_PORTS
+    return server_ports("REDIS_CLUSTER_PORTS", "the Redis Cluster")
 
 
 @pytest.fixture
 def sentinel_ports() -> list[int]:
-    """The ports of the 3 Sentinels watching ``SENTINEL_MASTER``."""
-    for port in SENTINEL_PORTS:
-        require_server("Redis Sentinel", port)
-    return SENTINEL_PORTS
+    """The ports of the 3 Sentinels watching ``SENTINEL_MASTER`` (on ``SENTINEL_DATA_PORTS``)."""
+    if not SENTINEL_DATA_PORTS:
+        unavailable(f"$SENTINEL_DATA_PORTS is not set: {RUN_UNDER_SERVICES}")
+    return server_ports("SENTINEL_PORTS", "Redis Sentinel")
 
 
 # -- applications under a real uvicorn -------------------------------------------

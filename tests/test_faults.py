@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,7 +16,7 @@ import cachetools
 import pytest
 from aiocache import RedisCache
 
-from tests.conftest import require_server
+from tests.conftest import require_binary
 from tests.logs import captured_logs
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl._faults import QUIET_SECONDS
@@ -85,8 +84,7 @@ RedisProcess = ServerProcess
 @contextlib.contextmanager
 def own_redis(tmp: Path, *extra: str) -> Iterator[RedisProcess]:
     """A Redis server of the test's own, stopped after it, whatever happens."""
-    if shutil.which("redis-server") is None:
-        require_server("redis-server (the binary)", -1)
+    require_binary("redis-server", "redis-server")
     server = ServerProcess(tmp, "redis", *extra)
     server.start()
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-from tests.conftest import require_server
+from tests.conftest import require_binary
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl.prometheus import register
 from vix_ttl.sim.cli import main, shipped
@@ -38,10 +37,7 @@ def exported_names() -> set[str]:
 
 
 def needs(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        require_server(f"{binary} (Debian's prometheus package)", -1)
-    return str(path)
+    return require_binary(binary, "prometheus package")
 
 
 def test_the_commands_print_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,8 +89,8 @@ def scraped_breaker(tmp_path: Path) -> Iterator[tuple[VIXCircuitBreaker, str]]:
         breaker.record(status)
     registry = CollectorRegistry()
     register(registry, [breaker])
-    exporter_port, prometheus_port = free_port(), free_port()
-    server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)  # port 0: a free one, held
+    exporter_port, prometheus_port = server.server_port, free_port()
     (tmp_path / "rules.yml").write_text(shipped("alert-rules"))
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

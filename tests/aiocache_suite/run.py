@@ -42,7 +42,6 @@ CACHE_DIR = ROOT / ".venv" / "aiocache-suite"
 EXPECTED = HERE / "expected_failures.txt"
 SELECTION = ("tests/acceptance", "tests/ut/test_decorators.py")
 NEEDED = {"pytest_mock": "pytest-mock", "marshmallow": "marshmallow", "pytest_asyncio": "pytest-asyncio"}
-OWN_PORTS = {"REDIS_PORT": 6391, "MEMCACHED_PORT": 11291}  # standalone runs: see under_services
 PYTEST_TIMEOUT = 300  # seconds for the whole pytest run (it takes about a minute)
 SEPARATOR = " | "
 TAGS = ("with-plugin", "without-plugin", "flaky")
@@ -72,16 +71,22 @@ class HarnessError(Exception):
 
 
 def sdist() -> Path:
-    """aiocache's sdist, downloaded by pip on first use and checked against its known hash."""
+    """aiocache's sdist, downloaded by pip on first use and checked against its known hash.
+
+    pip downloads into a folder of this run's own, and the file is then renamed into place:
+    a run at the same time never reads it half written."""
     path = CACHE_DIR / SDIST
     if not path.exists():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        command += ["--disable-pip-version-check", "-q", f"aiocache=={VERSION}", "-d", str(CACHE_DIR)]
-        print("aiocache suite: downloading", SDIST, "with pip", flush=True)
-        done = subprocess.run(command, check=False)
-        if done.returncode != 0 or not path.exists():
-            raise HarnessError(f"pip could not download {SDIST} into {CACHE_DIR}")
+        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="download-") as folder:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            command += ["--disable-pip-version-check", "-q", f"aiocache=={VERSION}", "-d", folder]
+            print("aiocache suite: downloading", SDIST, "with pip", flush=True)
+            done = subprocess.run(command, check=False)
+            downloaded = Path(folder) / SDIST
+            if done.returncode != 0 or not downloaded.exists():
+                raise HarnessError(f"pip could not download {SDIST} into {CACHE_DIR}")
+            downloaded.replace(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         raise HarnessError(
@@ -139,21 +144,18 @@ def check_environment() -> None:
 
 
 def under_services(argv: list[str]) -> int:
-    """Run this script again under .ci/with-services, on ports of its own.
+    """Run this script again under .ci/with-services, with servers of its own.
 
     aiocache's suite flushes its servers (memcached ``flush_all``, Redis ``FLUSHDB``):
-    standalone, it gets its own Redis and memcached rather than ones other tests use."""
-    env = dict(os.environ)
-    env.setdefault("REDIS_PORT", str(OWN_PORTS["REDIS_PORT"]))
-    env.setdefault("MEMCACHED_PORT", str(OWN_PORTS["MEMCACHED_PORT"]))
+    with-services starts the run's own, on free ports, rather than using ones other tests use."""
     script = str(Path(__file__).resolve())
     command = ["bash", str(ROOT / ".ci" / "with-services"), sys.executable, script, *argv]
     print(
-        f"aiocache suite: no $REDIS_PORT/$MEMCACHED_PORT: running under .ci/with-services "
-        f"(Redis {env['REDIS_PORT']}, memcached {env['MEMCACHED_PORT']})",
+        "aiocache suite: no $REDIS_PORT/$MEMCACHED_PORT: running under .ci/with-services "
+        "(servers of its own, on free ports)",
         flush=True,
     )
-    return subprocess.run(command, env=env, check=False).returncode
+    return subprocess.run(command, check=False).returncode
 
 
 # -- expectations ----------------------------------------------------------------------------
