@@ -81,11 +81,26 @@ def test_a_timeout_elapses_in_virtual_time(loop: VirtualTimeLoop) -> None:
     assert run(loop, main()) == 30
 
 
-def test_another_thread_still_wakes_the_loop(loop: VirtualTimeLoop) -> None:
-    # With no timer to jump to there is nothing to jump by: the loop polls, and runs what a thread sends.
+def test_a_loop_with_nothing_to_do_runs_what_another_thread_sends(
+    loop: VirtualTimeLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No timer to jump to: the loop polls (a wait of None), and a thread's call still runs.
+    polling, select = threading.Event(), loop._jumps.select
+
+    def watched(timeout: float | None = None) -> Any:
+        if timeout is None:
+            polling.set()
+        return select(timeout)
+
+    monkeypatch.setattr(loop._jumps, "select", watched)
+
+    def send(done: asyncio.Future[str]) -> None:
+        polling.wait(30)  # once the loop is idle (a rendezvous, not a clock)
+        loop.call_soon_threadsafe(done.set_result, "from a thread")
+
     async def main() -> str:
         done: asyncio.Future[str] = loop.create_future()
-        threading.Thread(target=loop.call_soon_threadsafe, args=(done.set_result, "from a thread")).start()
+        threading.Thread(target=send, args=(done,)).start()
         return await done
 
     assert run(loop, main()) == "from a thread"
