@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import subprocess
-import sys
 from typing import Any
 
 import cachetools
@@ -380,22 +378,6 @@ def test_a_type_error_inside_the_status_function_is_its_own() -> None:
 
     with pytest.raises(TypeError, match="can only concatenate str"):
         price("m1")
-
-
-@pytest.mark.parametrize(
-    ("module", "extra"), [("aiocache", "aiocache"), ("prometheus", "prometheus"), ("fleet", "redis")]
-)
-def test_an_edge_without_its_extra_says_which_to_install(module: str, extra: str) -> None:
-    blocked = "for name in ('aiocache', 'prometheus_client', 'redis'): sys.modules[name] = None"
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys\n{blocked}\nimport vix_ttl.{module}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert f"vix_ttl.{module} needs the '{extra}' extra" in done.stderr
-    assert f"pip install 'vix_ttl[{extra}]'" in done.stderr
 
 
 def test_ttl_and_key_functions_of_the_wrong_arity_are_named() -> None:
