@@ -327,15 +327,3 @@ def test_stale_if_error_judges_the_entrys_age_when_it_serves_it(
 def test_early_refresh_never_divides_by_nothing() -> None:
     assert early_refresh_due(1.0, 5e-324, 0.5) is False
     assert early_refresh_due(1.0, 0.0, 1.0) is False
-
-
-def test_an_interrupt_in_the_computation_is_still_counted(
-    clock: FakeClock, breaker: VIXCircuitBreaker
-) -> None:
-    def compute(key: int) -> str:
-        raise KeyboardInterrupt
-
-    price = vix_cached(60, status=lambda key: "normal", breaker=breaker)(compute)
-    with pytest.raises(KeyboardInterrupt):
-        price(1)
-    assert price.cache_info().calls == 1

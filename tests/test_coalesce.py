@@ -1,4 +1,4 @@
-"""In-flight sharing: N concurrent callers of one key, one computation."""
+"""Coalescing in one process: N concurrent callers of one key, one computation (threads and tasks)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -121,25 +120,6 @@ def test_an_exception_reaches_every_waiter_as_its_own_and_is_not_cached() -> Non
     assert attempts == [1, 1]
 
 
-def test_coalesce_off_lets_every_caller_compute() -> None:
-    computes: list[int] = []
-    barrier = threading.Barrier(4)
-
-    @vix_cached(60, status=lambda x: "panic", breaker=breaker(), coalesce=False)
-    def price(x: int) -> int:
-        computes.append(x)
-        barrier.wait(30)  # all four inside at once: none waited on another
-        return x
-
-    threads = [threading.Thread(target=price, args=(1,)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert computes == [1] * 4
-    assert price.cache_info().bypasses == 4
-
-
 @pytest.mark.parametrize("status", ["normal", "panic"])
 async def test_tasks_on_one_key_share_one_computation(status: str) -> None:
     release = asyncio.Event()
@@ -177,27 +157,6 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_computation() -> No
     assert await second == 1
     with pytest.raises(asyncio.CancelledError):
         await first
-
-
-def test_many_threads_hammering_hits_and_misses_count_every_call() -> None:
-    clock = FakeClock()
-    statuses = ["normal", "warning", "panic"]
-
-    @vix_cached(30, status=lambda x: statuses[x % 3], breaker=VIXCircuitBreaker(clock=clock))
-    def price(x: int) -> Any:
-        return x
-
-    def worker(offset: int) -> None:
-        for i in range(2000):
-            assert price((i + offset) % 50) == (i + offset) % 50
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert price.cache_info().calls == 8 * 2000
-    assert price.breaker.samples == 8 * 2000
 
 
 async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
@@ -322,24 +281,6 @@ async def test_each_callers_copy_is_its_own_to_annotate_and_keeps_its_slots() ->
         [f"while serving {u}"] for u in ("alice", "bob", "carol")
     ]
     assert [error.code for error in errors] == [503] * 3  # type: ignore[attr-defined]
-
-
-async def test_callers_cancelled_while_they_waited_count_as_coalesced() -> None:
-    release = asyncio.Event()
-
-    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
-    async def price(x: int) -> int:
-        await release.wait()
-        return x
-
-    calls = [asyncio.create_task(price(1)) for _ in range(10)]
-    await asyncio.sleep(0)
-    for call in calls[5:]:
-        call.cancel()
-    release.set()
-    await asyncio.gather(*calls, return_exceptions=True)
-    info = price.cache_info()
-    assert (info.misses, info.coalesced, info.calls) == (1, 9, 10)  # 0.3's first cut: 6 misses
 
 
 def test_an_interrupt_in_the_computation_reaches_each_thread_as_its_own() -> None:
