@@ -185,24 +185,6 @@ def test_a_hit_near_its_expiry_refreshes_early_through_the_decorator(
     assert price.cache_info().hits >= 2 and price.cache_info().misses == 1
 
 
-def test_refreshes_are_one_per_key_and_their_failures_are_logged(
-    clock: FakeClock, breaker: VIXCircuitBreaker
-) -> None:
-    backend = Backend()
-    price = vix_cached(60, status=lambda key: "normal", breaker=breaker, stale_while_revalidate=60)(backend)
-    price(1)
-    clock.advance(61)
-    backend.failing, backend.gate = True, threading.Event()
-    with captured_logs() as logs:
-        for _ in range(20):
-            assert price(1) == "v0"
-        wait_until(lambda: backend.computes == 2)  # twenty stale calls, one refresh
-        backend.gate.set()
-        wait_until(lambda: any(log["event"] == "cache_refresh_failed" for log in logs))
-    assert backend.computes == 2
-    assert price(1) == "v0"  # the entry stays: still within the allowance
-
-
 async def test_async_stale_while_revalidate_serves_without_waiting(
     clock: FakeClock, breaker: VIXCircuitBreaker
 ) -> None:
