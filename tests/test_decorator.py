@@ -10,7 +10,6 @@ import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
 
-from tests.logs import captured_logs
 from vix_ttl import Decision, Mode, Strategy, TTLPolicy, VIXCircuitBreaker, VixStatus, get_breaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
@@ -200,38 +199,6 @@ def test_without_breaker_each_function_has_its_own_named_after_its_namespace() -
     assert vix_cached(1, status=normal, breaker="pricing")(lambda: 2).breaker is shared.breaker
 
 
-def test_the_default_store_is_a_bounded_fifo() -> None:
-    @vix_cached(60, status=normal, maxsize=3, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: int) -> int:
-        return x
-
-    for x in range(10):
-        price(x)
-    assert isinstance(price.cache, cachetools.FIFOCache)
-    assert len(price.cache) == 3
-
-
-def test_any_mutable_mapping_is_a_store() -> None:
-    store: dict[Any, Any] = {}
-
-    @vix_cached(60, status=normal, cache=store, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: int) -> int:
-        return x
-
-    price(1)
-    assert len(store) == 1
-    assert price.cache is store
-
-
-def test_unhashable_arguments_get_a_clear_error() -> None:
-    @vix_cached(60, status=normal)
-    def price(legs: list[int]) -> int:
-        return sum(legs)
-
-    with pytest.raises(TypeError, match=r"vix_cached\(.*price\): the cache key must be hashable .* key="):
-        price([1, 2])
-
-
 def test_aiocache_caches_serve_async_functions_only() -> None:
     with pytest.raises(TypeError, match="an aiocache cache serves async functions only"):
 
@@ -254,35 +221,6 @@ def test_decorating_a_non_callable() -> None:
         vix_cached(60, status=normal)(42)  # type: ignore[call-overload]
 
 
-def test_clearing_one_function_of_a_shared_mapping_leaves_the_others() -> None:
-    shared: dict[Any, Any] = {}
-    breaker = VIXCircuitBreaker(clock=FakeClock())
-
-    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
-    def f(x: int) -> str:
-        return f"f{x}"
-
-    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
-    def g(x: int) -> str:
-        return f"g{x}"
-
-    f(1), g(1)
-    f.cache_clear()
-    g(1)
-    assert g.cache_info().hits == 1  # g's entry survived f's clear
-    assert len(shared) == 1
-
-
-def test_unhashable_arguments_are_the_callers_error_everywhere() -> None:
-    @vix_cached(60, status=normal, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: Any) -> int:
-        return 1
-
-    for control in (price, price.invalidate, price.in_flight):
-        with pytest.raises(TypeError, match=r"must be hashable.*key="):
-            control([1])
-
-
 def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
     breaker = VIXCircuitBreaker(clock=FakeClock())
     with pytest.raises(AttributeError):
@@ -295,48 +233,3 @@ def test_generators_are_refused() -> None:
         @vix_cached(60, status=lambda: "normal")
         def odds_stream() -> Any:
             yield 2.0
-
-
-class FlakyStore(dict[Any, Any]):
-    """A mapping over a network that may refuse a write."""
-
-    refuse = False
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if self.refuse:
-            raise ConnectionError("write lost")
-        super().__setitem__(key, value)
-
-
-def test_a_bypassed_value_the_store_refused_still_keeps_the_old_one_away() -> None:
-    store, state = FlakyStore(), {"status": "normal", "value": "old"}
-
-    @vix_cached(60, status=lambda match: state["status"], cache=store, breaker=VIXCircuitBreaker())
-    def odds(match: int) -> str:
-        return state["value"]
-
-    assert odds(1) == "old"
-    state.update(status="panic", value="new")
-    store.refuse = True
-    with captured_logs():
-        assert odds(1) == "new"  # served, not stored: the entry it replaces is dropped
-    store.refuse, state["status"] = False, "normal"
-    assert odds(1) == "new"  # never "old" again after "new" was served
-
-
-def test_cache_info_says_the_store_size_where_the_store_knows_it() -> None:
-    @vix_cached(60, status=lambda x: "normal", cache=cachetools.LRUCache(maxsize=3))
-    def bounded(x: int) -> int:
-        return x
-
-    @vix_cached(60, status=lambda x: "normal", cache={})
-    def unbounded(x: int) -> int:
-        return x
-
-    for x in range(5):
-        bounded(x)
-        unbounded(x)
-    assert (bounded.cache_info().maxsize, bounded.cache_info().currsize) == (3, 3)
-    assert (unbounded.cache_info().maxsize, unbounded.cache_info().currsize) == (None, 5)
-    assert bounded.cache_info().counts == {**dict.fromkeys(bounded.cache_info().counts, 0), "misses": 5}
-    assert bounded.cache_info().calls == 5
