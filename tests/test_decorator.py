@@ -155,19 +155,6 @@ def test_the_key_is_exactly_what_key_returns_instance_not_added() -> None:
     assert a.price(1) == b.price(1)  # one key for both instances: the caller's choice
 
 
-def test_key_function_and_keyword_arguments() -> None:
-    computes: list[Any] = []
-
-    @vix_cached(60, status=normal, key=lambda match, **_: match)
-    def price(match: int, *, request_id: str) -> int:
-        computes.append(request_id)
-        return match
-
-    price(1, request_id="a")
-    price(1, request_id="b")  # same key: a hit
-    assert computes == ["a"]
-
-
 def test_breaker_by_name_instance_or_default() -> None:
     odds = get_breaker("odds")
     assert vix_cached(1, status=normal, breaker="odds")(lambda: 1).breaker is odds

@@ -129,6 +129,19 @@ def test_cache_info_says_the_store_size_where_the_store_knows_it() -> None:
     assert bounded.cache_info().calls == 5
 
 
+def test_key_function_and_keyword_arguments() -> None:
+    computes: list[Any] = []
+
+    @vix_cached(60, status=normal, key=lambda match, **_: match)
+    def price(match: int, *, request_id: str) -> int:
+        computes.append(request_id)
+        return match
+
+    price(1, request_id="a")
+    price(1, request_id="b")  # same key: a hit
+    assert computes == ["a"]
+
+
 # -- the store, directly ---------------------------------------------------------------------
 
 
