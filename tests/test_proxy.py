@@ -169,6 +169,7 @@ class Book:
     @vix_cached(60, status=normal)
     async def later(self, odds: float) -> float:
         """The price, awaited."""
+        await asyncio.sleep(0)  # a yield: callers of one key meet on its computation
         return odds
 
     @vix_cached(60, status=normal)
@@ -225,11 +226,14 @@ def test_a_classmethods_controls_are_keyed_with_its_class_as_its_calls_are() -> 
     assert Book.name.invalidate("?") is True
 
 
-def test_a_coroutine_methods_controls_are_coroutines() -> None:
+def test_a_coroutine_methods_controls_are_coroutines_and_count_its_calls_in_flight() -> None:
     book = Book(1.0)
 
     async def main() -> None:
-        assert await book.later(2.0) == 2.0
+        calls = [asyncio.ensure_future(book.later(2.0)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert book.later.in_flight(2.0) == 2  # keyed with its instance, as the calls are
+        assert await asyncio.gather(*calls) == [2.0] * 3
         invalidated = book.later.invalidate(2.0)
         assert inspect.iscoroutine(invalidated) and await invalidated is True
         cleared = book.later.cache_clear()
