@@ -1,4 +1,7 @@
-"""@vix_cached as users meet it: introspection, methods, bad input at decoration time."""
+"""@vix_cached, the factory: the store a cache gets, the breaker a function gets, what it cannot decorate.
+
+(What it returns: tests/test_proxy.py; its options: tests/test_options.py; the call: tests/test_engine.py.)
+"""
 
 from __future__ import annotations
 
