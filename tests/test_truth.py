@@ -1,4 +1,5 @@
-"""The simulator's truth, and what it judges: wrong values served, and the frontier against fixed TTLs."""
+"""The simulator's truth, and what it judges: wrong values served, and `vix-ttl frontier` against fixed TTLs
+(its points and what dominates what: tests/test_frontier.py)."""
 
 from __future__ import annotations
 
