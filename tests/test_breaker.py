@@ -23,11 +23,8 @@ from vix_ttl import (
     TTLPolicy,
     VIXCircuitBreaker,
     VixStatus,
-    get_breaker,
 )
-from vix_ttl.registry import known_breakers
 from vix_ttl.testing import FakeClock
-from vix_ttl.window import RollingWindow
 
 N, HV, CO = Mode.NORMAL, Mode.HIGH_VOLATILITY, Mode.CIRCUIT_OPEN
 
@@ -245,17 +242,6 @@ def test_custom_thresholds_and_policy(vix_clock: FakeClock) -> None:
     assert breaker.decide("panic", 0).ttl == 1  # no bypass in this policy
 
 
-def test_registry_shares_breakers_by_name() -> None:
-    odds = get_breaker("odds", window_seconds=60)
-    assert get_breaker("odds") is odds
-    assert get_breaker("odds", window_seconds=60) is odds
-    assert get_breaker() is get_breaker("default")
-    assert odds.name == "odds"
-    assert known_breakers() == {"odds": odds, "default": get_breaker()}
-    with pytest.raises(ValueError, match="'odds' already exists with other settings for window_seconds"):
-        get_breaker("odds", window_seconds=120)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -356,16 +342,6 @@ def test_the_breakers_settings_clock_and_window_are_public_and_read_only(vix_clo
         breaker.clock = time.time  # type: ignore[misc]
 
 
-def test_a_window_given_to_the_breaker_is_what_its_config_and_the_registry_see(vix_clock: FakeClock) -> None:
-    window = RollingWindow(120, 4)
-    breaker = get_breaker("sized", window=window, clock=vix_clock)
-    assert breaker.window is window
-    assert (breaker.config.window_seconds, breaker.config.bucket_seconds) == (120, 4)
-    assert get_breaker("sized", window_seconds=120) is breaker
-    with pytest.raises(ValueError, match="window_seconds"):
-        get_breaker("sized", window_seconds=1800)  # the default's value, but not this breaker's
-
-
 def test_bypass_and_base_compare_equal_to_their_names_and_strategies(vix_breaker: VIXCircuitBreaker) -> None:
     # Two enums, one meaning: mypy cannot know a Rule and a Strategy compare by value.
     assert vix_breaker.decide("panic", 60).strategy == BYPASS  # type: ignore[comparison-overlap]
@@ -386,8 +362,3 @@ def test_a_status_given_as_a_string_records_as_its_member(statuses: list[Any]) -
     for status in statuses:
         assert by_name.record(status) is by_member.record(VixStatus.coerce(status))
     assert by_name.metrics()["panic_samples"] == by_member.metrics()["panic_samples"]
-
-
-def test_none_asks_the_registry_for_the_default_as_the_constructor_does() -> None:
-    odds = get_breaker("odds-defaults")
-    assert get_breaker("odds-defaults", thresholds=None, policy=None) is odds

@@ -1,18 +1,16 @@
-"""@vix_cached as users meet it: introspection, methods, bad input at decoration time."""
+"""@vix_cached, the factory: the store a cache gets, the breaker a function gets, what it cannot decorate.
+
+(What it returns: tests/test_proxy.py; its options: tests/test_options.py; the call: tests/test_engine.py.)
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import subprocess
-import sys
 from typing import Any
 
 import cachetools
 import pytest
 from aiocache import SimpleMemoryCache
 
-from tests.logs import captured_logs
 from vix_ttl import Decision, Mode, Strategy, TTLPolicy, VIXCircuitBreaker, VixStatus, get_breaker
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
@@ -20,155 +18,6 @@ from vix_ttl.testing import FakeClock
 
 def normal(*args: Any, **kwargs: Any) -> str:
     return "normal"
-
-
-def test_keeps_name_doc_signature_and_wrapped() -> None:
-    def price(match_id: int, market: str = "1x2", *, live: bool = False) -> float:
-        """The price of a market."""
-        return 1.0
-
-    cached = vix_cached(60, status=normal)(price)
-    assert cached.__name__ == "price"
-    assert cached.__qualname__ == price.__qualname__
-    assert cached.__doc__ == "The price of a market."
-    assert inspect.signature(cached) == inspect.signature(price)
-    assert cached.__wrapped__ is price
-    assert not inspect.iscoroutinefunction(cached)
-
-
-def test_async_functions_stay_coroutine_functions() -> None:
-    async def price(x: int) -> int:
-        return x
-
-    cached = vix_cached(60, status=normal)(price)
-    assert inspect.iscoroutinefunction(cached)
-    assert asyncio.run(cached(3)) == 3
-
-
-def test_methods_classmethods_staticmethods_and_their_keys() -> None:
-    calls: list[tuple[str, Any]] = []
-
-    class Book:
-        def __init__(self, margin: float) -> None:
-            self.margin = margin
-
-        @vix_cached(60, status=normal)
-        def price(self, odds: float) -> float:
-            calls.append(("price", self.margin))
-            return odds * self.margin
-
-        @vix_cached(60, status=normal)
-        @classmethod
-        def name(cls, suffix: str) -> str:
-            calls.append(("name", suffix))
-            return cls.__name__ + suffix
-
-        @vix_cached(60, status=normal)
-        @staticmethod
-        def double(x: int) -> int:
-            calls.append(("double", x))
-            return 2 * x
-
-    a, b = Book(1.0), Book(2.0)
-    assert [a.price(2.0), a.price(2.0), b.price(2.0)] == [2.0, 2.0, 4.0]  # the instance is in the key
-    assert [Book.name("!"), a.name("!")] == ["Book!", "Book!"]
-    assert [a.double(3), Book.double(3)] == [6, 6]
-    assert calls == [("price", 1.0), ("price", 2.0), ("name", "!"), ("double", 3)]
-    assert a.price.cache_info().hits == 1
-    assert a.price.invalidate(2.0) is True
-    assert b.price.invalidate(2.0) is True
-    assert a.price.invalidate(2.0) is False
-    assert a.price.breaker is b.price.breaker  # the function's own, whatever the instance
-
-
-def test_the_callables_get_exactly_the_functions_arguments_self_and_cls_included() -> None:
-    seen: list[Any] = []
-
-    def ttl(owner: Any, odds: float, *, live: bool = False) -> float:
-        seen.append(("ttl", owner, odds, live))
-        return 30
-
-    def status(owner: Any, odds: float, *, live: bool = False) -> str:
-        seen.append(("status", owner, odds, live))
-        return "normal"
-
-    def key(owner: Any, odds: float, *, live: bool = False) -> Any:
-        seen.append(("key", owner, odds, live))
-        return (odds, live)
-
-    def plain_status(odds: float) -> str:
-        seen.append(("status", odds))
-        return "normal"
-
-    class Book:
-        @vix_cached(ttl, status=status, key=key)
-        def price(self, odds: float, *, live: bool = False) -> float:
-            return odds
-
-        @vix_cached(ttl, status=status, key=key)
-        @classmethod
-        def fair(cls, odds: float, *, live: bool = False) -> float:
-            return odds
-
-        @vix_cached(30, status=plain_status)
-        @staticmethod
-        def plain(odds: float) -> float:
-            seen.append(("plain", odds))
-            return odds
-
-    book = Book()
-    book.price(1.5, live=True)
-    assert seen == [("status", book, 1.5, True), ("ttl", book, 1.5, True), ("key", book, 1.5, True)]
-    seen.clear()
-    Book.price(book, 1.5, live=True)  # through the class: the same arguments, and a hit
-    assert seen == [("status", book, 1.5, True), ("ttl", book, 1.5, True), ("key", book, 1.5, True)]
-    assert Book.price.cache_info().hits == 1
-    seen.clear()
-    book.fair(2.5)
-    assert seen == [("status", Book, 2.5, False), ("ttl", Book, 2.5, False), ("key", Book, 2.5, False)]
-    seen.clear()
-    book.plain(3.5)
-    assert seen == [("status", 3.5), ("plain", 3.5)]  # no instance: nothing added
-
-
-def test_a_status_method_of_the_instance_works() -> None:
-    class Book:
-        def __init__(self, status: str) -> None:
-            self.current = status
-            self.computes = 0
-
-        @vix_cached(60, status=lambda self, match: self.current)
-        def price(self, match: int) -> int:
-            self.computes += 1
-            return match
-
-    calm, hot = Book("normal"), Book("panic")
-    calm.price(1), calm.price(1), hot.price(1), hot.price(1)
-    assert (calm.computes, hot.computes) == (1, 2)  # panic in calm: bypassed
-    assert Book.price.cache_info().bypasses == 2
-
-
-def test_the_key_is_exactly_what_key_returns_instance_not_added() -> None:
-    class Book:
-        @vix_cached(60, status=lambda self, match: "normal", key=lambda self, match: match)
-        def price(self, match: int) -> int:
-            return id(self)
-
-    a, b = Book(), Book()
-    assert a.price(1) == b.price(1)  # one key for both instances: the caller's choice
-
-
-def test_key_function_and_keyword_arguments() -> None:
-    computes: list[Any] = []
-
-    @vix_cached(60, status=normal, key=lambda match, **_: match)
-    def price(match: int, *, request_id: str) -> int:
-        computes.append(request_id)
-        return match
-
-    price(1, request_id="a")
-    price(1, request_id="b")  # same key: a hit
-    assert computes == ["a"]
 
 
 def test_breaker_by_name_instance_or_default() -> None:
@@ -202,56 +51,6 @@ def test_without_breaker_each_function_has_its_own_named_after_its_namespace() -
     assert vix_cached(1, status=normal, breaker="pricing")(lambda: 2).breaker is shared.breaker
 
 
-def test_the_default_store_is_a_bounded_fifo() -> None:
-    @vix_cached(60, status=normal, maxsize=3, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: int) -> int:
-        return x
-
-    for x in range(10):
-        price(x)
-    assert isinstance(price.cache, cachetools.FIFOCache)
-    assert len(price.cache) == 3
-
-
-def test_any_mutable_mapping_is_a_store() -> None:
-    store: dict[Any, Any] = {}
-
-    @vix_cached(60, status=normal, cache=store, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: int) -> int:
-        return x
-
-    price(1)
-    assert len(store) == 1
-    assert price.cache is store
-
-
-def test_unhashable_arguments_get_a_clear_error() -> None:
-    @vix_cached(60, status=normal)
-    def price(legs: list[int]) -> int:
-        return sum(legs)
-
-    with pytest.raises(TypeError, match=r"vix_cached\(.*price\): the cache key must be hashable .* key="):
-        price([1, 2])
-
-
-def test_a_bad_status_from_the_status_function_is_a_clear_error() -> None:
-    @vix_cached(60, status=lambda x: "calm")
-    def price(x: int) -> int:
-        return x
-
-    with pytest.raises(ValueError, match=r"the status function returned invalid VixStatus 'calm'"):
-        price(1)
-
-
-def test_a_bad_ttl_from_the_ttl_function_is_a_clear_error() -> None:
-    @vix_cached(lambda x: -1, status=normal)
-    def price(x: int) -> int:
-        return x
-
-    with pytest.raises(ValueError, match=r"the ttl function returned an invalid value: ttl must be"):
-        price(1)
-
-
 def test_aiocache_caches_serve_async_functions_only() -> None:
     with pytest.raises(TypeError, match="an aiocache cache serves async functions only"):
 
@@ -260,85 +59,18 @@ def test_aiocache_caches_serve_async_functions_only() -> None:
             return x
 
 
-@pytest.mark.parametrize(
-    ("args", "kwargs", "error", "match"),
-    [
-        ((-1,), {"status": normal}, ValueError, "ttl must be >= 0 seconds"),
-        (("60",), {"status": normal}, TypeError, "ttl must be a number"),
-        ((60,), {"status": "normal"}, TypeError, "status= must be a callable"),
-        ((60,), {"status": normal, "warning_ttl": float("nan")}, ValueError, "warning_ttl"),
-        ((60,), {"status": normal, "clock": lambda: "now"}, TypeError, "clock must return a number"),
-        ((60,), {"status": normal, "clock": lambda: float("nan")}, ValueError, "clock must return a finite"),
-        ((60,), {"status": normal, "secret": "short"}, ValueError, "at least 16 bytes"),
-        ((60,), {"status": normal, "secret": b"\0" * 16}, ValueError, "at least 8 different bytes"),
-        (
-            (60,),
-            {"status": normal, "secret": ["a" * 32, "ab" * 16]},
-            ValueError,
-            "at least 8 different bytes",
-        ),
-        (
-            (10**400,),
-            {"status": normal},
-            ValueError,
-            "ttl must be a number of seconds .*, got an int of 1329",
-        ),
-        (
-            (60,),
-            {"status": normal, "stale_if_error": 10**400},
-            ValueError,
-            "stale_if_error .* int of 1329 bits",
-        ),
-        ((60,), {"status": normal, "namespace": ""}, ValueError, "namespace must be a non-empty string"),
-        ((60,), {"status": normal, "namespace": 3}, TypeError, "namespace must be a non-empty string"),
-        ((60,), {"status": normal, "maxsize": 0}, ValueError, "maxsize must be an int >= 1"),
-        ((60,), {"status": normal, "maxsize": "10"}, TypeError, "maxsize must be an int >= 1"),
-        ((60,), {"status": normal, "key": "match"}, TypeError, "key must be a callable"),
-        ((60,), {"status": normal, "coalesce": "yes"}, TypeError, "coalesce must be True or False"),
-        ((60,), {"status": normal, "clock": 5}, TypeError, "clock must be a zero-argument callable"),
-        ((60,), {"status": normal, "breaker": 5}, TypeError, "breaker must be a VIXCircuitBreaker"),
-        ((60,), {"status": normal, "cache": [1]}, TypeError, "cache must be None, a cachetools cache"),
-    ],
-)
-def test_bad_arguments_fail_at_decoration_time(
-    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        vix_cached(*args, **kwargs)
+def test_a_cache_no_store_accepts_is_refused_at_decoration_time() -> None:
+    with pytest.raises(TypeError, match=r"cache must be None, a cachetools cache .*, got \[1\]"):
+        vix_cached(60, status=normal, cache=[1])
+    with pytest.raises(
+        TypeError, match=r"cache must be a cache instance, got the class LRUCache: write cache="
+    ):
+        vix_cached(60, status=normal, cache=cachetools.LRUCache)
 
 
 def test_decorating_a_non_callable() -> None:
     with pytest.raises(TypeError, match="can only decorate a callable"):
         vix_cached(60, status=normal)(42)  # type: ignore[call-overload]
-
-
-def test_clearing_one_function_of_a_shared_mapping_leaves_the_others() -> None:
-    shared: dict[Any, Any] = {}
-    breaker = VIXCircuitBreaker(clock=FakeClock())
-
-    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
-    def f(x: int) -> str:
-        return f"f{x}"
-
-    @vix_cached(60, status=normal, cache=shared, breaker=breaker)
-    def g(x: int) -> str:
-        return f"g{x}"
-
-    f(1), g(1)
-    f.cache_clear()
-    g(1)
-    assert g.cache_info().hits == 1  # g's entry survived f's clear
-    assert len(shared) == 1
-
-
-def test_unhashable_arguments_are_the_callers_error_everywhere() -> None:
-    @vix_cached(60, status=normal, breaker=VIXCircuitBreaker(clock=FakeClock()))
-    def price(x: Any) -> int:
-        return 1
-
-    for control in (price, price.invalidate, price.in_flight):
-        with pytest.raises(TypeError, match=r"must be hashable.*key="):
-            control([1])
 
 
 def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
@@ -347,133 +79,9 @@ def test_the_breakers_policy_cannot_be_swapped_under_its_decisions() -> None:
         breaker.policy = TTLPolicy.default()  # type: ignore[misc]
 
 
-def test_bare_decorator_says_what_to_write() -> None:
-    with pytest.raises(TypeError, match=r"write @vix_cached\(60, status=.*written @vix_cached alone"):
-
-        @vix_cached
-        def price(match: str) -> float:
-            return 2.0
-
-
-def test_a_missing_status_says_what_it_must_be() -> None:
-    with pytest.raises(TypeError, match="status= must be a callable taking the call's arguments"):
-        vix_cached(60)
-
-
-def test_a_status_function_of_the_wrong_arity_is_named_with_the_arguments() -> None:
-    def match_status() -> str:
-        return "normal"
-
-    @vix_cached(60, status=match_status)
-    def price(match: str, *, market: str = "1x2") -> float:
-        return 2.0
-
-    message = r"status function .*match_status cannot take the call's arguments \('m1', market='ou'\)"
-    with pytest.raises(TypeError, match=message):
-        price("m1", market="ou")
-
-
-def test_a_type_error_inside_the_status_function_is_its_own() -> None:
-    @vix_cached(60, status=lambda match: match + 1)
-    def price(match: str) -> float:
-        return 2.0
-
-    with pytest.raises(TypeError, match="can only concatenate str"):
-        price("m1")
-
-
-@pytest.mark.parametrize(
-    ("module", "extra"), [("aiocache", "aiocache"), ("prometheus", "prometheus"), ("fleet", "redis")]
-)
-def test_an_edge_without_its_extra_says_which_to_install(module: str, extra: str) -> None:
-    blocked = "for name in ('aiocache', 'prometheus_client', 'redis'): sys.modules[name] = None"
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys\n{blocked}\nimport vix_ttl.{module}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert f"vix_ttl.{module} needs the '{extra}' extra" in done.stderr
-    assert f"pip install 'vix_ttl[{extra}]'" in done.stderr
-
-
-def test_ttl_and_key_functions_of_the_wrong_arity_are_named() -> None:
-    @vix_cached(lambda: 60, status=lambda match: "normal")
-    def price(match: str) -> float:
-        return 2.0
-
-    with pytest.raises(TypeError, match=r"the ttl function .* cannot take the call's arguments \('m1'\)"):
-        price("m1")
-
-    @vix_cached(60, status=lambda match: "normal", key=lambda: "k")
-    def keyed(match: str) -> float:
-        return 2.0
-
-    with pytest.raises(TypeError, match=r"the key function .* cannot take the call's arguments \('m1'\)"):
-        keyed("m1")
-
-
 def test_generators_are_refused() -> None:
     with pytest.raises(TypeError, match=r"cannot cache the generator .*odds_stream: .* return a list"):
 
         @vix_cached(60, status=lambda: "normal")
         def odds_stream() -> Any:
             yield 2.0
-
-
-class FlakyStore(dict[Any, Any]):
-    """A mapping over a network that may refuse a write."""
-
-    refuse = False
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if self.refuse:
-            raise ConnectionError("write lost")
-        super().__setitem__(key, value)
-
-
-def test_a_bypassed_value_the_store_refused_still_keeps_the_old_one_away() -> None:
-    store, state = FlakyStore(), {"status": "normal", "value": "old"}
-
-    @vix_cached(60, status=lambda match: state["status"], cache=store, breaker=VIXCircuitBreaker())
-    def odds(match: int) -> str:
-        return state["value"]
-
-    assert odds(1) == "old"
-    state.update(status="panic", value="new")
-    store.refuse = True
-    with captured_logs():
-        assert odds(1) == "new"  # served, not stored: the entry it replaces is dropped
-    store.refuse, state["status"] = False, "normal"
-    assert odds(1) == "new"  # never "old" again after "new" was served
-
-
-def test_a_cache_passed_as_the_ttl_says_to_pass_it_as_cache() -> None:
-    with pytest.raises(TypeError, match=r"got the cache TTLCache\(\.\.\.\): pass it as cache="):
-        vix_cached(cachetools.TTLCache(maxsize=10, ttl=60))  # type: ignore[arg-type]
-
-
-def test_an_unknown_option_is_named_with_the_allowed_ones() -> None:
-    with pytest.raises(
-        TypeError, match=r"unknown option stale \(allowed: ttl, cache, .*stale_while_revalidate"
-    ):
-        vix_cached(60, status=lambda x: "normal", stale=5)  # type: ignore[call-arg]
-
-
-def test_cache_info_says_the_store_size_where_the_store_knows_it() -> None:
-    @vix_cached(60, status=lambda x: "normal", cache=cachetools.LRUCache(maxsize=3))
-    def bounded(x: int) -> int:
-        return x
-
-    @vix_cached(60, status=lambda x: "normal", cache={})
-    def unbounded(x: int) -> int:
-        return x
-
-    for x in range(5):
-        bounded(x)
-        unbounded(x)
-    assert (bounded.cache_info().maxsize, bounded.cache_info().currsize) == (3, 3)
-    assert (unbounded.cache_info().maxsize, unbounded.cache_info().currsize) == (None, 5)
-    assert bounded.cache_info().counts == {**dict.fromkeys(bounded.cache_info().counts, 0), "misses": 5}
-    assert bounded.cache_info().calls == 5

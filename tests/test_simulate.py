@@ -208,35 +208,3 @@ def test_a_fleet_over_one_store_computes_each_key_once_at_a_time(
 def test_a_fleet_needs_a_whole_number_of_processes() -> None:
     with pytest.raises(ValueError, match=r"processes must be a finite number >= 1 \(a whole number\)"):
         small_leak(processes=0)
-
-
-def test_the_run_plot_shows_the_story(leak: dict[str, object]) -> None:
-    from vix_ttl.sim.plot import BIN_SECONDS, simulation_figure  # matplotlib: the plot extra, in [dev]
-
-    scenario = leak["scenario"]
-    results = {s: leak[s] for s in DEFAULT_STRATEGIES}
-    figure = simulation_figure(scenario, results)  # type: ignore[arg-type]
-    load, ratio = figure.axes
-    assert load.get_ylabel() == f"per second (mean of {BIN_SECONDS} s)" and load.get_yscale() == "symlog"
-    assert 0 in load.get_yticks() and load.get_ylim()[0] == 0  # the floor is labelled 0
-    assert ratio.get_xlabel() == "minutes" and ratio.get_ylabel() == "panic ratio (breaker window)"
-    top = [t.get_text() for t in load.get_legend().get_texts()]  # type: ignore[union-attr]
-    assert top == [
-        "panic (the traffic's status)",
-        "requests/s",
-        "backend computes/s: bypass",
-        "backend computes/s: breaker",
-        "backend computes/s: breaker+coalesce",
-    ]
-    bottom = [t.get_text() for t in ratio.get_legend().get_texts()]  # type: ignore[union-attr]
-    assert "breaker mode high_volatility" in bottom and "panic ratio" in bottom
-    # The panic phase, hatched, from 2 to 8 minutes (the scenario's), in both panels.
-    for axis in (load, ratio):
-        hatched = [p for p in axis.patches if p.get_hatch()]
-        assert len(hatched) == 1
-        left = hatched[0].get_x()  # type: ignore[attr-defined]
-        assert (left, left + hatched[0].get_width()) == (2.0, 8.0)  # type: ignore[attr-defined]
-    labels = {text.get_text() for text in ratio.texts}
-    assert "enter high_volatility 0.5" in labels and "exit circuit_open 0.6" in labels
-    # The lines are 10 s means: 12 minutes make 72 points.
-    assert all(len(line.get_xdata()) == 72 for line in load.get_lines())  # type: ignore[arg-type]

@@ -77,7 +77,7 @@ def test_a_stale_entry_is_served_at_once_while_one_refresh_runs(
     assert price(1) == "v0"
     assert price(1) == "v0"  # still stale, and still one refresh
     assert price.cache_info().served_stale == 2
-    assert backend.computes == 2
+    wait_until(lambda: backend.computes == 2)  # the refresh, started in a thread of the pool
     backend.gate.set()
     wait_until(lambda: price(1) == "v1")  # the refresh's result replaced the entry
     assert backend.computes == 2
@@ -183,24 +183,6 @@ def test_a_hit_near_its_expiry_refreshes_early_through_the_decorator(
     wait_until(lambda: len(computes) == 2)
     wait_until(lambda: price(1) == "v2")  # and the refreshed entry replaced it
     assert price.cache_info().hits >= 2 and price.cache_info().misses == 1
-
-
-def test_refreshes_are_one_per_key_and_their_failures_are_logged(
-    clock: FakeClock, breaker: VIXCircuitBreaker
-) -> None:
-    backend = Backend()
-    price = vix_cached(60, status=lambda key: "normal", breaker=breaker, stale_while_revalidate=60)(backend)
-    price(1)
-    clock.advance(61)
-    backend.failing, backend.gate = True, threading.Event()
-    with captured_logs() as logs:
-        for _ in range(20):
-            assert price(1) == "v0"
-        wait_until(lambda: backend.computes == 2)  # twenty stale calls, one refresh
-        backend.gate.set()
-        wait_until(lambda: any(log["event"] == "cache_refresh_failed" for log in logs))
-    assert backend.computes == 2
-    assert price(1) == "v0"  # the entry stays: still within the allowance
 
 
 async def test_async_stale_while_revalidate_serves_without_waiting(
@@ -327,15 +309,3 @@ def test_stale_if_error_judges_the_entrys_age_when_it_serves_it(
 def test_early_refresh_never_divides_by_nothing() -> None:
     assert early_refresh_due(1.0, 5e-324, 0.5) is False
     assert early_refresh_due(1.0, 0.0, 1.0) is False
-
-
-def test_an_interrupt_in_the_computation_is_still_counted(
-    clock: FakeClock, breaker: VIXCircuitBreaker
-) -> None:
-    def compute(key: int) -> str:
-        raise KeyboardInterrupt
-
-    price = vix_cached(60, status=lambda key: "normal", breaker=breaker)(compute)
-    with pytest.raises(KeyboardInterrupt):
-        price(1)
-    assert price.cache_info().calls == 1

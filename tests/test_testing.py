@@ -5,8 +5,6 @@ import pytest
 from vix_ttl import get_breaker
 from vix_ttl.testing import FakeClock, forget_breakers
 
-pytest_plugins = ["pytester"]
-
 
 def test_fake_clock_moves_only_when_told() -> None:
     clock = FakeClock(100)
@@ -39,19 +37,3 @@ def test_forget_breakers_gives_each_test_fresh_breakers_by_name() -> None:
     forget_breakers()
     assert get_breaker("odds") is not first
     first.record("panic")  # a breaker handed out before keeps working
-
-
-def test_the_pytest_plugin_gives_users_a_clock_and_a_breaker(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(
-        """
-        def test_user_code(vix_clock, vix_breaker):
-            for _ in range(20):
-                vix_breaker.record("panic")
-            assert vix_breaker.mode == "circuit_open"
-            vix_clock.advance(1800)
-            assert vix_breaker.mode == "normal"
-        """
-    )
-    # No -p: the fixtures come from the pytest11 entry point, as for any user.
-    pytester.runpytest().assert_outcomes(passed=1)

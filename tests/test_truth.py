@@ -1,4 +1,5 @@
-"""The simulator's truth, and what it judges: wrong values served, and the frontier against fixed TTLs."""
+"""The simulator's truth, and what it judges: wrong values served, and `vix-ttl frontier` against fixed TTLs
+(its points and what dominates what: tests/test_frontier.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from typing import Any
 import pytest
 
 from vix_ttl.sim.cli import main
-from vix_ttl.sim.frontier import build_frontier, frontier_strategies
 from vix_ttl.sim.scenario import Scenario, calm_day, flash_crash, lineup_leak, load_scenario
-from vix_ttl.sim.simulate import StrategyResult, check_strategy, simulate
+from vix_ttl.sim.simulate import check_strategy, simulate
 from vix_ttl.sim.truth import Truth
 
 
@@ -116,55 +116,6 @@ def test_the_bundled_scenarios_tell_their_story() -> None:
         flash_crash(panic_minutes=15)
 
 
-def results(points: dict[str, tuple[int, float]]) -> dict[str, StrategyResult]:
-    """Strategy -> (computes, wrong served), as the simulator's results of 1,000 calls."""
-    return {
-        name: StrategyResult(name, requests=1000, computes=computes, wrong_served=wrong)
-        for name, (computes, wrong) in points.items()
-    }
-
-
-def test_the_frontier_names_what_dominates_the_default() -> None:
-    frontier = build_frontier(
-        results(
-            {
-                "fixed:0": (1000, 0.0),
-                "fixed:5": (90, 0.20),
-                "fixed:10": (50, 0.30),
-                "breaker+coalesce": (100, 0.25),
-                "breaker+coalesce+learned": (90, 0.20),  # a tie with fixed 5
-            }
-        ),
-        base_ttl=60,
-    )
-    assert frontier["dominated"] is True
-    assert sorted(frontier["dominated_by"]) == ["fixed 5 s", "vix_ttl learned"]
-    learned = next(p for p in frontier["points"] if p["policy"] == "learned")
-    assert learned["dominated_by"] == []  # equal on both counts is not dominated
-    assert {p["kind"] for p in frontier["points"]} == {"fixed", "vix_ttl"}
-    fixed = next(p for p in frontier["points"] if p["name"] == "fixed 10 s")
-    assert (fixed["ttl"], fixed["policy"], fixed["calls"]) == (10.0, None, 1000)
-
-
-def test_frontier_runs_the_slowest_point_first() -> None:
-    assert frontier_strategies([5, 0, 60]) == [
-        "fixed:0.0",
-        "breaker+coalesce",
-        "breaker+coalesce+learned",
-        "fixed:5.0",
-        "fixed:60.0",
-    ]
-
-
-def test_frontier_ttls_run_exactly_as_asked() -> None:
-    strategies = frontier_strategies([1.0000001, 1.0000002, -0.0])
-    assert [check_strategy(s) for s in strategies if s.startswith("fixed:")] == [0.0, 1.0000001, 1.0000002]
-    assert "fixed:-0.0" not in strategies
-    points = build_frontier(results(dict.fromkeys(strategies, (10, 0.5))), base_ttl=60)["points"]
-    names = sorted(p["name"] for p in points if p["kind"] == "fixed")
-    assert names == ["fixed 0 s", "fixed 1.0000001 s", "fixed 1.0000002 s"]  # two TTLs, two names
-
-
 SMALL = ["--calm-minutes", "1", "--panic-minutes", "2", "--after-minutes", "1", "--rate", "100"]
 
 
@@ -197,26 +148,3 @@ def test_frontier_bad_ttls(ttls: str, capsys: pytest.CaptureFixture[str]) -> Non
         main(["frontier", "--ttls", ttls])
     assert exit_.value.code == 2
     assert "--ttls needs comma-separated seconds" in capsys.readouterr().err
-
-
-def test_the_frontier_plot_shows_the_curve_the_frontier_and_vix_ttl() -> None:
-    from vix_ttl.sim.plot import frontier_figure  # matplotlib: the plot extra, in [dev]
-
-    points = {"fixed:0": (1000, 0.01), "fixed:10": (50, 0.30), "breaker+coalesce": (100, 0.25)}
-    points["breaker+coalesce+learned"] = (90, 0.10)
-    figure = frontier_figure(lineup_leak(), build_frontier(results(points), base_ttl=60))
-    (axis,) = figure.axes
-    assert axis.get_xscale() == "log"
-    assert axis.get_xlabel() == "backend computes (log scale)"
-    assert axis.get_ylabel() == "calls served a wrong value (%)"
-    legend = axis.get_legend()
-    assert legend is not None
-    assert [text.get_text() for text in legend.get_texts()] == [
-        "fixed TTL",
-        "frontier: nothing does better",
-        "vix_ttl learned",
-        "vix_ttl default",
-    ]
-    labels = {text.get_text() for text in axis.texts}
-    assert {"0 s", "10 s", "vix_ttl default", "vix_ttl learned"} <= labels
-    assert axis.get_title() == "lineup-leak: freshness against load (vix_ttl default dominated)"

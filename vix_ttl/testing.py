@@ -160,7 +160,7 @@ class StoreConformance:
 
     def test_concurrent_callers_share_one_computation(self, new_cache: Callable[[], Any]) -> None:
         if "async" not in self.kinds:
-            return  # threads: tests/test_decorator_concurrency.py covers the in-process store
+            return  # threads: tests/test_coalesce.py covers the in-process store
 
         async def check(f: _Call, info: Callable[[], CacheInfo]) -> None:
             self.gate = asyncio.Event()

@@ -1,4 +1,4 @@
-"""In-flight sharing: N concurrent callers of one key, one computation."""
+"""Coalescing in one process: N concurrent callers of one key, one computation (threads and tasks)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from vix_ttl import VIXCircuitBreaker
+from vix_ttl._coalesce import AsyncCoalescer, SharedReads, ThreadCoalescer, own_copy, running
 from vix_ttl.decorator import vix_cached
 from vix_ttl.testing import FakeClock
 
@@ -121,25 +122,6 @@ def test_an_exception_reaches_every_waiter_as_its_own_and_is_not_cached() -> Non
     assert attempts == [1, 1]
 
 
-def test_coalesce_off_lets_every_caller_compute() -> None:
-    computes: list[int] = []
-    barrier = threading.Barrier(4)
-
-    @vix_cached(60, status=lambda x: "panic", breaker=breaker(), coalesce=False)
-    def price(x: int) -> int:
-        computes.append(x)
-        barrier.wait(30)  # all four inside at once: none waited on another
-        return x
-
-    threads = [threading.Thread(target=price, args=(1,)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert computes == [1] * 4
-    assert price.cache_info().bypasses == 4
-
-
 @pytest.mark.parametrize("status", ["normal", "panic"])
 async def test_tasks_on_one_key_share_one_computation(status: str) -> None:
     release = asyncio.Event()
@@ -177,27 +159,6 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_computation() -> No
     assert await second == 1
     with pytest.raises(asyncio.CancelledError):
         await first
-
-
-def test_many_threads_hammering_hits_and_misses_count_every_call() -> None:
-    clock = FakeClock()
-    statuses = ["normal", "warning", "panic"]
-
-    @vix_cached(30, status=lambda x: statuses[x % 3], breaker=VIXCircuitBreaker(clock=clock))
-    def price(x: int) -> Any:
-        return x
-
-    def worker(offset: int) -> None:
-        for i in range(2000):
-            assert price((i + offset) % 50) == (i + offset) % 50
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert price.cache_info().calls == 8 * 2000
-    assert price.breaker.samples == 8 * 2000
 
 
 async def test_tasks_share_an_exception_and_do_not_cache_it() -> None:
@@ -324,24 +285,6 @@ async def test_each_callers_copy_is_its_own_to_annotate_and_keeps_its_slots() ->
     assert [error.code for error in errors] == [503] * 3  # type: ignore[attr-defined]
 
 
-async def test_callers_cancelled_while_they_waited_count_as_coalesced() -> None:
-    release = asyncio.Event()
-
-    @vix_cached(60, status=lambda x: "normal", breaker=breaker())
-    async def price(x: int) -> int:
-        await release.wait()
-        return x
-
-    calls = [asyncio.create_task(price(1)) for _ in range(10)]
-    await asyncio.sleep(0)
-    for call in calls[5:]:
-        call.cancel()
-    release.set()
-    await asyncio.gather(*calls, return_exceptions=True)
-    info = price.cache_info()
-    assert (info.misses, info.coalesced, info.calls) == (1, 9, 10)  # 0.3's first cut: 6 misses
-
-
 def test_an_interrupt_in_the_computation_reaches_each_thread_as_its_own() -> None:
     release = threading.Event()
 
@@ -368,3 +311,232 @@ def test_an_interrupt_in_the_computation_reaches_each_thread_as_its_own() -> Non
     assert len({id(error) for error in errors}) == 10
     depths = {len(traceback.extract_tb(error.__traceback__)) for error in errors}
     assert max(depths) - min(depths) <= 2  # the computation's frames and each caller's own
+
+
+# -- the coalescers and own_copy, directly ------------------------------------------------------
+
+
+def test_thread_coalescer_one_leads_the_others_wait_and_get_its_value() -> None:
+    coalescer, release, computes = ThreadCoalescer(), threading.Event(), []
+
+    def compute() -> str:
+        computes.append(1)
+        release.wait(30)
+        return "value"
+
+    results: list[tuple[Any, bool]] = []
+    threads = [threading.Thread(target=lambda: results.append(coalescer.run("k", compute))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: coalescer.waiting("k") == 7)
+    assert coalescer.busy("k") and not coalescer.busy("other") and coalescer.waiting("other") == 0
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert sorted(results, key=lambda r: r[1]) == [("value", False)] * 7 + [("value", True)]
+    assert computes == [1]
+    assert not coalescer.busy("k") and coalescer.waiting("k") == 0
+    assert coalescer.run("k", lambda: "again") == ("again", True)  # nothing is kept of it
+
+
+async def test_async_coalescer_one_leads_the_others_wait_and_get_its_value() -> None:
+    coalescer, release, computes = AsyncCoalescer(), asyncio.Event(), []
+
+    async def compute() -> str:
+        computes.append(1)
+        await release.wait()
+        return "value"
+
+    calls = [asyncio.ensure_future(coalescer.run("k", compute)) for _ in range(8)]
+    while coalescer.waiting("k") < 7:
+        await asyncio.sleep(0)  # a yield, not a wait
+    assert coalescer.busy("k") and not coalescer.busy("other")
+    release.set()
+    assert await asyncio.gather(*calls) == [("value", True)] + [("value", False)] * 7
+    assert computes == [1] and not coalescer.busy("k")
+
+
+async def test_a_cancelled_computation_cancels_every_caller_and_a_cancelled_caller_only_itself() -> None:
+    coalescer, started = AsyncCoalescer(), asyncio.Event()
+    computing: list[asyncio.Task[Any] | None] = []
+
+    async def compute() -> str:
+        computing.append(asyncio.current_task())
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    calls = [asyncio.ensure_future(coalescer.run("k", compute)) for _ in range(3)]
+    await started.wait()
+    calls[1].cancel()  # one caller gives up: the others still wait
+    await asyncio.sleep(0)
+    assert not calls[0].done() and not calls[2].done()
+    (task,) = computing
+    assert task is not None
+    task.cancel()  # the computation itself goes (its loop closing, say)
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert not coalescer.busy("k")
+
+
+def test_tasks_of_two_event_loops_never_share_a_computation() -> None:
+    coalescer = AsyncCoalescer()
+    inside, release = threading.Barrier(2), threading.Event()
+
+    async def compute() -> str:
+        await asyncio.to_thread(inside.wait, 10)  # both loops' computations run at once
+        await asyncio.to_thread(release.wait, 10)
+        return threading.current_thread().name
+
+    async def call() -> tuple[Any, bool]:
+        return await asyncio.wait_for(coalescer.run("k", compute), timeout=20)
+
+    results: list[tuple[Any, bool]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(asyncio.run(call())), name=name, daemon=True)
+        for name in ("one", "two")
+    ]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [("one", True), ("two", True)]  # each loop led its own
+
+
+def test_a_thread_computation_calling_itself_computes_and_its_callers_still_share() -> None:
+    coalescer, depth = ThreadCoalescer(), []
+
+    def compute() -> str:
+        depth.append(1)
+        if len(depth) < 3:
+            return f"{coalescer.run('k', compute)[0]}+"  # would wait on itself forever
+        return "innermost"
+
+    result: list[tuple[Any, bool]] = []
+    thread = threading.Thread(target=lambda: result.append(coalescer.run("k", compute)), daemon=True)
+    thread.start()
+    thread.join(30)  # joining its own computation, it would never end
+    assert result == [("innermost++", True)]
+    assert not running(coalescer, "k")  # only while it computes, in its own thread
+
+
+async def test_an_async_computation_and_the_tasks_it_starts_call_themselves_and_compute() -> None:
+    coalescer, depth = AsyncCoalescer(), []
+
+    async def compute() -> str:
+        depth.append(1)
+        if len(depth) == 1:
+            nested = asyncio.ensure_future(coalescer.run("k", compute))  # a task it starts
+            return f"{(await nested)[0]}+"
+        return "inner"
+
+    assert await asyncio.wait_for(coalescer.run("k", compute), timeout=30) == ("inner+", True)
+
+
+class UncopyableError(Exception):
+    """One whose copy cannot be made faithfully: its class builds it from something else entirely."""
+
+    def __init__(self) -> None:
+        super().__init__("as raised")
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} #{id(self)}"  # differs per object: no copy says the same
+
+
+def raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as caught:
+        return caught
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(2, "No such file or directory", "/odds.csv"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        CodedError("backend down", 503),
+        KeyError("match"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_own_copy_is_another_object_of_the_same_type_that_says_the_same(error: BaseException) -> None:
+    original = raised(error)
+    original.__cause__ = ConnectionError("socket closed")
+    original.add_note("seen by the computation")
+    copy = own_copy(original, original.__traceback__)
+    assert copy is not original and type(copy) is type(original)
+    assert copy.args == original.args and str(copy) == str(original)
+    assert copy.__dict__ == original.__dict__
+    assert copy.__cause__ is original.__cause__ and copy.__suppress_context__
+    assert copy.__traceback__ is original.__traceback__
+    copy.add_note("one caller's own note")
+    assert original.__notes__ == ["seen by the computation"]  # a list of its own
+    if isinstance(original, OSError):
+        assert (copy.errno, copy.filename) == (original.errno, original.filename)  # type: ignore[attr-defined]
+    if isinstance(original, CodedError):
+        assert copy.code == 503  # type: ignore[attr-defined]
+
+
+def test_an_exception_that_cannot_be_copied_gets_a_stand_in_that_except_clauses_still_catch() -> None:
+    original = raised(UncopyableError())
+    original.__context__ = KeyError("while handling")
+    copy = own_copy(original, None)
+    assert copy is not original and isinstance(copy, UncopyableError)
+    assert type(copy).__name__ == "UncopyableError" and copy.args == ("as raised",)
+    assert copy.__context__ is original.__context__
+    assert type(own_copy(original, None)) is type(copy)  # one stand-in class per class
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="own_copy sets every copy's __cause__ to the original's after _stand_in chained the "
+    "stand-in from the original: the chain its docstring promises is lost (left for a maintainer)",
+)
+def test_a_stand_in_is_chained_from_the_exception_it_stands_for() -> None:
+    original = raised(UncopyableError())
+    assert own_copy(original, None).__cause__ is original
+
+
+async def test_concurrent_reads_of_a_key_make_one_read_and_each_caller_gets_its_result() -> None:
+    reads, release, shared = [], asyncio.Event(), SharedReads()
+
+    async def read() -> str:
+        reads.append(1)
+        await release.wait()
+        return f"entry #{len(reads)}"
+
+    calls = [asyncio.ensure_future(shared.run("k", read)) for _ in range(100)]
+    other = asyncio.ensure_future(shared.run("other key", read))
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*calls) == ["entry #2"] * 100  # both reads ran; one for these 100
+    assert await other == "entry #2" and reads == [1, 1]
+    assert await shared.run("k", read) == "entry #3"  # a read that ended is never served again
+
+
+async def test_when_the_first_reader_is_cancelled_the_others_read_again() -> None:
+    reads, shared = [], SharedReads()
+    first_in, release = asyncio.Event(), asyncio.Event()
+
+    async def read() -> str:
+        reads.append(1)
+        if len(reads) == 1:
+            first_in.set()
+            await asyncio.Event().wait()  # the first reader hangs, then is cancelled
+        await release.wait()
+        return "read again"
+
+    first = asyncio.ensure_future(shared.run("k", read))
+    await first_in.wait()
+    waiters = [asyncio.ensure_future(shared.run("k", read)) for _ in range(5)]
+    await asyncio.sleep(0)
+    first.cancel()
+    for _ in range(3):  # loop turns, not time: the waiters wake, and one reads again
+        await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiters) == ["read again"] * 5
+    assert len(reads) == 2  # one more read for the five, not five
+    with pytest.raises(asyncio.CancelledError):
+        await first
