@@ -130,6 +130,8 @@ FOREIGN_PRIVATE = {
     "_value_",
     "_self_instance",  # wrapt: a proxy's own attributes are named _self_*
     "_self_parent",
+    "_self_binding",
+    "_self_owner",
 }
 
 

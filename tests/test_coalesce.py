@@ -489,11 +489,6 @@ def test_an_exception_that_cannot_be_copied_gets_a_stand_in_that_except_clauses_
     assert type(own_copy(original, None)) is type(copy)  # one stand-in class per class
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="own_copy sets every copy's __cause__ to the original's after _stand_in chained the "
-    "stand-in from the original: the chain its docstring promises is lost (left for a maintainer)",
-)
 def test_a_stand_in_is_chained_from_the_exception_it_stands_for() -> None:
     original = raised(UncopyableError())
     assert own_copy(original, None).__cause__ is original

@@ -7,8 +7,6 @@ import asyncio
 import inspect
 from typing import Any
 
-import pytest
-
 from vix_ttl import VIXCircuitBreaker
 from vix_ttl._proxy import engine_of
 from vix_ttl.decorator import vix_cached
@@ -209,21 +207,17 @@ def test_every_control_of_a_method_of_any_kind_is_its_functions_keyed_with_its_i
     assert book.price.in_flight(1.5) == 0
     assert Book.price.invalidate(book, 1.5) is True  # through the class: self given
     assert book.price.invalidate(1.5) is False  # gone already
-    assert Book.name("!") == "Book!" and Book.name.invalidate(Book, "!") is True  # cls in the key
+    assert Book.name("!") == "Book!" and Book.name.invalidate("!") is True  # cls in the key, as for its calls
     assert book.double(3) == 6 and Book.double.invalidate(3) is True  # no instance in the key
     book.double.cache_clear()
     assert book.double.cache_info().calls == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wrapt binds a classmethod with _self_instance None (the class is its owner): "
-    "_CachedFunction._arguments leaves cls out, so invalidate and in_flight look up another key "
-    "than the call stored (left for a maintainer; Book.name.invalidate(Book, '!') works)",
-)
 def test_a_classmethods_controls_are_keyed_with_its_class_as_its_calls_are() -> None:
     assert Book.name("?") == "Book?"
     assert Book.name.invalidate("?") is True
+    assert Book(1.0).name("!") == "Book!"  # read from an instance, a classmethod still gets the class
+    assert Book(1.0).name.invalidate("!") is True
 
 
 def test_a_coroutine_methods_controls_are_coroutines_and_count_its_calls_in_flight() -> None:

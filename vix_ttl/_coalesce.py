@@ -62,8 +62,8 @@ def own_copy(error: BaseException, traceback: TracebackType | None) -> BaseExcep
     from it.
     """
     copy = _copied(error)
-    if copy is None:
-        copy = _stand_in(error)
+    if copy is None:  # chained from the original, whose own cause and context follow it
+        return _stand_in(error).with_traceback(traceback)
     copy.__cause__, copy.__context__ = error.__cause__, error.__context__
     copy.__suppress_context__ = error.__suppress_context__
     return copy.with_traceback(traceback)
@@ -109,7 +109,7 @@ def _stand_in(error: BaseException) -> BaseException:
     stand_in: BaseException = BaseException.__new__(_stand_in_class(type(error)), *error.args)
     with contextlib.suppress(Exception):
         _carry_over(error, stand_in)
-    stand_in.__cause__ = error
+    stand_in.__cause__, stand_in.__context__ = error, error.__context__
     return stand_in
 
 

@@ -52,6 +52,11 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return self._self_engine
 
     def _arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """*args* as the callables see a call's (``self`` / ``cls`` first): what keys it."""
+        # wrapt binds a classmethod with the instance it was read from (None from the class);
+        # its calls get the class.
+        if getattr(self, "_self_binding", None) == "classmethod":
+            return (self._self_owner, *args)
         instance = self._self_instance
         return args if instance is None else (instance, *args)
 
