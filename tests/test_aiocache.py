@@ -411,3 +411,10 @@ async def test_a_key_shaped_like_a_tombstones_is_never_served_one(redis_port: in
     assert await profile("alice") == "profile of alice"
     await profile.cache.clear()
     await profile.cache.close()
+
+
+def test_caches_options_are_checked_when_it_is_built_and_name_it() -> None:
+    with pytest.raises(ValueError, match=r"^vix_ttl.aiocache.cached: stale_if_error must be"):
+        cached(ttl=5, stale_if_error=-1)
+    with pytest.raises(TypeError, match=r"^vix_ttl.aiocache.cached: status= must be a callable"):
+        cached(ttl=5, status="normal")

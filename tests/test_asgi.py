@@ -620,7 +620,13 @@ def test_the_middleware_takes_vix_cacheds_options_and_names_itself_in_their_erro
 
     middleware = VixCacheMiddleware(app, ttl=60, warning_ttl=30, early_refresh=1.0, coalesce=False)
     assert middleware.breaker.name == "vix_ttl.asgi"
-    with pytest.raises(TypeError, match=r"^VixCacheMiddleware: unknown option stale \(allowed:"):
+    with pytest.raises(
+        TypeError, match=r"^VixCacheMiddleware: unknown option stale \(allowed: app, ttl, cache"
+    ):
         VixCacheMiddleware(app, ttl=60, stale=5)  # type: ignore[call-arg]
+    # vix_cached's own key= and maxsize= are not the middleware's: its keys are HTTP's
+    for own in ({"key": lambda *a: "same"}, {"maxsize": 10}):
+        with pytest.raises(TypeError, match=f"unknown option {next(iter(own))} .*max_body"):
+            VixCacheMiddleware(app, ttl=60, **own)
     with pytest.raises(ValueError, match=r"^VixCacheMiddleware: .*early_refresh"):
         VixCacheMiddleware(app, ttl=60, early_refresh=-1)

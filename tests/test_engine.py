@@ -261,10 +261,43 @@ def test_a_failed_write_is_an_error_but_a_bypass_stays_a_bypass() -> None:
             raise ConnectionError("write lost")
 
     status = {"now": "normal"}
-    cached = vix_cached(60, status=lambda x: status["now"], cache=Refusing(), breaker=breaker())(lambda x: x)
+    cached = vix_cached(
+        60, status=lambda x: status["now"], cache=Refusing(), breaker=breaker(), namespace="refusing"
+    )(lambda x: x)
     with captured_logs():
         assert cached(1) == 1
         status["now"] = "panic"
         assert cached(1) == 1
     info = cached.cache_info()
     assert (info.errors, info.bypasses, info.misses) == (1, 1, 0)
+
+
+def test_a_plain_functions_stop_iteration_reaches_its_caller_as_it_was() -> None:
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker())
+    def first(x: int) -> int:
+        return next(iter([]))
+
+    with pytest.raises(StopIteration):
+        first(1)
+
+
+def test_an_object_with_an_async_call_is_a_coroutine_function() -> None:
+    class Quote:
+        async def __call__(self, match: int) -> int:
+            return match * 2
+
+    quote = vix_cached(60, status=lambda m: "normal", breaker=VIXCircuitBreaker())(Quote())
+    assert asyncio.run(quote(2)) == 4
+    assert asyncio.run(quote(2)) == 4  # a hit: the value, not an awaited coroutine
+
+
+def test_a_plain_function_returning_a_coroutine_is_said_plainly() -> None:
+    async def quote(match: int) -> int:
+        return match
+
+    def hiding(match: int) -> Any:  # a decorator that hides the coroutine function
+        return quote(match)
+
+    cached = vix_cached(60, status=lambda m: "normal", breaker=VIXCircuitBreaker())(hiding)
+    with pytest.raises(TypeError, match=r"returned a coroutine.*markcoroutinefunction"):
+        cached(1)

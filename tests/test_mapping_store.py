@@ -4,6 +4,8 @@ the store's clock, read and written as the engine's ``Store``."""
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from typing import Any
 
 import cachetools
@@ -268,3 +270,65 @@ def test_a_key_function_returning_an_unhashable_key_is_the_callers_error() -> No
     store = store_of(key=lambda match: [match])
     with pytest.raises(TypeError, match=r"the cache key must be hashable \(unhashable type: 'list'\)"):
         store.key((7,), {})
+
+
+class _Frozen(dict[Any, Any]):
+    """A mapping that stopped taking writes and deletes (a read-only replica, a full disk)."""
+
+    frozen = False
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.frozen:
+            raise OSError("read-only")
+        super().__setitem__(key, value)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        if self.frozen:
+            raise OSError("read-only")
+        return super().pop(key, default)
+
+
+def test_a_value_older_than_one_served_never_comes_back_from_a_store_that_refuses_writes() -> None:
+    clock, store, status = FakeClock(), _Frozen(), {"now": "normal"}
+    computed = iter([1.5, 3.0, 3.4, 3.6])
+
+    @vix_cached(60, status=lambda m: status["now"], cache=store, breaker=VIXCircuitBreaker(clock=clock))
+    def odds(match: int) -> float:
+        return next(computed)
+
+    assert odds(1) == 1.5
+    store.frozen = True  # 1.5 stays in it, whatever is computed after it
+    status["now"] = "panic"
+    with captured_logs():
+        assert [odds(1), odds(1)] == [3.0, 3.4]
+        status["now"] = "normal"
+        assert odds(1) == 3.6  # computed: the 1.5 the store kept is older than what was served
+
+
+def test_functions_sharing_one_cachetools_cache_share_its_lock() -> None:
+    shared: cachetools.LRUCache[Any, Any] = cachetools.LRUCache(maxsize=16)  # always full: every write evicts
+    functions = [
+        vix_cached(
+            60, status=lambda x: "normal", cache=shared, namespace=f"fn{n}", breaker=VIXCircuitBreaker()
+        )(lambda x, n=n: (n, x))
+        for n in range(4)
+    ]
+
+    def hammer() -> None:
+        for x in range(3_000):
+            for function in functions:
+                assert function(x % 100) == (functions.index(function), x % 100)
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch inside cachetools' methods, as on a busy server
+    try:
+        with captured_logs() as logs:
+            threads = [threading.Thread(target=hammer) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert not [log for log in logs if log["event"].startswith("cache_backend")]
+    assert sum(function.cache_info().errors for function in functions) == 0

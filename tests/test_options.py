@@ -185,3 +185,14 @@ def test_a_functions_errors_name_it() -> None:
 
     with pytest.raises(ValueError, match=rf"^vix_cached\({__name__}\.{price.__qualname__}\): the status"):
         price(1)
+
+
+def test_a_lambda_over_a_shared_cache_needs_a_namespace() -> None:
+    shared: dict[Any, Any] = {}
+    with pytest.raises(TypeError, match=r"a lambda over a shared cache needs namespace="):
+        vix_cached(60, status=lambda m: "normal", cache=shared)(lambda m: f"price of {m}")
+    price = vix_cached(60, status=lambda m: "normal", cache=shared, namespace="price")(lambda m: f"price {m}")
+    volume = vix_cached(60, status=lambda m: "normal", cache=shared, namespace="volume")(
+        lambda m: f"volume {m}"
+    )
+    assert (price(1), volume(1)) == ("price 1", "volume 1")

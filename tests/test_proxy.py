@@ -244,3 +244,15 @@ def test_each_function_calls_its_own_engine() -> None:
     assert (one(1), two(1), one(1)) == (("one", 1), ("two", 1), ("one", 1))
     assert (one.cache_info().hits, two.cache_info().hits) == (1, 0)
     assert type(one).__call__ is not type(two).__call__
+
+
+def test_a_staticmethods_controls_ignore_the_instance_as_its_calls_do() -> None:
+    class Odds:
+        @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker())
+        @staticmethod
+        def double(x: int) -> int:
+            return 2 * x
+
+    assert Odds().double(2) == 4
+    assert Odds().double.invalidate(2) is True
+    assert Odds.double(3) == 6 and Odds.double.invalidate(3) is True

@@ -64,6 +64,12 @@ class TestRedisClientStore(StoreConformance):
         return lambda: Redis(port=redis_port)
 
 
+class TestRedisClientReadingTextStore(StoreConformance):
+    @pytest.fixture
+    def new_cache(self, redis_port: int) -> Callable[[], Any]:
+        return lambda: Redis(port=redis_port, decode_responses=True)
+
+
 class TestRedisClusterStore(StoreConformance):
     @pytest.fixture
     def new_cache(self, cluster_ports: list[int]) -> Callable[[], Any]:

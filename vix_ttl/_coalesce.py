@@ -156,8 +156,8 @@ class ThreadCoalescer:
                 ongoing.waiting += 1
         if not leader:
             value = ongoing.result.result()
-            if ongoing.failure is not None:  # an interrupt in the computation: each its own copy
-                raise own_copy(ongoing.failure, ongoing.failure.__traceback__)
+            if ongoing.failure is not None:  # an interrupt is its own thread's: the others compute
+                return self.run(key, compute)
             return value, False
         token = _entering(self, key)
         value = failure = None

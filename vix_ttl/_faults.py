@@ -189,9 +189,17 @@ class UnsentError(TimeoutError):
     fault logged)."""
 
 
+SAID_CHARACTERS = 500
+"""How much of an error's message a log line holds: a message may quote what anyone who can
+write to the cache server wrote (a 5 MB payload), and a log line must stay one line."""
+
+
 def said(error: BaseException) -> str:
-    """The error as a log line says it: its class and its own message."""
+    """The error as a log line says it: its class and its own message (at most
+    ``SAID_CHARACTERS`` of it)."""
     text = str(error)
+    if len(text) > SAID_CHARACTERS:
+        text = f"{text[:SAID_CHARACTERS]}... ({len(text) - SAID_CHARACTERS:,} more characters)"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -53,10 +53,13 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
 
     def _arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """*args* as the callables see a call's (``self`` / ``cls`` first): what keys it."""
-        # wrapt binds a classmethod with the instance it was read from (None from the class);
-        # its calls get the class.
-        if getattr(self, "_self_binding", None) == "classmethod":
+        # wrapt binds a classmethod or a staticmethod with the instance it was read from (None
+        # from the class): a classmethod's calls get the class, a staticmethod's nothing.
+        binding = getattr(self, "_self_binding", None)
+        if binding == "classmethod":
             return (self._self_owner, *args)
+        if binding == "staticmethod":
+            return args
         instance = self._self_instance
         return args if instance is None else (instance, *args)
 

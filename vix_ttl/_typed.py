@@ -127,7 +127,9 @@ _decoding = threading.local()  # how deep the extension being decoded is, in thi
 
 
 # Extension codes: each is decoded into its own type only.
-_TUPLE, _SET, _FROZENSET, _DATETIME, _DATE, _TIME, _DECIMAL, _UUID, _INT = range(1, 10)
+_TUPLE, _SET, _FROZENSET, _DATETIME, _DATE, _TIME, _DECIMAL, _UUID, _INT, _BIG_INT = range(1, 11)
+# _INT: 0.2's ints beyond 64 bits, in decimal (read still); _BIG_INT: two's complement bytes,
+# which have no digit limit (Python refuses to print an int of over 4,300 digits).
 
 
 def _extend(value: Any) -> msgpack.ExtType:
@@ -150,7 +152,7 @@ def _extend(value: Any) -> msgpack.ExtType:
     if kind is uuid.UUID:
         return msgpack.ExtType(_UUID, value.bytes)
     if kind is int:  # beyond 64 bits
-        return msgpack.ExtType(_INT, str(value).encode())
+        return msgpack.ExtType(_BIG_INT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
     raise _unkeepable(kind)
 
 
@@ -188,6 +190,8 @@ def _extension(code: int, data: bytes) -> Any:
         return decimal.Decimal(data.decode())
     if code == _UUID:
         return uuid.UUID(bytes=data)
+    if code == _BIG_INT:
+        return int.from_bytes(data, "big", signed=True)
     if code == _INT:
         return int(data)
     raise ValueError(f"not a vix_ttl value: msgpack extension {code}")

@@ -46,7 +46,7 @@ from vix_ttl._aiocache_backend import (
     runs_code,
 )
 from vix_ttl._cache.api import fresh
-from vix_ttl._cache.options import CacheOptions
+from vix_ttl._cache.options import CacheOptions, Options
 from vix_ttl._cache.shared import RejectedEntryError, needs_secret
 from vix_ttl._envelope import Header, open_envelope, seal, seal_local
 from vix_ttl._faults import REJECTED, FaultLog
@@ -333,6 +333,12 @@ class cached(_aiocache_cached):  # type: ignore[misc]  # noqa: N801 - aiocache's
                 f"got {self.skip_cache_func!r}"
             )
         self._vix: CacheOptions = {"status": _always_normal, **vix}  # type: ignore[typeddict-item]
+        try:  # said now, of this decorator, rather than when it decorates
+            Options.checked(None, {"cache": None, "maxsize": 1, "key": None, "namespace": None}, self._vix)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"vix_ttl.aiocache.cached: {str(exc).removeprefix('vix_cached').lstrip(': ')}"
+            ) from None
 
     def __call__(self, f: Callable[..., Any]) -> Any:
         super().__call__(f)  # builds self.cache from alias or arguments, as aiocache does

@@ -33,7 +33,7 @@ import cachetools
 
 from vix_ttl import _http
 from vix_ttl._cache.api import OUTCOMES, CacheInfo, Entry, Outcome
-from vix_ttl._cache.options import CacheOptions
+from vix_ttl._cache.options import CacheOptions, check_options
 from vix_ttl._checks import check_count, check_ttl
 from vix_ttl._coalesce import AsyncCoalescer
 from vix_ttl._log import get_logger
@@ -179,6 +179,8 @@ class VixCacheMiddleware:
         client_revalidation: bool = False,
         **options: Unpack[CacheOptions],
     ) -> None:
+        # vix_cached's own arguments (key=, maxsize=) are not the middleware's: its keys are HTTP's.
+        check_options("VixCacheMiddleware", options, _OWN_ARGUMENTS)
         status = options.get("status")
         options["status"] = self._request_status if status is not None else self._stored_status
         if not callable(app):
@@ -597,6 +599,14 @@ _log = get_logger(__name__)
 # What an entry of the default store costs beyond its bytes: the dicts and tuples holding it
 # (1.5 KB measured with tracemalloc for a small page).
 _ENTRY_OVERHEAD = 1536
+
+
+_OWN_ARGUMENTS = [
+    name
+    for name in inspect.signature(VixCacheMiddleware.__init__).parameters
+    if name not in ("self", "options")
+]
+"""The middleware's own arguments (its errors list them before ``CacheOptions``)."""
 
 
 def _outcome(request: _Request) -> Outcome:

@@ -138,11 +138,21 @@ class Decorator:
                 f"consumed once, and a cached one would be empty from its second call; return a list"
             )
         name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+        if self.options.namespace is None and self.options.cache is not None and "<lambda>" in name:
+            raise TypeError(
+                f"vix_cached: a lambda over a shared cache needs namespace=: every lambda of "
+                f"{name.rpartition('.<lambda>')[0] or 'a module'} is named {name}, and two of them "
+                f"would serve each other's values"
+            )
         namespace = self.options.namespace or name
         breaker = self.options.breaker
         if not isinstance(breaker, VIXCircuitBreaker):  # a name, or None: this function's own
             breaker = get_breaker(breaker or namespace)
-        return Function(self.options, name, namespace, breaker, inspect.iscoroutinefunction(target))
+        # An object whose __call__ is a coroutine function is one too.
+        is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+            vars(type(target)).get("__call__")
+        )
+        return Function(self.options, name, namespace, breaker, is_async)
 
 
 class _Mappings:
@@ -182,8 +192,9 @@ def _adapter_for(cache: Any) -> StoreAdapter:
             return adapter
     unavailable = f"; not installed: {', '.join(missing)}" if missing else ""
     raise TypeError(
-        f"vix_cached: cache must be None, a cachetools cache / MutableMapping, an aiocache cache or a "
-        f"redis-py asyncio client, got {cache!r}{unavailable}"
+        f"vix_cached: cache must be None, a cachetools cache / MutableMapping, an aiocache cache, a "
+        f"redis-py asyncio client, or a cache that an installed store adapter accepts (entry points "
+        f"vix_ttl.stores), got {cache!r}{unavailable}"
     )
 
 

@@ -107,6 +107,20 @@ class StoreConformance:
 
         self._each(new_cache, check)
 
+    def test_an_entry_is_served_for_the_ttl_decided_now_when_it_is_shorter(
+        self, new_cache: Callable[[], Any]
+    ) -> None:
+        async def check(f: _Call, info: Callable[[], CacheInfo]) -> None:
+            first = await f(1)  # stored for the NORMAL TTL, 60 s
+            self.status = "warning"  # its TTL is 10 s: an entry 11 s old is too old now
+            self.clock.advance(9)
+            assert await f(1) == first
+            self.clock.advance(2)
+            assert await f(1) != first
+            assert (info().hits, info().stale) == (1, 1)
+
+        self._each(new_cache, check)
+
     def test_panic_bypasses_and_what_was_before_it_never_comes_back(
         self, new_cache: Callable[[], Any]
     ) -> None:
@@ -217,6 +231,7 @@ class StoreConformance:
             breaker = VIXCircuitBreaker(name=f"conformance-{run}-{name}", min_samples=1000, clock=self.clock)
             decorate = vix_cached(
                 60,
+                warning_ttl=10,
                 status=lambda *args: self.status,
                 cache=cache,
                 key=key,

@@ -18,6 +18,7 @@ import functools
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
+from types import CoroutineType
 from typing import Any, NamedTuple, TypeGuard
 
 from vix_ttl._budget import Budget
@@ -78,6 +79,12 @@ def drive(coroutine: Coroutine[Any, Any, Any]) -> Any:
         coroutine.send(None)
     except StopIteration as done:
         return done.value
+    except RuntimeError as error:
+        # A coroutine turns a StopIteration it raises into a RuntimeError (PEP 479): the
+        # plain function raised it, and its caller catches it as it would without the cache.
+        if isinstance(error.__cause__, StopIteration) and str(error) == "coroutine raised StopIteration":
+            raise error.__cause__.with_traceback(error.__cause__.__traceback__) from None
+        raise
     coroutine.close()
     raise RuntimeError("vix_ttl: a synchronous call suspended (an awaitable in a sync function's path)")
 
@@ -252,7 +259,13 @@ class Engine:
         )
         clock, lock, cache, hashable = store.clock, store.lock, store.cache, store.hashable
         args_are_key = store.prefix is None and function.options.key is None
-        beta, entry_class, miss, faults = self._beta, Entry, self._miss, store.faults
+        beta, entry_class, miss, faults, outdated = (
+            self._beta,
+            Entry,
+            self._miss,
+            store.faults,
+            store.outdated,
+        )
         # One reading of the clock serves the breaker and the entry's age when they share it.
         breaker_clock = None if clock is self.breaker.clock else self.breaker.clock
 
@@ -277,7 +290,8 @@ class Engine:
             lock.acquire()  # not `with`: this is the hit path, and `with` costs twice as much
             try:
                 entry = cache[key]
-                if entry.__class__ is not entry_class:  # not written by vix_ttl: a miss, overwritten
+                if entry.__class__ is not entry_class or (outdated and key in outdated):  # not vix_ttl's
+                    # (a miss, overwritten), or one a later value replaced that the store kept
                     why = Computation(MISS, ttl, key, None, status, base)
                 else:
                     value, stored_at, stored_ttl, delta, _ = entry
@@ -377,6 +391,14 @@ class Engine:
             started = clock()
             try:
                 value = produce() if sync else await produce()
+                if sync and value.__class__ is CoroutineType:
+                    value.close()
+                    raise TypeError(
+                        "a plain function's call returned a coroutine: vix_cached caches what a "
+                        "function returns, and it saw no coroutine function (an object whose "
+                        "__call__ is async, or a decorator that hides one): decorate the coroutine "
+                        "function itself, or mark the wrapper with inspect.markcoroutinefunction"
+                    )
             except Exception as exc:
                 return Raised(exc, exc.__traceback__), True
             return value, await keep(value, started, clock(), next_finish())

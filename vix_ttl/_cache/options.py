@@ -19,7 +19,7 @@ from vix_ttl.mode import Mode
 from vix_ttl.policy import PANIC_BASE_TTL
 from vix_ttl.status import VixStatus
 
-__all__ = ["CacheOptions", "Function", "Options", "TTLArg"]
+__all__ = ["CacheOptions", "Function", "Options", "TTLArg", "check_options"]
 
 TTLArg = float | Callable[..., float]
 """A base TTL: seconds (``inf``: never expires), or a callable of the call's arguments."""
@@ -106,10 +106,7 @@ class Options:
                 f"cache {type(ttl).__qualname__}(...): pass it as cache=, e.g. vix_cached(60, "
                 f"status=..., cache={type(ttl).__qualname__}(...))"
             )
-        unknown = sorted(options.keys() - CacheOptions.__annotations__.keys())
-        if unknown:
-            allowed = ", ".join(["ttl", *own, *CacheOptions.__annotations__])
-            raise TypeError(f"vix_cached: unknown option {', '.join(unknown)} (allowed: {allowed})")
+        check_options("vix_cached", options, ["ttl", *own])
         status = options.get("status")
         if status is None and callable(ttl):
             raise TypeError(
@@ -213,13 +210,22 @@ class Function:
             raise type(exc)(self.error(f"the ttl function returned an invalid value: {exc}")) from None
 
 
+def check_options(owner: str, options: Mapping[str, Any], own: list[str]) -> None:
+    """A ``TypeError`` for any of *options* that is not a ``CacheOptions``, listing what *owner*
+    takes: its *own* arguments, then ``CacheOptions``."""
+    unknown = sorted(options.keys() - CacheOptions.__annotations__.keys())
+    if unknown:
+        allowed = ", ".join([*own, *CacheOptions.__annotations__])
+        raise TypeError(f"{owner}: unknown option {', '.join(unknown)} (allowed: {allowed})")
+
+
 def _base_ttls(ttl: Any, warning_ttl: Any) -> dict[VixStatus, tuple[VixStatus, TTLArg]]:
     """Status -> (status, base TTL): seconds (``inf``: never expires), or a callable giving them per call."""
-    normal = ttl if callable(ttl) else check_ttl("ttl", ttl)
+    normal = ttl if callable(ttl) else check_ttl("vix_cached ttl", ttl)
     if warning_ttl is None:
         warning = normal
     else:
-        warning = warning_ttl if callable(warning_ttl) else check_ttl("warning_ttl", warning_ttl)
+        warning = warning_ttl if callable(warning_ttl) else check_ttl("vix_cached warning_ttl", warning_ttl)
     return {_NORMAL: (_NORMAL, normal), _WARNING: (_WARNING, warning), _PANIC: (_PANIC, PANIC_BASE_TTL)}
 
 

@@ -139,7 +139,7 @@ class AiocacheBackend:
             namespace = self.stored_key("")
 
             def tomb(stored: bytes, entry: Any) -> tuple[bytes, Any]:
-                key = stored[len(namespace) :].decode()
+                key = stored[len(namespace) :].decode()  # aiocache's client reads bytes
                 return self.stored_key(self.tomb_key(key)), tombstone(key, entry)
 
             async for step in scan_and_bury(cache.client, prefix, tomb, ttl):

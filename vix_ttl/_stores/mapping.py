@@ -8,8 +8,8 @@ and written under one lock. Its reads are the engine's inlined hit path
 
 from __future__ import annotations
 
-import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
@@ -40,7 +40,11 @@ class MappingStore:
             cachetools.FIFOCache(options.maxsize) if cache is None else cache
         )
         self.prefix = None if cache is None else function.namespace
-        self.lock = threading.Lock()
+        # Functions sharing a mapping share its lock: a cachetools cache is not thread-safe.
+        self.lock = threading.Lock() if cache is None else _lock_of(self, cache)
+        self.outdated: dict[Any, int] = {}
+        """Keys whose entry a value computed later replaces, but the mapping refused to write
+        or drop: never served (a value older than one served must not come back)."""
         self.clock: Callable[[], float] = options.clock or function.breaker.clock
         self.faults = FaultLog(function.name, clock=self.clock)
         self._function = function
@@ -76,7 +80,7 @@ class MappingStore:
             except Exception as exc:
                 self.faults.failed("get", exc)
                 return _ERROR, None
-        if entry.__class__ is not Entry:  # not written by vix_ttl: a miss, overwritten
+        if entry.__class__ is not Entry or key in self.outdated:  # not vix_ttl's, or outdated
             return _MISS, None
         age = self.clock() - entry.stored_at
         found = Found(entry.value, entry.stored_at, age, min(entry.ttl, ttl), entry.delta)
@@ -101,9 +105,12 @@ class MappingStore:
                     self.cache[key] = entry
             except Exception as exc:
                 self.faults.failed("set", exc)
-                with contextlib.suppress(Exception):  # what it replaces must not be served after it
+                try:  # what it replaces must not be served after it
                     self.cache.pop(key, None)
+                except Exception:
+                    self.outdated[key] = written.finished
                 return False
+            self.outdated.pop(key, None)
         # It read the store too: a burst of failed reads ends here (the hit path never checks).
         self.faults.recovered("get")
         self.faults.recovered("set")
@@ -112,6 +119,7 @@ class MappingStore:
     async def delete(self, key: Any) -> bool:
         with self.lock:
             try:
+                self.outdated.pop(key, None)
                 return self.cache.pop(key, None) is not None
             except Exception as exc:  # a failing store: nothing to drop that could be served
                 self.faults.failed("delete", exc)
@@ -142,3 +150,26 @@ class MappingStore:
         if isinstance(cache, cachetools.Cache):  # sizes as cachetools weighs them (getsizeof)
             return int(cache.maxsize), int(cache.currsize)
         return None, len(cache)
+
+
+_locks: dict[int, list[Any]] = {}
+"""id(mapping) -> [its lock, how many stores use it]: one lock per mapping while a store of
+it lives (each holds the mapping, so its id is not reused meanwhile)."""
+_locks_lock = threading.Lock()
+
+
+def _lock_of(store: MappingStore, mapping: object) -> threading.Lock:
+    with _locks_lock:
+        held = _locks.setdefault(id(mapping), [threading.Lock(), 0])
+        held[1] += 1
+    weakref.finalize(store, _release, id(mapping))
+    lock: threading.Lock = held[0]
+    return lock
+
+
+def _release(mapping_id: int) -> None:
+    with _locks_lock:
+        held = _locks[mapping_id]
+        held[1] -= 1
+        if not held[1]:
+            del _locks[mapping_id]

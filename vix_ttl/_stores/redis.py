@@ -117,7 +117,7 @@ class RedisClientBackend:
 
     def clear(self, prefix: str, tombstone: Callable[[Any, Any], Any], ttl: float) -> AsyncIterator[None]:
         def tomb(stored: bytes, entry: Any) -> tuple[bytes, Any]:
-            key = stored.decode()
+            key = stored.decode() if isinstance(stored, bytes) else stored  # decode_responses=True: text
             return self.stored_key(self.tomb_key(key)), tombstone(key, entry)
 
         return scan_and_bury(self._client, prefix, tomb, ttl)
