@@ -1,12 +1,12 @@
 # Two commands set vix_ttl up on a fresh machine (see README):
 #   make demo   the main job: the lineup-leak scenario simulator
-#   make test   lint, types and the whole test suite, with real Redis and memcached
+#   make test   lint, types, the docs and the whole test suite, with real Redis and memcached
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-fleet bench-frontier bench-http serve lint clean
+.PHONY: demo test docs bench bench-fleet bench-frontier bench-http serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml, docs/) into site/: a broken link or docstring fails it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 # aiocache's own suite first: the project's pytest run, the whole suite, closes the log.
-test: lint
+test: lint docs
 	bash .ci/with-services $(BIN)/python tests/aiocache_suite/run.py
 	bash .ci/with-services $(BIN)/python -m pytest tests benchmarks --benchmark-disable
 
@@ -49,4 +53,4 @@ serve: $(STAMP)
 	$(BIN)/uvicorn examples.odds_service:app --host 127.0.0.1 --port 8000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .hypothesis site

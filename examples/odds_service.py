@@ -1,4 +1,4 @@
-"""An odds service behind ``VixCacheMiddleware``: the README's HTTP example, and the load test's target.
+"""An odds service behind ``VixCacheMiddleware``: the HTTP guide's example, and the load test's target.
 
 A simulated feed moves each match's odds ten times a second: a calm random walk,
 then a panic phase of violent jumps, in a cycle (``VIX_EXAMPLE_CALM`` /

@@ -51,4 +51,4 @@ def test_readme_example_runs(source: str) -> None:
 
 
 def test_the_readme_has_examples() -> None:
-    assert len(EXAMPLES) >= 3
+    assert len(EXAMPLES) >= 2  # the quickstart: in process, then on Redis

@@ -351,8 +351,8 @@ def _restart_as_replica(port: int, folder: str, pid_file: str) -> None:
 async def test_aiocache_users_reach_a_sentinel_master_through_its_connection_pool(
     sentinel_ports: list[int],
 ) -> None:
-    # The route the README gives aiocache users: aiocache's RedisCache over redis-py's
-    # SentinelConnectionPool, which asks the Sentinels where the master is.
+    # The route the docs give aiocache users (docs/guides/fleet.md): aiocache's RedisCache over
+    # redis-py's SentinelConnectionPool, which asks the Sentinels where the master is.
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
     sentinel = Sentinel([("127.0.0.1", port) for port in sentinel_ports])

@@ -162,13 +162,11 @@ class TTLPolicy:
     def default(cls) -> TTLPolicy:
         """The default policy.
 
-        ============== ====== ======= ======
-        mode           panic  warning normal
-        ============== ====== ======= ======
-        NORMAL         BYPASS BASE    BASE
-        HIGH_VOLATILITY 5     10      BASE
-        CIRCUIT_OPEN   10     30      60
-        ============== ====== ======= ======
+        | mode            | panic  | warning | normal |
+        |-----------------|--------|---------|--------|
+        | NORMAL          | BYPASS | BASE    | BASE   |
+        | HIGH_VOLATILITY | 5      | 10      | BASE   |
+        | CIRCUIT_OPEN    | 10     | 30      | 60     |
         """
         return cls(
             {
@@ -182,13 +180,11 @@ class TTLPolicy:
     def learned(cls) -> TTLPolicy:
         """The default policy with the PANIC column learned from the data's change rate (opt-in).
 
-        =============== ================== ======= ======
-        mode            panic              warning normal
-        =============== ================== ======= ======
-        NORMAL          Learned(0.5, 5)    BASE    BASE
-        HIGH_VOLATILITY Learned(1, 5)      10      BASE
-        CIRCUIT_OPEN    Learned(1, 10)     30      60
-        =============== ================== ======= ======
+        | mode            | panic           | warning | normal |
+        |-----------------|-----------------|---------|--------|
+        | NORMAL          | Learned(0.5, 5) | BASE    | BASE   |
+        | HIGH_VOLATILITY | Learned(1, 5)   | 10      | BASE   |
+        | CIRCUIT_OPEN    | Learned(1, 10)  | 30      | 60     |
 
         A panic value is cached for 0.6 of the mean interval between changes learned
         under panic, never longer than the default table's floor, and never shorter
