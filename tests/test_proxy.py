@@ -256,3 +256,18 @@ def test_a_staticmethods_controls_ignore_the_instance_as_its_calls_do() -> None:
     assert Odds().double(2) == 4
     assert Odds().double.invalidate(2) is True
     assert Odds.double(3) == 6 and Odds.double.invalidate(3) is True
+
+
+def test_dir_shows_the_caches_controls_so_a_repl_completes_them() -> None:
+    class Odds:
+        @vix_cached(60, status=lambda self, x: "normal", breaker=VIXCircuitBreaker())
+        def price(self, x: int) -> int:
+            return x
+
+    @vix_cached(60, status=lambda x: "normal", breaker=VIXCircuitBreaker())
+    def price(x: int) -> int:
+        return x
+
+    controls = {"breaker", "cache", "cache_info", "cache_clear", "invalidate", "in_flight"}
+    for function in (price, Odds().price, Odds.price):
+        assert controls <= set(dir(function)) and "__name__" in dir(function)

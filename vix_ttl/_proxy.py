@@ -51,6 +51,10 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def _vix(self) -> Engine:
         return self._self_engine
 
+    def __dir__(self) -> list[str]:
+        """The function's names and the cache's controls (a REPL completes both)."""
+        return sorted({*dir(self.__wrapped__), *_CONTROLS})
+
     def _arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """*args* as the callables see a call's (``self`` / ``cls`` first): what keys it."""
         # wrapt binds a classmethod or a staticmethod with the instance it was read from (None
@@ -90,6 +94,9 @@ class _CachedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return self._vix.in_flight(self._arguments(args), kwargs)
 
 
+_CONTROLS = ("breaker", "cache", "cache_info", "cache_clear", "invalidate", "in_flight")
+
+
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     """The decorated method, bound: the same controls, keyed with its instance."""
 
@@ -98,6 +105,7 @@ class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg
         engine: Engine = self._self_parent._self_engine
         return engine
 
+    __dir__ = _CachedFunction.__dir__
     _arguments = _CachedFunction._arguments
     breaker = _CachedFunction.breaker
     cache = _CachedFunction.cache
