@@ -270,4 +270,4 @@ def test_dir_shows_the_caches_controls_so_a_repl_completes_them() -> None:
 
     controls = {"breaker", "cache", "cache_info", "cache_clear", "invalidate", "in_flight"}
     for function in (price, Odds().price, Odds.price):
-        assert controls <= set(dir(function)) and "__name__" in dir(function)
+        assert controls <= set(dir(function)) and "__call__" in dir(function)
