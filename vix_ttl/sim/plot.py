@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files, never a window
 
 import matplotlib.pyplot as plt
+from matplotlib.cbook import STEP_LOOKUP_MAP
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
+from vix_ttl.sim.frontier import POLICIES
 from vix_ttl.sim.scenario import Scenario
 from vix_ttl.sim.simulate import FIXED, StrategyResult
 
 __all__ = [
     "BIN_SECONDS",
     "DPI",
+    "LABEL_REACH",
     "frontier_figure",
+    "label_extent",
     "plot",
     "plot_frontier",
     "simulation_figure",
@@ -218,49 +228,338 @@ def _mode_bands(axis: Any, modes: list[str]) -> None:
 
 
 _POLICY_COLOURS = {"default": "#1e8449", "learned": "#8e44ad"}
+_FIXED_COLOUR = "#7f8c8d"
+_FIXED_MARKER = 6.0
+"""The fixed TTLs' marker size (points), drawn over vix_ttl's bigger ones: a TTL that lands on
+vix_ttl's point shows inside it."""
+_LABEL_GREY = "#4d5656"
+"""The fixed TTLs' labels: darker than their markers, to be read."""
+_POLICY_MARKERS = (16.0, 11.5, 8.0)
+"""vix_ttl's marker sizes (points), in ``POLICIES`` order: each smaller one drawn over the one
+before, so points that coincide show as rings around one centre."""
+_GAP = 3.0
+"""Pixels between a label and anything it must not touch."""
+LABEL_REACH = 75.0
+"""How far (pixels) a label may sit from the edge of its marker; past the first ring a thin
+leader line ties it to the marker."""
 
 
 def plot_frontier(scenario: Scenario, frontier: dict[str, Any], path: Path) -> None:
     """Draw ``frontier_figure`` to *path*."""
     figure = frontier_figure(scenario, frontier)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=DPI)
     plt.close(figure)
 
 
 def frontier_figure(scenario: Scenario, frontier: dict[str, Any]) -> Figure:
     """Backend computes (x, log) against wrong served (y): the fixed-TTL curve, the frontier
-    (the points nothing dominates) and vix_ttl's points, labelled."""
-    figure, axis = plt.subplots(figsize=(9, 6))
+    (the points nothing dominates) and vix_ttl's points. The title says which of vix_ttl's
+    points are dominated, and by what; an arrow points the way to better.
+
+    Points at the same place share one label ("60 s = vix_ttl default"); every label is
+    placed where it touches no other label, no marker and no line if it can, next to its
+    marker (see :func:`_place_labels`)."""
+    figure, axis = plt.subplots(figsize=(9, 6), dpi=DPI)
     points = frontier["points"]
     fixed = sorted((p for p in points if p["kind"] == "fixed"), key=lambda p: p["computes"])
-    axis.plot(*_xy(fixed), color="#7f8c8d", marker="o", label="fixed TTL")
-    for p in fixed:
-        axis.annotate(f"{p['ttl']:g} s", _point(p), textcoords="offset points", xytext=(4, 4))
+    policies = sorted((p for p in points if p["kind"] == "vix_ttl"), key=_policy_order)
+    markers: list[tuple[dict[str, Any], float]] = []  # each point and its marker's size (points)
+    for index, p in enumerate(policies):
+        size = _POLICY_MARKERS[min(index, len(_POLICY_MARKERS) - 1)]
+        axis.plot(
+            *_xy([p]),
+            linestyle="none",
+            marker="o",
+            markersize=size,
+            color=_colour(p),
+            markeredgecolor="white",
+            markeredgewidth=0.8,
+            zorder=3 + index / 100,
+            label=p["name"],
+        )
+        markers.append((p, size))
+    # The curve under vix_ttl's markers, its points over them: a TTL on vix_ttl's point shows.
+    axis.plot(*_xy(fixed), color=_FIXED_COLOUR, zorder=2.5)
+    axis.plot(
+        *_xy(fixed), linestyle="none", marker="o", markersize=_FIXED_MARKER, color=_FIXED_COLOUR, zorder=4
+    )
+    markers += [(p, _FIXED_MARKER) for p in fixed]
     best = sorted((p for p in points if not p["dominated_by"]), key=lambda p: p["computes"])
-    axis.step(*_xy(best), where="post", color="#2c3e50", linestyle=":", label="frontier: nothing does better")
-    for p in points:
-        if p["kind"] == "vix_ttl":
-            colour = _POLICY_COLOURS.get(p["policy"], "#2471a3")
-            axis.scatter(*_xy([p]), s=90, color=colour, zorder=3, label=p["name"])
-            axis.annotate(
-                p["name"],
-                _point(p),
-                textcoords="offset points",
-                xytext=(-8, -14),
-                horizontalalignment="right",  # left of the point: the fixed-TTL labels sit right
-                color=colour,
-                fontweight="bold",
-            )
+    (frontier_line,) = axis.step(
+        *_xy(best), where="post", color="#2c3e50", linestyle=":", label="frontier: nothing does better"
+    )
     axis.set_xscale("log")
     axis.set_xlabel("backend computes (log scale)")
     axis.set_ylabel("calls served a wrong value (%)")
+    axis.margins(x=0.08, y=0.08)  # room for the labels of the points at the edges
     axis.set_ylim(bottom=0)
-    verdict = "dominated" if frontier["dominated"] else "not dominated"
-    axis.set_title(f"{scenario.name}: freshness against load (vix_ttl default {verdict})")
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    axis.set_title(_frontier_title(scenario.name, points), fontsize="medium")
+    curve = Line2D([], [], color=_FIXED_COLOUR, marker="o", markersize=_FIXED_MARKER, label="fixed TTL")
+    axis.legend(
+        handles=[curve, frontier_line, *axis.get_lines()[: len(policies)]],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize="small",
+        markerscale=0.7,
+    )
     axis.grid(True, which="both", alpha=0.3)
+    cue = axis.annotate(
+        "better",
+        xy=(0.015, 0.02),
+        xycoords="axes fraction",
+        xytext=(0.09, 0.12),
+        textcoords="axes fraction",
+        color="#555555",
+        fontstyle="italic",
+        horizontalalignment="left",
+        verticalalignment="bottom",
+        arrowprops={"arrowstyle": "-|>", "color": "#555555", "linewidth": 1.2, "shrinkA": 0, "shrinkB": 0},
+        zorder=2,
+    )
     figure.tight_layout()
+    _place_labels(figure, axis, markers, cue)
     return figure
+
+
+def _frontier_title(name: str, points: list[dict[str, Any]]) -> str:
+    """The title: the scenario, then one line for each place vix_ttl's points sit, saying
+    whether it is dominated and by what, what sits at the same place, and what it dominates."""
+    lines = [f"{name}: freshness against load"]
+    for place in _places(sorted((p for p in points if p["kind"] == "vix_ttl"), key=_policy_order)):
+        here = [p for p in points if _point(p) == _point(place[0]) and p["kind"] == "fixed"]
+        names = " = ".join([p["name"] for p in place] + [p["name"] for p in here])
+        beaten_by = place[0]["dominated_by"]
+        verdict = f"dominated by {_names(beaten_by)}" if beaten_by else "not dominated"
+        beats = [p["name"] for p in points if p["kind"] == "fixed" and place[0]["name"] in p["dominated_by"]]
+        lines.append(f"{names}: {verdict}" + (f"; it dominates {_names(beats)}" if beats else ""))
+    return "\n".join(lines)
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    """*names* as a list in words, the first *most* of them."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _policy_order(point: dict[str, Any]) -> tuple[int, str]:
+    """vix_ttl's points in ``POLICIES`` order (the default first), then any other by name."""
+    order = list(POLICIES)
+    policy = point.get("policy")
+    return (order.index(policy) if policy in order else len(order), point["name"])
+
+
+def _colour(point: dict[str, Any]) -> str:
+    """A point's colour: its policy's, or the fixed TTLs' grey."""
+    if point["kind"] == "fixed":
+        return _FIXED_COLOUR
+    return _POLICY_COLOURS.get(point.get("policy") or "", "#2471a3")
+
+
+def _places(points: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """*points* grouped by where they sit (the same computes and wrong served), in order."""
+    places: dict[tuple[int, float], list[dict[str, Any]]] = {}
+    for p in points:
+        places.setdefault(_point(p), []).append(p)
+    return list(places.values())
+
+
+def _label_text(place: list[dict[str, Any]]) -> str:
+    """One label for the points at one place: a fixed TTL by its seconds, vix_ttl's by name."""
+    return " = ".join(f"{p['ttl']:g} s" if p["kind"] == "fixed" else p["name"] for p in place)
+
+
+@dataclass
+class _Label:
+    """One place's label, before it is drawn: its text and style, its marker (centre and
+    radius in pixels), its size in pixels."""
+
+    text: str
+    style: dict[str, Any]
+    where: tuple[int, float]
+    centre: tuple[float, float]
+    radius: float
+    size: tuple[float, float]
+
+
+@dataclass
+class _Spot:
+    """Where a label goes: its offset from the marker's centre (pixels), its alignment, its
+    extent, and how many things it touches there (0 but in a crowd nothing can help)."""
+
+    offset: tuple[float, float]
+    align: tuple[str, str]
+    extent: Bbox
+    clashes: int
+    reach: float
+
+
+def _place_labels(figure: Figure, axis: Any, markers: list[tuple[dict[str, Any], float]], cue: Any) -> None:
+    """Label each place next to its marker, where it touches no other label, no marker,
+    no leader line and not the "better" cue, inside the axes, crossing as few lines as it can.
+
+    Everything is measured in display pixels once the layout is final. Each label in turn
+    (vix_ttl's first) takes the best spot on rings growing outwards to ``LABEL_REACH``, in
+    sixteen directions: the nearest free one, crossing a line costing as much as 25 pixels
+    further out; beyond the first ring a leader line ties it to its marker. When a label
+    finds no free spot, the labels are placed again with it first (a few times at most),
+    and the try with the fewest clashes is drawn: a label is never dropped."""
+    figure.canvas.draw()  # the final layout and limits: every pixel below is where it is drawn
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    to_pixels = axis.transData.transform
+    scale = figure.dpi / 72  # points to pixels
+    circles = [(*to_pixels(_point(p)), size / 2 * scale) for p, size in markers]
+    fixed = [label_extent(cue, renderer).extents, cue.arrow_patch.get_window_extent(renderer).extents]
+    lines = [[*a, *b] for line in axis.get_lines() for a, b in _segments(line)]
+    labels: list[_Label] = []
+    by_size = sorted(markers, key=lambda m: (m[0]["kind"] == "fixed", -m[1]))  # vix_ttl's, biggest first
+    for where in dict.fromkeys(_point(p) for p, _ in by_size):
+        place = [p for p, _ in by_size if _point(p) == where]
+        style = {
+            "color": _LABEL_GREY if place[0]["kind"] == "fixed" else _colour(place[0]),
+            "fontweight": "normal" if place[0]["kind"] == "fixed" else "bold",
+        }
+        if len({_colour(p) for p in place}) > 1:
+            style["color"] = "#2c3e50"
+        probe = axis.annotate(_label_text(place), where, textcoords="offset points", xytext=(0, 0), **style)
+        size = label_extent(probe, renderer).size
+        probe.remove()
+        x, y = to_pixels(where)
+        radius = max(r for cx, cy, r in circles if (cx, cy) == (x, y))
+        labels.append(_Label(_label_text(place), style, where, (x, y), radius, (size[0], size[1])))
+    order = list(range(len(labels)))
+    best: list[_Spot] | None = None
+    for _ in range(6):
+        room = _Room(
+            axis.get_window_extent(renderer),
+            np.array(circles, dtype=float).reshape(-1, 3),
+            np.array(fixed, dtype=float).reshape(-1, 4),
+            np.array(lines, dtype=float).reshape(-1, 4),
+        )
+        spots: dict[int, _Spot] = {}
+        for index in order:
+            spots[index] = spot = _best_spot(labels[index], room)
+            leader = (labels[index].centre, tuple(spot.extent.corners().mean(axis=0))) if spot.reach else None
+            room.take(spot.extent, leader)  # later labels keep off it, and off its leader line
+        tried = [spots[index] for index in range(len(labels))]
+        if best is None or sum(s.clashes for s in tried) < sum(s.clashes for s in best):
+            best = tried
+        crowded = [index for index in order if spots[index].clashes]
+        if not crowded:
+            break
+        order = crowded + [index for index in order if index not in crowded]
+    for label, spot in zip(labels, best or [], strict=True):
+        axis.annotate(
+            label.text,
+            label.where,
+            textcoords="offset points",
+            xytext=(spot.offset[0] / scale, spot.offset[1] / scale),
+            horizontalalignment=spot.align[0],
+            verticalalignment=spot.align[1],
+            arrowprops=(
+                {"arrowstyle": "-", "linewidth": 0.7, "shrinkA": 0, "shrinkB": label.radius / scale}
+                | {"color": label.style["color"]}
+                if spot.reach > 0
+                else None
+            ),
+            zorder=6,
+            **label.style,
+        )
+
+
+def label_extent(label: Any, renderer: Any = None) -> Bbox:
+    """Where a label's text is drawn, in display pixels (an annotation's own extent takes in
+    its arrow too)."""
+    return Text.get_window_extent(label, renderer)
+
+
+def _segments(line: Any) -> list[tuple[Any, Any]]:
+    """The straight pieces *line* is drawn as, in display pixels (none for markers alone)."""
+    if line.get_linestyle() in ("None", "none", "", " "):
+        return []
+    xs, ys = line.get_xdata(), line.get_ydata()
+    if line.get_drawstyle() != "default":
+        xs, ys = STEP_LOOKUP_MAP[line.get_drawstyle()](xs, ys)
+    pixels = line.axes.transData.transform(list(zip(xs, ys, strict=True)))
+    return list(itertools.pairwise(pixels))
+
+
+_DIRECTIONS = (45, 22.5, 67.5, 0, 90, -22.5, 112.5, -45, 135, -67.5, 157.5, -90, 180, -112.5, -157.5, -135)
+"""Where a label is tried around its marker (degrees, counter-clockwise from the right):
+above right first, where a fixed TTL's label always was."""
+_REACHES = (0.0, 6.0, 12.0, 20.0, 30.0, 42.0, 56.0, LABEL_REACH - _GAP)
+"""How far past its marker's edge (pixels) a label is tried, ring after ring."""
+
+
+def _best_spot(label: _Label, room: _Room) -> _Spot:
+    """The best spot for *label* in *room*: free, then near, then crossing few lines."""
+    width, height = label.size
+    best: tuple[float, _Spot] | None = None
+    for reach in _REACHES:
+        for preference, angle in enumerate(_DIRECTIONS):
+            cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            dx, dy = (label.radius + _GAP + reach) * cos, (label.radius + _GAP + reach) * sin
+            ha = "left" if cos > 0.3 else "right" if cos < -0.3 else "center"
+            va = "bottom" if sin > 0.3 else "top" if sin < -0.3 else "center"
+            left = label.centre[0] + dx - {"left": 0, "right": width, "center": width / 2}[ha]
+            bottom = label.centre[1] + dy - {"bottom": 0, "top": height, "center": height / 2}[va]
+            extent = Bbox.from_bounds(left, bottom, width, height)
+            clashes = room.clashes(extent)
+            cost = 10_000 * clashes + reach + preference / 4
+            if best is not None and cost >= best[0]:
+                continue  # crossing lines only adds to it
+            cost += 25 * room.crossings(extent)
+            if best is None or cost < best[0]:
+                best = (cost, _Spot((dx, dy), (ha, va), extent, clashes, reach))
+    assert best is not None
+    return best[1]
+
+
+@dataclass
+class _Room:
+    """What a label must keep off, in display pixels: the axes' edges (*box*), the markers
+    (*circles*: x, y, radius), what is already written (*taken*: x0, y0, x1, y1) and the
+    lines (*segments*: x0, y0, x1, y1)."""
+
+    box: Bbox
+    circles: np.ndarray
+    taken: np.ndarray
+    segments: np.ndarray
+
+    def take(self, extent: Bbox, leader: tuple[tuple[float, float], tuple[float, float]] | None) -> None:
+        """A label now written at *extent*, with its *leader* line if it has one."""
+        self.taken = np.vstack([self.taken, extent.extents])
+        if leader is not None:
+            self.segments = np.vstack([self.segments, [*leader[0], *leader[1]]])
+
+    def clashes(self, spot: Bbox) -> int:
+        """How many things a label at *spot* would touch, leaving the axes counting as one."""
+        x0, y0, x1, y1 = spot.extents
+        box = self.box
+        inside = box.x0 <= x0 and x1 <= box.x1 and box.y0 <= y0 and y1 <= box.y1
+        t = self.taken
+        touched = (
+            (t[:, 0] <= x1 + _GAP) & (x0 - _GAP <= t[:, 2]) & (t[:, 1] <= y1 + _GAP) & (y0 - _GAP <= t[:, 3])
+        )
+        cx, cy, radius = self.circles.T
+        gaps = np.hypot(
+            np.maximum(np.maximum(x0 - cx, 0), cx - x1), np.maximum(np.maximum(y0 - cy, 0), cy - y1)
+        )
+        return int(np.count_nonzero(touched) + np.count_nonzero(gaps < radius + _GAP / 2)) + (not inside)
+
+    def crossings(self, spot: Bbox) -> int:
+        """How many lines pass through *spot* (Liang-Barsky clipping, every segment at once)."""
+        x0, y0, x1, y1 = spot.extents
+        ax, ay, bx, by = self.segments.T
+        dx, dy = bx - ax, by - ay
+        low, high = np.zeros(len(ax)), np.ones(len(ax))
+        meets = np.ones(len(ax), dtype=bool)
+        for step, room in ((-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)):
+            meets &= (step != 0) | (room >= 0)  # parallel to this edge and outside it: never meets
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = room / step
+            low = np.where(step < 0, np.maximum(low, ratio), low)
+            high = np.where(step > 0, np.minimum(high, ratio), high)
+        return int(np.count_nonzero(meets & (low <= high)))
 
 
 def _point(point: dict[str, Any]) -> tuple[int, float]:
