@@ -19,7 +19,8 @@ Its public names, by module:
   ``frontier_report``) and as tables (``render_simulation``, ``render_frontier``), ``when``;
 - ``vix_ttl.sim.demo``: ``demo``, the breaker alone through the lineup-leak story;
 - ``vix_ttl.sim.plot`` (the ``plot`` extra): ``plot``, ``plot_frontier``,
-  ``simulation_figure``, ``frontier_figure``, ``BIN_SECONDS``;
+  ``simulation_figure``, ``frontier_figure``, ``BIN_SECONDS``, ``DPI``, ``LABEL_REACH``,
+  ``label_extent`` (where a label is drawn: what tests measure);
 - ``vix_ttl.sim.cli``: ``main``, the ``vix-ttl`` command.
 
 Nothing is imported here: each name has its module as its one home (the module
