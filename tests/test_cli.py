@@ -250,14 +250,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["--latency-ms", "-1"], "--latency-ms must be a finite number in [0, 600000]"),
     ],
 )
-def test_every_setting_is_checked_before_the_run_with_the_commands_usage(
+def test_every_setting_is_checked_before_the_run_with_the_commands_name(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: vix-ttl simulate ")
+    assert err.startswith("vix-ttl simulate: error: ") and len(err.splitlines()) == 1
     assert message in err and "Traceback" not in err
 
 
@@ -351,3 +351,27 @@ def test_every_command_has_a_description(
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert description in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["simulate", "--rate", "-5"], "vix-ttl simulate: error: --rate must be a finite number > 0, got -5.0"),
+        (["simulate", "--rate", "many"], "vix-ttl simulate: error: argument --rate: invalid float value: 'many'"),
+        (["frontier", "--ttls", "soon"], "vix-ttl frontier: error: --ttls needs comma-separated seconds"),
+        (["demo", "--rate", "0"], "vix-ttl demo: error: --rate must be a positive number of requests"),
+        (["simulate", "extra"], "vix-ttl simulate: error: unrecognized arguments: extra"),
+        (["nonsense"], "vix-ttl: error: argument COMMAND: invalid choice: 'nonsense'"),
+        ([], "vix-ttl: error: the following arguments are required: COMMAND"),
+    ],
+)
+def test_an_error_is_one_line_on_stderr_and_exit_2(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith(line)

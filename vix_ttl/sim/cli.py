@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
@@ -54,10 +54,22 @@ def _log_to_stderr() -> None:
     logger.propagate = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose error is one line on stderr, ``vix-ttl simulate: error: ...``, and exit code 2.
+
+    argparse prints its usage block above the error; ``--help`` shows it when asked.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser, commands = _parser()
-    args = parser.parse_args(argv)
-    command = commands[args.command]  # its usage line goes with its errors
+    args, extra = parser.parse_known_args(argv)
+    command = commands[args.command]  # its name goes with its errors
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     _log_to_stderr()
     if args.command == "demo":
         if args.rate <= 0:
@@ -92,15 +104,15 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The command's parser, and each subcommand's (they say their own usage line with an error)."""
-    parser = argparse.ArgumentParser(
+    """The command's parser, and each subcommand's (each names itself in its errors)."""
+    parser = _Parser(
         prog="vix-ttl",
         description="vix_ttl's command: the scenario simulator (simulate), freshness against load "
         "(frontier), the breaker's story (demo), and its Grafana dashboard and Prometheus alert rules.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('vix_ttl')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    traffic = argparse.ArgumentParser(add_help=False)
+    traffic = _Parser(add_help=False)
     _traffic_options(traffic)
     sim = commands.add_parser(
         "simulate",
