@@ -375,3 +375,33 @@ def test_an_error_is_one_line_on_stderr_and_exit_2(
     assert captured.out == ""
     assert len(captured.err.splitlines()) == 1, captured.err
     assert captured.err.startswith(line)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "--rat", "10"], "unrecognized arguments: --rat 10 (--rat: did you mean --rate?)"),
+        (["simulate", "--pl", "run.png"], "unrecognized arguments: --pl run.png (--pl: did you mean --plot?)"),
+        (["frontier", "--tt", "1"], "unrecognized arguments: --tt 1"),
+        (["demo", "--ra", "3"], "unrecognized arguments: --ra 3 (--ra: did you mean --rate?)"),
+        (["--vers"], "vix-ttl: error: the following arguments are required: COMMAND"),  # not --version
+    ],
+)
+def test_abbreviated_options_are_refused(
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import vix_ttl.sim.cli
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an abbreviated option ran the simulation")
+
+    monkeypatch.setattr(vix_ttl.sim.cli, "run", no_run)
+    monkeypatch.chdir(tmp_path)  # where --pl run.png would be drawn
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
@@ -69,7 +70,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args, extra = parser.parse_known_args(argv)
     command = commands[args.command]  # its name goes with its errors
     if extra:
-        command.error(f"unrecognized arguments: {' '.join(extra)}")
+        command.error(f"unrecognized arguments: {' '.join(extra)}{_did_you_mean(command, extra)}")
     _log_to_stderr()
     if args.command == "demo":
         if args.rate <= 0:
@@ -103,20 +104,33 @@ def _main(argv: Sequence[str] | None) -> int:
     return EXIT_STALE if report["acceptance"]["staleness_violations"] else 0
 
 
+def _did_you_mean(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The options *parser* has that the first unknown option in *extra* may have meant."""
+    unknown = next((arg.split("=", 1)[0] for arg in extra if arg.startswith("--")), None)
+    if unknown is None:
+        return ""
+    options = [option for action in parser._actions for option in action.option_strings]
+    near = [o for o in options if o.startswith(unknown)] or difflib.get_close_matches(unknown, options, 3)
+    return f" ({unknown}: did you mean {' or '.join(near[:3])}?)" if near else ""
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The command's parser, and each subcommand's (each names itself in its errors)."""
+    # No abbreviations: --rat is not --rate, --pl not --plot; a typo is an error, not a guess.
     parser = _Parser(
         prog="vix-ttl",
+        allow_abbrev=False,
         description="vix_ttl's command: the scenario simulator (simulate), freshness against load "
         "(frontier), the breaker's story (demo), and its Grafana dashboard and Prometheus alert rules.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('vix_ttl')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    traffic = _Parser(add_help=False)
+    traffic = _Parser(add_help=False, allow_abbrev=False)
     _traffic_options(traffic)
     sim = commands.add_parser(
         "simulate",
         parents=[traffic],
+        allow_abbrev=False,
         help="real vix_ttl code under simulated traffic, three strategies side by side",
         description="Drive the real @vix_cached and breaker with a simulated workload on a virtual clock "
         "and compare: bypass (the naive cache), breaker (coalescing off), breaker+coalesce.",
@@ -138,6 +152,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     front = commands.add_parser(
         "frontier",
         parents=[traffic],
+        allow_abbrev=False,
         help="freshness against load: vix_ttl beside fixed TTLs on the same traffic",
         description="Run the same traffic under fixed TTLs and under vix_ttl's policies (default and "
         "learned, with coalescing), and show backend computes against the share of calls served a "
@@ -160,16 +175,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     front.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     commands.add_parser(
         "dashboard",
+        allow_abbrev=False,
         help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics",
         description="Print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics.",
     )
     commands.add_parser(
         "alert-rules",
+        allow_abbrev=False,
         help="print the Prometheus alert rules (YAML) for vix_ttl",
         description="Print the Prometheus alert rules (YAML) for vix_ttl's metrics: load them in Prometheus.",
     )
     demo_parser = commands.add_parser(
         "demo",
+        allow_abbrev=False,
         help="the breaker alone through the lineup-leak story",
         description="Walk one breaker through the lineup-leak story on a virtual clock, in a second, and "
         "print its mode changes and what a panic request gets along the way.",
