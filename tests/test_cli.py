@@ -107,7 +107,7 @@ def test_simulate_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         (["--plot", "run.txt"], "--plot 'run.txt': name a picture file ending in one of"),
         (["--thresholds", "0.5,0.3"], "--thresholds needs four numbers"),
         (["--thresholds", "0.5,0.6,0.8,0.6"], "exit_high_volatility .* strictly below"),
-        (["--scenario", "/nowhere.csv"], "--scenario '/nowhere.csv' is neither a bundled scenario"),
+        (["--scenario", "/nowhere.csv"], "--scenario '/nowhere.csv' is unknown: not a bundled scenario"),
         (["--workers", "0"], "--workers must be >= 1"),
         (["--panic-minutes", "-1"], "--panic-minutes must be a finite number >= 0"),
         (["--rate", "many"], "invalid float value"),
@@ -244,7 +244,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             ["--bucket", "7"],
             "vix-ttl simulate: error: --window (1800) must be a whole multiple of --bucket (7.0)",
         ),
-        (["--scenario", "flash_crash"], "is neither a bundled scenario (lineup-leak, flash-crash, calm-day)"),
+        (["--scenario", "flash_crash"], "is unknown: not a bundled scenario (lineup-leak, flash-crash, calm-day)"),
         (["--scenario", "calm-day", "--panic-minutes", "3"], "--panic-minutes applies to the lineup-leak"),
         (["--end", "60"], "--end applies to a replayed file only"),
         (["--latency-ms", "-1"], "--latency-ms must be a finite number in [0, 600000]"),
@@ -285,7 +285,7 @@ def test_scenario_files_end_where_asked_and_rows_come_in_order(
         (["--calm-minutes", "0", "--panic-minutes", "0", "--after-minutes", "0"], "add up to 0 min"),
         (["--calm-minutes", "1e10"], "at most a week"),
         (["--latency-ms", "1e13"], "--latency-ms must be a finite number in [0, 600000]"),
-        (["--scenario", "feeds/rate/missing.csv"], "--scenario 'feeds/rate/missing.csv' is neither"),
+        (["--scenario", "feeds/rate/missing.csv"], "--scenario 'feeds/rate/missing.csv' is unknown"),
     ],
 )
 def test_more_mistakes_caught_before_the_run(
@@ -403,5 +403,28 @@ def test_abbreviated_options_are_refused(
     monkeypatch.chdir(tmp_path)  # where --pl run.png would be drawn
     with pytest.raises(SystemExit) as exit_info:
         main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--scenario", "lineup_leak", "--calm-minutes", "3"],
+            "--scenario 'lineup_leak' is unknown: not a bundled scenario (lineup-leak, flash-crash, "
+            "calm-day), nor a CSV or JSON file to replay (did you mean lineup-leak?)",
+        ),
+        (["--scenario", "flash_crash", "--end", "60"], "--scenario 'flash_crash' is unknown: not a bundled"),
+        (["--scenario", "calmday"], "(did you mean calm-day?)"),
+        (["--scenario", "/nowhere.csv"], "--scenario '/nowhere.csv' is unknown: not a bundled scenario"),
+        (["--scenario", str(DATA)], f"--scenario {str(DATA)!r} is a directory: name a CSV or JSON file"),
+    ],
+)
+def test_an_unknown_scenario_is_said_unknown_with_the_scenarios_there_are(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err

@@ -335,6 +335,7 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         "thresholds": thresholds,
         "change_every": change_every,
     }
+    _check_scenario_name(args.scenario)  # first: a typo is said as such, not as a misplaced option
     minutes = {name: getattr(args, name) for name in _LINEUP_LEAK if getattr(args, name) is not None}
     if args.scenario != "lineup-leak" and minutes:
         raise ValueError(
@@ -355,18 +356,29 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         return lineup_leak(**minutes, **settings)
     if args.scenario in BUILT_IN:
         return BUILT_IN[args.scenario](**settings)
-    path = Path(args.scenario)
-    if not path.is_file():
-        raise ValueError(
-            f"--scenario {args.scenario!r} is neither a bundled scenario ({', '.join(BUILT_IN)}) "
-            f"nor a file to replay"
-        )
-    scenario = load_scenario(path, end=args.end, **settings)
+    scenario = load_scenario(Path(args.scenario), end=args.end, **settings)
     if scenario.truth_changes is not None and args.change_every != DEFAULT_CHANGE_EVERY_FLAG:
         raise ValueError(
             "--change-every does not apply to a file of observed values: its values are the truth"
         )
     return scenario
+
+
+def _check_scenario_name(name: str) -> None:
+    """*name* is a bundled scenario or a file to replay; otherwise say what there is."""
+    if name in BUILT_IN or Path(name).is_file():
+        return
+    bundled = ", ".join(BUILT_IN)
+    if Path(name).is_dir():
+        raise ValueError(
+            f"--scenario {name!r} is a directory: name a CSV or JSON file in it, or a bundled scenario "
+            f"({bundled})"
+        )
+    near = difflib.get_close_matches(name, BUILT_IN, 1)
+    raise ValueError(
+        f"--scenario {name!r} is unknown: not a bundled scenario ({bundled}), nor a CSV or JSON file "
+        f"to replay" + (f" (did you mean {near[0]}?)" if near else "")
+    )
 
 
 def _strategies(text: str) -> list[str]:
