@@ -171,7 +171,7 @@ def test_demo_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--rate", "0"])
     assert exit_info.value.code == 2
-    assert "--rate must be a positive number" in capsys.readouterr().err
+    assert "--rate must be a whole number in [1, 10000] requests per second" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("package", ["vix_ttl", "vix_ttl.sim"])
@@ -359,7 +359,7 @@ def test_every_command_has_a_description(
         (["simulate", "--rate", "-5"], "vix-ttl simulate: error: --rate must be a finite number > 0, got -5.0"),
         (["simulate", "--rate", "many"], "vix-ttl simulate: error: argument --rate: invalid float value: 'many'"),
         (["frontier", "--ttls", "soon"], "vix-ttl frontier: error: --ttls needs comma-separated seconds"),
-        (["demo", "--rate", "0"], "vix-ttl demo: error: --rate must be a positive number of requests"),
+        (["demo", "--rate", "0"], "vix-ttl demo: error: --rate must be a whole number in [1, 10000]"),
         (["simulate", "extra"], "vix-ttl simulate: error: unrecognized arguments: extra"),
         (["nonsense"], "vix-ttl: error: argument COMMAND: invalid choice: 'nonsense'"),
         ([], "vix-ttl: error: the following arguments are required: COMMAND"),
@@ -428,3 +428,38 @@ def test_an_unknown_scenario_is_said_unknown_with_the_scenarios_there_are(
         main(["simulate", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["simulate", "--rate", "1e9"],
+            "vix-ttl simulate: error: --rate 1e+09/s for 6300 s is 6.3e+12 requests per strategy, "
+            "over the limit of 1e+09 requests",
+        ),
+        (["simulate", "--rate", "1e18"], "is 6.3e+21 requests per strategy, over the limit of 1e+09"),
+        (["frontier", "--rate", "1e9", "--scenario", "flash-crash"], "--rate 1e+09/s for 3600 s is 3.6e+12"),
+        (["simulate", "--step", "1e-7"], "--step 1e-07 s over 6300 s is 6.3e+10 steps, over the limit"),
+        (
+            ["simulate", "--rate", "1e5", "--latency-ms", "60000"],
+            "--rate 100000/s with a backend of 60 s is up to 6e+06 calls waiting at once, over the limit",
+        ),
+        (["demo", "--rate", "1000000000"], "vix-ttl demo: error: --rate must be a whole number in [1, 10000]"),
+    ],
+)
+def test_a_run_that_cannot_finish_is_refused_before_any_work(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vix_ttl.sim.cli
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(vix_ttl.sim.cli, "run", no_work)
+    monkeypatch.setattr(vix_ttl.sim.cli, "demo", no_work)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1

@@ -31,6 +31,7 @@ from vix_ttl.sim.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, l
 from vix_ttl.sim.simulate import DEFAULT_STRATEGIES, STRATEGIES, check_strategy, run
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
+MAX_DEMO_RATE = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,8 +74,14 @@ def _main(argv: Sequence[str] | None) -> int:
         command.error(f"unrecognized arguments: {' '.join(extra)}{_did_you_mean(command, extra)}")
     _log_to_stderr()
     if args.command == "demo":
-        if args.rate <= 0:
-            command.error("--rate must be a positive number of requests per second")
+        if not 1 <= args.rate <= MAX_DEMO_RATE:
+            # The demo records every request: about 600,000 a second (measured), and 10,000/s for
+            # its 1 h 45 min is 63 million, about two minutes.
+            command.error(
+                f"--rate must be a whole number in [1, {MAX_DEMO_RATE}] requests per second (the demo "
+                f"records each request: {MAX_DEMO_RATE:,}/s is already 63 million, minutes of work), "
+                f"got {args.rate}"
+            )
         return demo(args.rate)
     if args.command in _SHIPPED:
         print(shipped(args.command), end="")
