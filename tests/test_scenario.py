@@ -49,7 +49,10 @@ def test_lineup_leak_mode_timeline() -> None:
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
-        ({"rate": 1e9}, r"scenario rate 1e\+09/s for 6300 s is 6\.3e\+12 requests per strategy, over the limit"),
+        (
+            {"rate": 1e9},
+            r"scenario rate 1e\+09/s for 6300 s is 6\.3e\+12 requests per strategy, over the limit",
+        ),
         ({"rate": 1e18}, r"over the limit of 1e\+09 requests"),
         ({"step": 1e-6}, r"scenario step 1e-06 s over 6300 s is 6\.3e\+09 steps, over the limit of 1e\+09"),
         ({"rate": 100_000, "latency": 20.0}, r"up to 2e\+06 calls waiting at once, over the limit of 1e\+06"),
@@ -57,12 +60,14 @@ def test_lineup_leak_mode_timeline() -> None:
 )
 def test_a_run_that_cannot_finish_is_refused_before_it_starts(settings: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        lineup_leak(**settings)  # type: ignore[arg-type]
+        lineup_leak(**settings)
 
 
 def test_the_limits_leave_room_for_every_sensible_run() -> None:
     from vix_ttl.sim.scenario import MAX_REQUESTS
 
-    week = lineup_leak(calm_minutes=7 * 24 * 60, panic_minutes=0, after_minutes=0, rate=MAX_REQUESTS / 604_800)
+    week = lineup_leak(
+        calm_minutes=7 * 24 * 60, panic_minutes=0, after_minutes=0, rate=MAX_REQUESTS / 604_800
+    )
     assert week.rate * week.duration == pytest.approx(MAX_REQUESTS)
     assert lineup_leak().rate * lineup_leak().duration < MAX_REQUESTS / 100  # the default run, 6.3 million

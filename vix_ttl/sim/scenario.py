@@ -46,11 +46,11 @@ MAX_SECONDS = 7 * 24 * 3600.0
 # requests, 201,600 steps) and far below the runs that never end (--rate 1e9 for the default
 # 1 h 45 min is 6.3e12 requests: a year).
 MAX_REQUESTS = 1e9
-"""The most requests one strategy simulates (rate × duration): 1.2 to 5 hours of work at the rates measured."""
+"""The most requests one strategy simulates (rate times duration): 1.2 to 5 hours of work, as measured."""
 MAX_STEPS = 1e9
 """The most steps a run takes (duration / step): over an hour of work at the 230,000 a second measured."""
 MAX_IN_FLIGHT = 1e6
-"""The most calls that may wait on the backend at once (rate × simulated latency): about 3 GB a strategy."""
+"""The most calls waiting on the backend at once (rate times simulated latency): about 3 GB a strategy."""
 
 DEFAULT_CHANGE_EVERY = {"normal": 300.0, "warning": 30.0, "panic": 2.0}
 """Mean seconds between two changes of a key's true value, by the status in force."""
