@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -244,7 +247,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
             ["--bucket", "7"],
             "vix-ttl simulate: error: --window (1800) must be a whole multiple of --bucket (7.0)",
         ),
-        (["--scenario", "flash_crash"], "is unknown: not a bundled scenario (lineup-leak, flash-crash, calm-day)"),
+        (
+            ["--scenario", "flash_crash"],
+            "is unknown: not a bundled scenario (lineup-leak, flash-crash, calm-day)",
+        ),
         (["--scenario", "calm-day", "--panic-minutes", "3"], "--panic-minutes applies to the lineup-leak"),
         (["--end", "60"], "--end applies to a replayed file only"),
         (["--latency-ms", "-1"], "--latency-ms must be a finite number in [0, 600000]"),
@@ -356,8 +362,14 @@ def test_every_command_has_a_description(
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["simulate", "--rate", "-5"], "vix-ttl simulate: error: --rate must be a finite number > 0, got -5.0"),
-        (["simulate", "--rate", "many"], "vix-ttl simulate: error: argument --rate: invalid float value: 'many'"),
+        (
+            ["simulate", "--rate", "-5"],
+            "vix-ttl simulate: error: --rate must be a finite number > 0, got -5.0",
+        ),
+        (
+            ["simulate", "--rate", "many"],
+            "vix-ttl simulate: error: argument --rate: invalid float value: 'many'",
+        ),
         (["frontier", "--ttls", "soon"], "vix-ttl frontier: error: --ttls needs comma-separated seconds"),
         (["demo", "--rate", "0"], "vix-ttl demo: error: --rate must be a whole number in [1, 10000]"),
         (["simulate", "extra"], "vix-ttl simulate: error: unrecognized arguments: extra"),
@@ -381,7 +393,10 @@ def test_an_error_is_one_line_on_stderr_and_exit_2(
     ("args", "message"),
     [
         (["simulate", "--rat", "10"], "unrecognized arguments: --rat 10 (--rat: did you mean --rate?)"),
-        (["simulate", "--pl", "run.png"], "unrecognized arguments: --pl run.png (--pl: did you mean --plot?)"),
+        (
+            ["simulate", "--pl", "run.png"],
+            "unrecognized arguments: --pl run.png (--pl: did you mean --plot?)",
+        ),
         (["frontier", "--tt", "1"], "unrecognized arguments: --tt 1"),
         (["demo", "--ra", "3"], "unrecognized arguments: --ra 3 (--ra: did you mean --rate?)"),
         (["--vers"], "vix-ttl: error: the following arguments are required: COMMAND"),  # not --version
@@ -445,7 +460,10 @@ def test_an_unknown_scenario_is_said_unknown_with_the_scenarios_there_are(
             ["simulate", "--rate", "1e5", "--latency-ms", "60000"],
             "--rate 100000/s with a backend of 60 s is up to 6e+06 calls waiting at once, over the limit",
         ),
-        (["demo", "--rate", "1000000000"], "vix-ttl demo: error: --rate must be a whole number in [1, 10000]"),
+        (
+            ["demo", "--rate", "1000000000"],
+            "vix-ttl demo: error: --rate must be a whole number in [1, 10000]",
+        ),
     ],
 )
 def test_a_run_that_cannot_finish_is_refused_before_any_work(
@@ -463,3 +481,45 @@ def test_a_run_that_cannot_finish_is_refused_before_any_work(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "whole_group"),
+    [
+        (["frontier", "--no-progress"], True),  # Ctrl-C at a terminal: every process of the group
+        (["frontier", "--no-progress"], False),  # kill -INT: the command's process alone
+        (["simulate", "--no-progress"], True),
+        (["simulate", "--no-progress", "--workers", "1"], True),
+    ],
+    ids=["frontier-ctrl-c", "frontier-kill-int", "simulate-ctrl-c", "simulate-one-process-ctrl-c"],
+)
+def test_ctrl_c_ends_a_real_run_with_one_line_and_no_process_left(args: list[str], whole_group: bool) -> None:
+    command = subprocess.Popen(
+        [sys.executable, "-m", "vix_ttl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal gives a command
+    )
+    try:
+        time.sleep(3)  # process control, not a measure: long enough for the workers to be running
+        assert command.poll() is None, "the run ended before it was interrupted"
+        if whole_group:
+            os.killpg(command.pid, signal.SIGINT)
+        else:
+            command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=60)
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+            command.communicate()
+    assert (command.returncode, out, err.strip()) == (130, "", "interrupted")
+    for _ in range(50):  # the workers end with the command: none left in its group
+        try:
+            os.killpg(command.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(command.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the interrupted command")
