@@ -286,7 +286,7 @@ def test_scenario_files_end_where_asked_and_rows_come_in_order(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--plot", "."], "--plot '.': name a picture file ending in one of"),
+        (["--plot", "."], "--plot '.' is a directory: name a picture file, such as 'run.png'"),
         (["--plot", "run.pgf"], "--plot 'run.pgf': name a picture file"),
         (["--calm-minutes", "0", "--panic-minutes", "0", "--after-minutes", "0"], "add up to 0 min"),
         (["--calm-minutes", "1e10"], "at most a week"),
@@ -523,3 +523,33 @@ def test_ctrl_c_ends_a_real_run_with_one_line_and_no_process_left(args: list[str
     else:
         os.killpg(command.pid, signal.SIGKILL)
         pytest.fail("worker processes outlived the interrupted command")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_plot_into_a_folder_that_cannot_be_written_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /proc takes no new file, even from root, whom os.access lets write anywhere.
+    import vix_ttl.sim.cli
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(vix_ttl.sim.cli, "run", no_run)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*SMALL, "--plot", "/proc/vix-ttl-run.png"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "vix-ttl simulate: error: --plot '/proc/vix-ttl-run.png': cannot write in the folder '/proc'"
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_plot_into_a_directory_says_it_is_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "runs.png"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*SMALL, "--plot", str(folder)])
+    assert exit_info.value.code == 2
+    assert f"--plot {str(folder)!r} is a directory: name a picture file, such as " in capsys.readouterr().err

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from importlib.metadata import version
@@ -435,14 +436,31 @@ def _check_plotting(parser: argparse.ArgumentParser, path: Path) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     except ImportError:
         parser.error("--plot needs matplotlib: pip install 'vix_ttl[plot]'")
+    if path.is_dir():
+        parser.error(
+            f"--plot {str(path)!r} is a directory: name a picture file, such as {str(path / 'run.png')!r}"
+        )
     formats = set(FigureCanvasAgg.get_supported_filetypes()) & _PICTURES
-    if path.suffix.lower().lstrip(".") not in formats or path.is_dir():
+    if path.suffix.lower().lstrip(".") not in formats:
         parser.error(
             f"--plot {str(path)!r}: name a picture file ending in one of .{', .'.join(sorted(formats))}"
         )
     folder = path.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist or cannot be written")
+    if not folder.is_dir():
+        parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist")
+    try:
+        # Written, not asked: os.access answers yes to root everywhere, and knows nothing of
+        # read-only mounts or of a folder such as /proc that takes no new file.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vix-ttl-", suffix=path.suffix):
+            pass
+    except OSError as exc:
+        parser.error(f"--plot {str(path)!r}: cannot write in the folder {str(folder)!r} ({exc.strerror})")
+    if path.exists():
+        try:
+            with path.open("ab"):  # opened as it will be replaced, not changed
+                pass
+        except OSError as exc:
+            parser.error(f"--plot {str(path)!r}: cannot replace the file there ({exc.strerror})")
 
 
 _SHIPPED = {"dashboard": "grafana-dashboard.json", "alert-rules": "alert-rules.yml"}
