@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from vix_ttl.sim.cli import main
+from vix_ttl.sim.simulate import STRATEGIES
 
 DATA = Path(__file__).parent / "data"
 SMALL = [
@@ -553,3 +555,77 @@ def test_plot_into_a_directory_says_it_is_one(tmp_path: Path, capsys: pytest.Cap
         main([*SMALL, "--plot", str(folder)])
     assert exit_info.value.code == 2
     assert f"--plot {str(folder)!r} is a directory: name a picture file, such as " in capsys.readouterr().err
+
+
+def _column(lines: list[str], title: str, header: str) -> dict[str, str]:
+    """The cells under *header* in the table below the line *title*, by strategy: a right-aligned
+    column ends where its header ends, and starts after the column before it."""
+    at = lines.index(title)
+    head = lines[at + 1]
+    end = head.index(header) + len(header)
+    start = len(head[: head.index(header)].rstrip())
+    rows = {}
+    for line in lines[at + 2 :]:
+        if not line.strip():
+            break
+        rows[line.split()[0]] = line[start:end].strip()
+    return rows
+
+
+def test_the_simulate_tables_fit_100_columns_under_headers_that_say_what_they_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    strategies = [*STRATEGIES, "fixed:0.5"]
+    assert main([*SMALL, "--strategies", ",".join(strategies)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    headers = [re.split(r"\s{2,}", line.strip()) for line in lines if line.startswith("strategy ")]
+    cells = [cell for header in headers for cell in header[1:]]
+    assert len(cells) == len(set(cells)), cells  # no two columns headed alike
+    assert "in panic" not in cells
+    computes = _column(lines, "Backend load:", "computes in panic")
+    assert computes.keys() == set(strategies)
+    assert computes["bypass"] == "18,000"  # every call of its 3 minutes of panic at 100/s
+    assert _column(lines, "Served to callers:", "wrong in panic")["bypass"].endswith("%")
+
+
+def test_a_column_with_no_meaning_in_a_run_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # calm-day has no panic: nothing computed in panic, no panic call served, no share of none.
+    args = ["simulate", "--scenario", "calm-day", "--rate", "5", "--strategies", "bypass,breaker"]
+    assert main([*args, "--workers", "1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for title, header in [
+        ("Backend load:", "computes in panic"),
+        ("Backend load:", "panic vs bypass"),
+        ("Served to callers:", "wrong in panic"),
+        ("Cache:", "oldest in panic"),
+    ]:
+        assert _column(lines, title, header) == {"bypass": "—", "breaker": "—"}, (title, header)
+    assert _column(lines, "Backend load:", "vs bypass")["breaker"].endswith("%")
+
+
+@pytest.mark.parametrize(("rate", "shown"), [("0.5", "0.5"), ("1000", "1,000"), ("1234.5", "1,234.5")])
+def test_the_rate_is_shown_as_given(rate: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--calm-minutes", "0.5", "--panic-minutes", "0.5", "--after-minutes", "0", "--rate", rate]
+    assert main(["simulate", *args, "--strategies", "breaker", "--workers", "1", "--no-progress"]) == 0
+    assert f"\n{shown} requests/s (hot key 95%" in capsys.readouterr().out
+
+
+def test_a_recovery_never_reads_as_its_threshold(capsys: pytest.CaptureFixture[str]) -> None:
+    # At 10 requests/s the window falls below 60 % at 59.98 %: the table said 60.0 %.
+    args = ["simulate", "--rate", "10", "--strategies", "breaker", "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    assert main([*args, "--json"]) == 0
+    table, report = capsys.readouterr().out.split("\n{", 1)
+    timeline = json.loads("{" + report)["timeline"]
+    assert main(["demo"]) == 0
+    demo = capsys.readouterr().out
+    exits = {"circuit_open": 0.6, "high_volatility": 0.3}
+    for hop in timeline:
+        if hop["trigger"] == "recovery":
+            assert hop["panic_ratio"] < exits[hop["old"]]
+    for text in (table, demo):
+        shown = re.findall(r"(\w+) -> \w+ +panic ratio +([\d.]+)%  \(recovery\)", text)
+        assert len(shown) == 2, text
+        for old, percent in shown:
+            assert float(percent) < exits[old] * 100, (old, percent)

@@ -494,7 +494,8 @@ class _Run:
                 "at_seconds": round(hop.at, 3),
                 "old": hop.old.value,
                 "new": hop.new.value,
-                "panic_ratio": round(hop.panic_ratio, 4),
+                # Unrounded: rounded, a ratio just below its exit threshold (0.59996) reads as it.
+                "panic_ratio": hop.panic_ratio,
                 "trigger": hop.trigger,
             }
         )
