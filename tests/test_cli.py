@@ -629,3 +629,16 @@ def test_a_recovery_never_reads_as_its_threshold(capsys: pytest.CaptureFixture[s
         assert len(shown) == 2, text
         for old, percent in shown:
             assert float(percent) < exits[old] * 100, (old, percent)
+
+
+def test_the_frontier_table_heads_each_column_once(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--scenario", "calm-day", "--rate", "5", "--ttls", "5", "--workers", "1", "--no-progress"]
+    assert main(["frontier", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    (header,) = [re.split(r"\s{2,}", line.strip()) for line in lines if line.startswith("point ")]
+    assert len(header) == len(set(header)) and "in panic" not in header, header
+    # calm-day has no panic: its panic columns say so, not 0.
+    lines = lines[lines.index(next(line for line in lines if line.startswith("point "))) - 1 :]
+    assert set(_column(lines, "", "wrong in panic").values()) == {"—"}
+    assert set(_column(lines, "", "computes in panic").values()) == {"—"}

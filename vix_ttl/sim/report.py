@@ -207,13 +207,12 @@ def _share(summary: dict[str, Any], field: str, of: int) -> str:
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     """*rows* under *headers*: the first column left-aligned, the others right-aligned, each as
     wide as its widest cell, two spaces apart."""
+    align = "l" + "r" * (len(headers) - 1)
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
     return [
         "  ".join(
-            [
-                row[0].ljust(widths[0]),
-                *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)),
-            ]
+            cell.ljust(width) if side == "l" else cell.rjust(width)
+            for cell, width, side in zip(row, widths, align, strict=True)
         ).rstrip()
         for row in (headers, *rows)
     ]
@@ -225,22 +224,36 @@ def frontier_report(scenario: Scenario, frontier: dict[str, Any]) -> dict[str, A
 
 
 def render_frontier(report: dict[str, Any]) -> str:
-    """The report of ``vix-ttl frontier`` as a table for people."""
-    lines = [
-        _title(report["scenario"]),
-        "",
-        f"{'point':<18} {'computes':>10} {'in panic':>10} {'wrong served':>13} {'in calm':>8} "
-        f"{'in panic':>9}  dominated by",
-    ]
-    lines += [
-        f"{p['name']:<18} {p['computes']:>10,} {p['computes_in_panic']:>10,} {p['wrong_served']:>13.1%} "
-        f"{p['wrong_served_in_calm']:>8.1%} {p['wrong_served_in_panic']:>9.1%}  "
-        f"{', '.join(p['dominated_by']) or '-'}"
+    """The report of ``vix-ttl frontier`` as a table for people, within 100 columns, then the
+    points another point dominates."""
+    panic = report["scenario"]["panic_seconds"] > 0
+    rows = [
+        [
+            p["name"],
+            f"{p['computes']:,}",
+            f"{p['computes_in_panic']:,}" if panic else NONE,
+            f"{p['wrong_served']:.1%}",
+            f"{p['wrong_served_in_calm']:.1%}",
+            f"{p['wrong_served_in_panic']:.1%}" if panic else NONE,
+        ]
         for p in report["points"]
+    ]
+    headers = ["point", "computes", "computes in panic", "wrong served", "wrong in calm", "wrong in panic"]
+    dominated = [
+        f"{p['name']} (by {', '.join(p['dominated_by'])})" for p in report["points"] if p["dominated_by"]
     ]
     verdict = (
         f"vix_ttl default is dominated by {', '.join(report['dominated_by'])}"
         if report["dominated"]
         else "vix_ttl default is not dominated by any point"
     )
-    return "\n".join([*lines, "", verdict])
+    return "\n".join(
+        [
+            _title(report["scenario"]),
+            "",
+            *_table(headers, rows),
+            "",
+            textwrap.fill(f"Dominated: {'; '.join(dominated) or 'none'}", WIDTH, subsequent_indent="  "),
+            textwrap.fill(verdict, WIDTH, subsequent_indent="  "),
+        ]
+    )
