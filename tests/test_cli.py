@@ -139,27 +139,38 @@ def test_the_command_logs_every_mode_change_to_stderr_one_line_each(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The command is an application: it shows vix_ttl's INFO events too, and keeps stdout for the report.
+    args = [*SMALL, "--strategies", "breaker+coalesce", "--json"]
     for _ in range(2):  # configured again, not twice over
-        assert main(["demo", "--rate", "2"]) == 0
+        assert main(args) == 0
     captured = capsys.readouterr()
     changes = [line.split("] ", 1)[1].split()[:4] for line in captured.err.splitlines()]
     assert (
         changes
         == [
-            ["breaker_mode_changed", "breaker=lineup-leak", "old_mode=normal", "new_mode=high_volatility"],
             [
                 "breaker_mode_changed",
-                "breaker=lineup-leak",
+                "breaker=breaker+coalesce",
+                "old_mode=normal",
+                "new_mode=high_volatility",
+            ],
+            [
+                "breaker_mode_changed",
+                "breaker=breaker+coalesce",
                 "old_mode=high_volatility",
                 "new_mode=circuit_open",
             ],
             [
                 "breaker_mode_changed",
-                "breaker=lineup-leak",
+                "breaker=breaker+coalesce",
                 "old_mode=circuit_open",
                 "new_mode=high_volatility",
             ],
-            ["breaker_mode_changed", "breaker=lineup-leak", "old_mode=high_volatility", "new_mode=normal"],
+            [
+                "breaker_mode_changed",
+                "breaker=breaker+coalesce",
+                "old_mode=high_volatility",
+                "new_mode=normal",
+            ],
         ]
         * 2
     )
@@ -642,3 +653,11 @@ def test_the_frontier_table_heads_each_column_once(capsys: pytest.CaptureFixture
     lines = lines[lines.index(next(line for line in lines if line.startswith("point "))) - 1 :]
     assert set(_column(lines, "", "wrong in panic").values()) == {"—"}
     assert set(_column(lines, "", "computes in panic").values()) == {"—"}
+
+
+def test_demo_shows_each_mode_change_once(capsys: pytest.CaptureFixture[str]) -> None:
+    # On a terminal stdout and stderr are one screen: the demo's own lines, not the log's too.
+    assert main(["demo", "--rate", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(" -> ") == 4
+    assert "breaker_mode_changed" not in captured.err

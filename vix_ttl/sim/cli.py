@@ -46,11 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(shown: frozenset[str] = frozenset()) -> None:
     """The command owns its process, so it configures logging: vix_ttl's events, every mode
-    change included, go to stderr; the report goes to stdout."""
+    change included, go to stderr; the report goes to stdout. The events *shown* by the
+    command itself are not logged: on a terminal, stdout and stderr are one screen."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-8s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    if shown:
+        handler.addFilter(lambda record: getattr(record, "event", None) not in shown)
     logger = logging.getLogger("vix_ttl")
     logger.handlers[:] = [handler]  # main() run twice in one process prints each line once
     logger.setLevel(logging.INFO)
@@ -73,7 +76,8 @@ def _main(argv: Sequence[str] | None) -> int:
     command = commands[args.command]  # its name goes with its errors
     if extra:
         command.error(f"unrecognized arguments: {' '.join(extra)}{_did_you_mean(command, extra)}")
-    _log_to_stderr()
+    # The demo prints each mode change itself, on the breaker's virtual clock.
+    _log_to_stderr(frozenset({"breaker_mode_changed"}) if args.command == "demo" else frozenset())
     if args.command == "demo":
         if not 1 <= args.rate <= MAX_DEMO_RATE:
             # The demo records every request: about 600,000 a second (measured), and 10,000/s for
