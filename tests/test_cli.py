@@ -661,3 +661,19 @@ def test_demo_shows_each_mode_change_once(capsys: pytest.CaptureFixture[str]) ->
     captured = capsys.readouterr()
     assert captured.out.count(" -> ") == 4
     assert "breaker_mode_changed" not in captured.err
+
+
+@pytest.mark.parametrize("command", ["simulate", "frontier"])
+@pytest.mark.parametrize("columns", ["60", "80", "100"])
+def test_help_never_breaks_a_name(
+    command: str, columns: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vix_ttl.sim.scenario import BUILT_IN
+
+    monkeypatch.setenv("COLUMNS", columns)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    names = [*BUILT_IN, *(STRATEGIES if command == "simulate" else ())]
+    for name in names:
+        assert re.search(rf"(?<![\w+-]){re.escape(name)}(?![\w+-])", out), (name, out)

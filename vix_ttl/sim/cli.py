@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from importlib import resources
 from importlib.metadata import version
@@ -68,6 +69,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with its lines broken between words only, never inside a name such as
+    lineup-leak or breaker+coalesce+learned (argparse breaks at hyphens and inside long words)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -132,17 +151,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     parser = _Parser(
         prog="vix-ttl",
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         description="vix_ttl's command: the scenario simulator (simulate), freshness against load "
         "(frontier), the breaker's story (demo), and its Grafana dashboard and Prometheus alert rules.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('vix_ttl')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    traffic = _Parser(add_help=False, allow_abbrev=False)
+    traffic = _Parser(add_help=False, allow_abbrev=False, formatter_class=_HelpFormatter)
     _traffic_options(traffic)
     sim = commands.add_parser(
         "simulate",
         parents=[traffic],
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="real vix_ttl code under simulated traffic, three strategies side by side",
         description="Drive the real @vix_cached and breaker with a simulated workload on a virtual clock "
         "and compare: bypass (the naive cache), breaker (coalescing off), breaker+coalesce.",
@@ -150,7 +171,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sim.add_argument(
         "--strategies",
         default=",".join(DEFAULT_STRATEGIES),
-        help=f"comma-separated subset of {','.join(STRATEGIES)}, or fixed:SECONDS (default: the first three)",
+        help=f"comma-separated subset of {', '.join(STRATEGIES)}, or fixed:SECONDS "
+        "(default: the first three)",
     )
     sim.add_argument(
         "--workers",
@@ -165,6 +187,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "frontier",
         parents=[traffic],
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="freshness against load: vix_ttl beside fixed TTLs on the same traffic",
         description="Run the same traffic under fixed TTLs and under vix_ttl's policies (default and "
         "learned, with coalescing), and show backend computes against the share of calls served a "
@@ -188,18 +211,21 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     commands.add_parser(
         "dashboard",
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics",
         description="Print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics.",
     )
     commands.add_parser(
         "alert-rules",
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="print the Prometheus alert rules (YAML) for vix_ttl",
         description="Print the Prometheus alert rules (YAML) for vix_ttl's metrics: load them in Prometheus.",
     )
     demo_parser = commands.add_parser(
         "demo",
         allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="the breaker alone through the lineup-leak story",
         description="Walk one breaker through the lineup-leak story on a virtual clock, in a second, and "
         "print its mode changes and what a panic request gets along the way.",
