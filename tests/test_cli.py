@@ -677,3 +677,43 @@ def test_help_never_breaks_a_name(
     names = [*BUILT_IN, *(STRATEGIES if command == "simulate" else ())]
     for name in names:
         assert re.search(rf"(?<![\w+-]){re.escape(name)}(?![\w+-])", out), (name, out)
+
+
+def test_tolerance_keeps_feed_noise_from_counting_as_news(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate", "--scenario", str(DATA / "odds.json"), "--rate", "20", "--strategies", "breaker"]
+    wrong = {}
+    for tolerance in ("0", "0.005"):
+        assert main([*args, "--tolerance", tolerance, "--workers", "1", "--no-progress", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["scenario"]["truth_tolerance"] == float(tolerance)
+        wrong[tolerance] = report["strategies"]["breaker"]["wrong_served"]
+    # Every wobble of the feed a change: 4 calls in 5 "wrong". Within 0.5 %, the calm first
+    # 200 s move the truth 13 times, not 199; the 4 % moves of the 400 s after still count.
+    assert wrong["0"] > 0.8
+    assert wrong["0.005"] < wrong["0"] - 0.15
+    assert main([*args, "--workers", "1", "--no-progress"]) == 0  # 0.5 % by default
+    assert "values change as the file's values do, by more than 0.5%" in " ".join(
+        capsys.readouterr().out.split()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tolerance", "-0.1"], "--tolerance must be a finite number >= 0"),
+        (["--tolerance", "nan"], "--tolerance must be a finite number >= 0"),
+        (
+            ["--scenario", "calm-day", "--tolerance", "0.01"],
+            "--tolerance applies to a file of observed values",
+        ),
+        (
+            ["--scenario", str(DATA / "replay.csv"), "--tolerance", "0.01"],
+            "--tolerance applies to a file of observed values",
+        ),
+    ],
+)
+def test_tolerance_is_checked(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

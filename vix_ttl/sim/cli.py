@@ -29,7 +29,14 @@ from vix_ttl.mode import Thresholds
 from vix_ttl.sim.demo import demo
 from vix_ttl.sim.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies
 from vix_ttl.sim.report import frontier_report, render_frontier, render_simulation, simulation_report
-from vix_ttl.sim.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
+from vix_ttl.sim.scenario import (
+    BUILT_IN,
+    DEFAULT_TOLERANCE,
+    MAX_SECONDS,
+    Scenario,
+    lineup_leak,
+    load_scenario,
+)
 from vix_ttl.sim.simulate import DEFAULT_STRATEGIES, STRATEGIES, check_strategy, run
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
@@ -260,6 +267,15 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
         help="a replayed file: when the run ends, in seconds from its first row (default: 1 s after "
         "its last row, whose status holds until then)",
     )
+    sim.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="FRACTION",
+        help="a replayed file of observed values: the relative move of a value that changes the "
+        f"truth (default {DEFAULT_TOLERANCE:g}, i.e. {DEFAULT_TOLERANCE * 100:g} %%: one price tick "
+        "of 0.01 on odds of 2.0; a smaller move is the feed's noise, not a new price, and smaller "
+        "moves add up until they count; 0: every change counts)",
+    )
     sim.add_argument("--rate", type=float, default=1000, help="requests per second (default 1000)")
     sim.add_argument("--hot-share", type=float, default=0.95, help="share of the hot key (default 0.95)")
     sim.add_argument("--keys", type=int, default=50, help="other keys sharing the rest (default 50)")
@@ -381,6 +397,12 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         )
     if args.end is not None and (args.scenario in BUILT_IN):
         raise ValueError(f"--end applies to a replayed file only; {args.scenario} has its own length")
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ValueError(
+            f"--tolerance must be a finite number >= 0, a fraction (0.005 is 0.5 %), got {args.tolerance:g}"
+        )
+    if args.tolerance is not None and args.scenario in BUILT_IN:
+        raise ValueError(f"--tolerance applies to a file of observed values only; {args.scenario} has none")
     if args.scenario == "lineup-leak":
         for name, value in minutes.items():
             if not (math.isfinite(value) and value >= 0):
@@ -394,10 +416,16 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         return lineup_leak(**minutes, **settings)
     if args.scenario in BUILT_IN:
         return BUILT_IN[args.scenario](**settings)
-    scenario = load_scenario(Path(args.scenario), end=args.end, **settings)
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    scenario = load_scenario(Path(args.scenario), end=args.end, tolerance=tolerance, **settings)
     if scenario.truth_changes is not None and args.change_every != DEFAULT_CHANGE_EVERY_FLAG:
         raise ValueError(
             "--change-every does not apply to a file of observed values: its values are the truth"
+        )
+    if scenario.truth_changes is None and args.tolerance is not None:
+        raise ValueError(
+            f"--tolerance applies to a file of observed values only; {Path(args.scenario).name} has "
+            "statuses, and --change-every says when values change"
         )
     return scenario
 

@@ -71,6 +71,7 @@ def _scenario_summary(scenario: Scenario) -> dict[str, Any]:
         "thresholds": asdict(scenario.thresholds),
         "change_every": scenario.change_every,
         "truth_from_file": scenario.truth_changes is not None,
+        "truth_tolerance": scenario.truth_tolerance,
         "seed": scenario.seed,
         "step_seconds": scenario.step,
         "simulated_latency_seconds": scenario.latency_steps * scenario.step,
@@ -85,8 +86,10 @@ def _title(sc: dict[str, Any]) -> str:
     else:  # a replayed feed: a line per row would be the file itself
         phases = f"{len(changes)} rows, panic for {when(sc['panic_seconds'])} in all"
     every = "/".join(f"{sc['change_every'][s]:g}" for s in ("normal", "warning", "panic"))
+    tolerance = sc.get("truth_tolerance") or 0  # a report of 0.2 has none: every change counted
     truth = (
         "values change as the file's values do"
+        + (f", by more than {tolerance * 100:g}%" if tolerance else "")
         if sc["truth_from_file"]
         else f"values change every {every} s (normal/warning/panic)"
     )
