@@ -74,6 +74,15 @@ class _Parser(argparse.ArgumentParser):
     argparse prints its usage block above the error; ``--help`` shows it when asked.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its options, its parents' included: what a mistyped option may have meant.
+        self.options = [option for parent in kwargs.get("parents", ()) for option in parent.options]
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action:
+        self.options += [flag for flag in name_or_flags if flag.startswith("-")]
+        return super().add_argument(*name_or_flags, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -147,7 +156,7 @@ def _did_you_mean(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     unknown = next((arg.split("=", 1)[0] for arg in extra if arg.startswith("--")), None)
     if unknown is None:
         return ""
-    options = [option for action in parser._actions for option in action.option_strings]
+    options = parser.options if isinstance(parser, _Parser) else []
     near = [o for o in options if o.startswith(unknown)] or difflib.get_close_matches(unknown, options, 3)
     return f" ({unknown}: did you mean {' or '.join(near[:3])}?)" if near else ""
 
