@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vix_ttl import Mode, Transition, VIXCircuitBreaker
+from vix_ttl.sim.scenario import lineup_leak
 from vix_ttl.testing import FakeClock
 
 RATE = 10  # samples per second: the arithmetic is the same at 1,000/s, only slower to run
@@ -41,3 +44,30 @@ def test_lineup_leak_mode_timeline() -> None:
     assert at_panic_end["panic_ratio"] == 1.0
     assert at_panic_end["samples"] == 1800 * RATE  # 30 min of samples, not 1,800 samples
     assert abs(at_panic_end["time_in_mode_seconds"]["circuit_open"] - 21 * 60) <= 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        (
+            {"rate": 1e9},
+            r"scenario rate 1e\+09/s for 6300 s is 6\.3e\+12 requests per strategy, over the limit",
+        ),
+        ({"rate": 1e18}, r"over the limit of 1e\+09 requests"),
+        ({"step": 1e-6}, r"scenario step 1e-06 s over 6300 s is 6\.3e\+09 steps, over the limit of 1e\+09"),
+        ({"rate": 100_000, "latency": 20.0}, r"up to 2e\+06 calls waiting at once, over the limit of 1e\+06"),
+    ],
+)
+def test_a_run_that_cannot_finish_is_refused_before_it_starts(settings: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        lineup_leak(**settings)
+
+
+def test_the_limits_leave_room_for_every_sensible_run() -> None:
+    from vix_ttl.sim.scenario import MAX_REQUESTS
+
+    week = lineup_leak(
+        calm_minutes=7 * 24 * 60, panic_minutes=0, after_minutes=0, rate=MAX_REQUESTS / 604_800
+    )
+    assert week.rate * week.duration == pytest.approx(MAX_REQUESTS)
+    assert lineup_leak().rate * lineup_leak().duration < MAX_REQUESTS / 100  # the default run, 6.3 million

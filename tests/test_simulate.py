@@ -208,3 +208,39 @@ def test_a_fleet_over_one_store_computes_each_key_once_at_a_time(
 def test_a_fleet_needs_a_whole_number_of_processes() -> None:
     with pytest.raises(ValueError, match=r"processes must be a finite number >= 1 \(a whole number\)"):
         small_leak(processes=0)
+
+
+def test_a_value_moves_the_truth_only_beyond_the_tolerance(tmp_path: Path) -> None:
+    path = tmp_path / "odds.csv"
+    # From 2.0: +0.2 %, +0.4 %, +0.55 % (a change), then +0.05 % of 2.011 and back to 2.0 (-0.55 %).
+    path.write_text("t,value\n0,2.0\n1,2.004\n2,2.008\n3,2.011\n4,2.012\n5,2.0\n")
+    assert load_scenario(path).truth_changes == (3.0, 5.0)  # default: 0.5 %
+    assert load_scenario(path, tolerance=0.005).truth_changes == (3.0, 5.0)
+    assert load_scenario(path, tolerance=0).truth_changes == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert load_scenario(path, tolerance=0.01).truth_changes == ()
+    with pytest.raises(ValueError, match=r"tolerance must be a finite number >= 0, got -0\.1"):
+        load_scenario(path, tolerance=-0.1)
+
+
+def test_the_noise_of_a_calm_feed_is_not_news() -> None:
+    # tests/data/odds.json: 200 s of calm (0.1 % a second of noise), then 400 s of 4 % moves.
+    def changes(tolerance: float) -> tuple[int, int]:
+        times = load_scenario(DATA / "odds.json", tolerance=tolerance).truth_changes or ()
+        return sum(t < 200 for t in times), sum(t >= 200 for t in times)
+
+    assert changes(0) == (199, 400)
+    assert changes(0.005) == (13, 209)
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix"),
+    [
+        ("t,status,value\n0,normal,2.0\n1,panic,2.5\n", ".csv"),
+        ('[{"t": 0, "status": "normal"}, {"t": 1, "value": 2.5}]', ".json"),
+    ],
+)
+def test_a_file_with_both_statuses_and_values_is_refused(tmp_path: Path, content: str, suffix: str) -> None:
+    path = tmp_path / f"both{suffix}"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=r"both a 'status' and a 'value' column: drop 'value' to replay"):
+        load_scenario(path)

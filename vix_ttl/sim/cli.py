@@ -8,17 +8,20 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
 import os
 import re
 import sys
+import tempfile
+import textwrap
 from collections.abc import Sequence
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vix_ttl._checks import missing_extra
 from vix_ttl.breaker import VIXCircuitBreaker
@@ -26,10 +29,18 @@ from vix_ttl.mode import Thresholds
 from vix_ttl.sim.demo import demo
 from vix_ttl.sim.frontier import DEFAULT_TTLS, build_frontier, frontier_strategies
 from vix_ttl.sim.report import frontier_report, render_frontier, render_simulation, simulation_report
-from vix_ttl.sim.scenario import BUILT_IN, MAX_SECONDS, Scenario, lineup_leak, load_scenario
+from vix_ttl.sim.scenario import (
+    BUILT_IN,
+    DEFAULT_TOLERANCE,
+    MAX_SECONDS,
+    Scenario,
+    lineup_leak,
+    load_scenario,
+)
 from vix_ttl.sim.simulate import DEFAULT_STRATEGIES, STRATEGIES, check_strategy, run
 
 EXIT_STALE = 1  # a value was served past its decided TTL: the run found a bug
+MAX_DEMO_RATE = 10_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,25 +54,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(shown: frozenset[str] = frozenset()) -> None:
     """The command owns its process, so it configures logging: vix_ttl's events, every mode
-    change included, go to stderr; the report goes to stdout."""
+    change included, go to stderr; the report goes to stdout. The events *shown* by the
+    command itself are not logged: on a terminal, stdout and stderr are one screen."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)-8s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    if shown:
+        handler.addFilter(lambda record: getattr(record, "event", None) not in shown)
     logger = logging.getLogger("vix_ttl")
     logger.handlers[:] = [handler]  # main() run twice in one process prints each line once
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose error is one line on stderr, ``vix-ttl simulate: error: ...``, and exit code 2.
+
+    argparse prints its usage block above the error; ``--help`` shows it when asked.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its options, its parents' included: what a mistyped option may have meant.
+        self.options = [option for parent in kwargs.get("parents", ()) for option in parent.options]
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action:
+        self.options += [flag for flag in name_or_flags if flag.startswith("-")]
+        return super().add_argument(*name_or_flags, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with its lines broken between words only, never inside a name such as
+    lineup-leak or breaker+coalesce+learned (argparse breaks at hyphens and inside long words)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser, commands = _parser()
-    args = parser.parse_args(argv)
-    command = commands[args.command]  # its usage line goes with its errors
-    _log_to_stderr()
+    args, extra = parser.parse_known_args(argv)
+    command = commands[args.command]  # its name goes with its errors
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}{_did_you_mean(command, extra)}")
+    # The demo prints each mode change itself, on the breaker's virtual clock.
+    _log_to_stderr(frozenset({"breaker_mode_changed"}) if args.command == "demo" else frozenset())
     if args.command == "demo":
-        if args.rate <= 0:
-            command.error("--rate must be a positive number of requests per second")
+        if not 1 <= args.rate <= MAX_DEMO_RATE:
+            # The demo records every request: about 600,000 a second (measured), and 10,000/s for
+            # its 1 h 45 min is 63 million, about two minutes.
+            command.error(
+                f"--rate must be a whole number in [1, {MAX_DEMO_RATE}] requests per second (the demo "
+                f"records each request: {MAX_DEMO_RATE:,}/s is already 63 million, minutes of work), "
+                f"got {args.rate}"
+            )
         return demo(args.rate)
     if args.command in _SHIPPED:
         print(shipped(args.command), end="")
@@ -91,20 +151,35 @@ def _main(argv: Sequence[str] | None) -> int:
     return EXIT_STALE if report["acceptance"]["staleness_violations"] else 0
 
 
+def _did_you_mean(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The options *parser* has that the first unknown option in *extra* may have meant."""
+    unknown = next((arg.split("=", 1)[0] for arg in extra if arg.startswith("--")), None)
+    if unknown is None:
+        return ""
+    options = parser.options if isinstance(parser, _Parser) else []
+    near = [o for o in options if o.startswith(unknown)] or difflib.get_close_matches(unknown, options, 3)
+    return f" ({unknown}: did you mean {' or '.join(near[:3])}?)" if near else ""
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The command's parser, and each subcommand's (they say their own usage line with an error)."""
-    parser = argparse.ArgumentParser(
+    """The command's parser, and each subcommand's (each names itself in its errors)."""
+    # No abbreviations: --rat is not --rate, --pl not --plot; a typo is an error, not a guess.
+    parser = _Parser(
         prog="vix-ttl",
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         description="vix_ttl's command: the scenario simulator (simulate), freshness against load "
         "(frontier), the breaker's story (demo), and its Grafana dashboard and Prometheus alert rules.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('vix_ttl')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    traffic = argparse.ArgumentParser(add_help=False)
+    traffic = _Parser(add_help=False, allow_abbrev=False, formatter_class=_HelpFormatter)
     _traffic_options(traffic)
     sim = commands.add_parser(
         "simulate",
         parents=[traffic],
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="real vix_ttl code under simulated traffic, three strategies side by side",
         description="Drive the real @vix_cached and breaker with a simulated workload on a virtual clock "
         "and compare: bypass (the naive cache), breaker (coalescing off), breaker+coalesce.",
@@ -112,7 +187,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sim.add_argument(
         "--strategies",
         default=",".join(DEFAULT_STRATEGIES),
-        help=f"comma-separated subset of {','.join(STRATEGIES)}, or fixed:SECONDS (default: the first three)",
+        help=f"comma-separated subset of {', '.join(STRATEGIES)}, or fixed:SECONDS "
+        "(default: the first three)",
     )
     sim.add_argument(
         "--workers",
@@ -126,6 +202,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     front = commands.add_parser(
         "frontier",
         parents=[traffic],
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="freshness against load: vix_ttl beside fixed TTLs on the same traffic",
         description="Run the same traffic under fixed TTLs and under vix_ttl's policies (default and "
         "learned, with coalescing), and show backend computes against the share of calls served a "
@@ -148,16 +226,22 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     front.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     commands.add_parser(
         "dashboard",
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics",
         description="Print the Grafana dashboard (JSON) for vix_ttl's Prometheus metrics.",
     )
     commands.add_parser(
         "alert-rules",
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="print the Prometheus alert rules (YAML) for vix_ttl",
         description="Print the Prometheus alert rules (YAML) for vix_ttl's metrics: load them in Prometheus.",
     )
     demo_parser = commands.add_parser(
         "demo",
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
         help="the breaker alone through the lineup-leak story",
         description="Walk one breaker through the lineup-leak story on a virtual clock, in a second, and "
         "print its mode changes and what a panic request gets along the way.",
@@ -191,6 +275,15 @@ def _traffic_options(sim: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a replayed file: when the run ends, in seconds from its first row (default: 1 s after "
         "its last row, whose status holds until then)",
+    )
+    sim.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="FRACTION",
+        help="a replayed file of observed values: the relative move of a value that changes the "
+        f"truth (default {DEFAULT_TOLERANCE:g}, i.e. {DEFAULT_TOLERANCE * 100:g} %%: one price tick "
+        "of 0.01 on odds of 2.0; a smaller move is the feed's noise, not a new price, and smaller "
+        "moves add up until they count; 0: every change counts)",
     )
     sim.add_argument("--rate", type=float, default=1000, help="requests per second (default 1000)")
     sim.add_argument("--hot-share", type=float, default=0.95, help="share of the hot key (default 0.95)")
@@ -305,6 +398,7 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         "thresholds": thresholds,
         "change_every": change_every,
     }
+    _check_scenario_name(args.scenario)  # first: a typo is said as such, not as a misplaced option
     minutes = {name: getattr(args, name) for name in _LINEUP_LEAK if getattr(args, name) is not None}
     if args.scenario != "lineup-leak" and minutes:
         raise ValueError(
@@ -312,6 +406,12 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         )
     if args.end is not None and (args.scenario in BUILT_IN):
         raise ValueError(f"--end applies to a replayed file only; {args.scenario} has its own length")
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ValueError(
+            f"--tolerance must be a finite number >= 0, a fraction (0.005 is 0.5 %), got {args.tolerance:g}"
+        )
+    if args.tolerance is not None and args.scenario in BUILT_IN:
+        raise ValueError(f"--tolerance applies to a file of observed values only; {args.scenario} has none")
     if args.scenario == "lineup-leak":
         for name, value in minutes.items():
             if not (math.isfinite(value) and value >= 0):
@@ -325,18 +425,35 @@ def _built(args: argparse.Namespace, thresholds: Thresholds, change_every: dict[
         return lineup_leak(**minutes, **settings)
     if args.scenario in BUILT_IN:
         return BUILT_IN[args.scenario](**settings)
-    path = Path(args.scenario)
-    if not path.is_file():
-        raise ValueError(
-            f"--scenario {args.scenario!r} is neither a bundled scenario ({', '.join(BUILT_IN)}) "
-            f"nor a file to replay"
-        )
-    scenario = load_scenario(path, end=args.end, **settings)
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    scenario = load_scenario(Path(args.scenario), end=args.end, tolerance=tolerance, **settings)
     if scenario.truth_changes is not None and args.change_every != DEFAULT_CHANGE_EVERY_FLAG:
         raise ValueError(
             "--change-every does not apply to a file of observed values: its values are the truth"
         )
+    if scenario.truth_changes is None and args.tolerance is not None:
+        raise ValueError(
+            f"--tolerance applies to a file of observed values only; {Path(args.scenario).name} has "
+            "statuses, and --change-every says when values change"
+        )
     return scenario
+
+
+def _check_scenario_name(name: str) -> None:
+    """*name* is a bundled scenario or a file to replay; otherwise say what there is."""
+    if name in BUILT_IN or Path(name).is_file():
+        return
+    bundled = ", ".join(BUILT_IN)
+    if Path(name).is_dir():
+        raise ValueError(
+            f"--scenario {name!r} is a directory: name a CSV or JSON file in it, or a bundled scenario "
+            f"({bundled})"
+        )
+    near = difflib.get_close_matches(name, BUILT_IN, 1)
+    raise ValueError(
+        f"--scenario {name!r} is unknown: not a bundled scenario ({bundled}), nor a CSV or JSON file "
+        f"to replay" + (f" (did you mean {near[0]}?)" if near else "")
+    )
 
 
 def _strategies(text: str) -> list[str]:
@@ -386,14 +503,31 @@ def _check_plotting(parser: argparse.ArgumentParser, path: Path) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     except ImportError:
         parser.error("--plot needs matplotlib: pip install 'vix_ttl[plot]'")
+    if path.is_dir():
+        parser.error(
+            f"--plot {str(path)!r} is a directory: name a picture file, such as {str(path / 'run.png')!r}"
+        )
     formats = set(FigureCanvasAgg.get_supported_filetypes()) & _PICTURES
-    if path.suffix.lower().lstrip(".") not in formats or path.is_dir():
+    if path.suffix.lower().lstrip(".") not in formats:
         parser.error(
             f"--plot {str(path)!r}: name a picture file ending in one of .{', .'.join(sorted(formats))}"
         )
     folder = path.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist or cannot be written")
+    if not folder.is_dir():
+        parser.error(f"--plot {str(path)!r}: the folder {str(folder)!r} does not exist")
+    try:
+        # Written, not asked: os.access answers yes to root everywhere, and knows nothing of
+        # read-only mounts or of a folder such as /proc that takes no new file.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vix-ttl-", suffix=path.suffix):
+            pass
+    except OSError as exc:
+        parser.error(f"--plot {str(path)!r}: cannot write in the folder {str(folder)!r} ({exc.strerror})")
+    if path.exists():
+        try:
+            with path.open("ab"):  # opened as it will be replaced, not changed
+                pass
+        except OSError as exc:
+            parser.error(f"--plot {str(path)!r}: cannot replace the file there ({exc.strerror})")
 
 
 _SHIPPED = {"dashboard": "grafana-dashboard.json", "alert-rules": "alert-rules.yml"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vix_ttl.breaker import VIXCircuitBreaker
 from vix_ttl.mode import Transition
-from vix_ttl.sim.report import when
+from vix_ttl.sim.report import ratio, when
 from vix_ttl.testing import FakeClock
 
 __all__ = ["demo"]
@@ -17,9 +17,10 @@ def demo(rate: int = 10) -> int:
     calm, panic, after = 30 * 60, 45 * 60, 30 * 60
 
     def show(hop: Transition) -> None:
+        shown = ratio({"panic_ratio": hop.panic_ratio, "trigger": hop.trigger})
         print(
             f"  t={when(hop.at):>13}  {hop.old.value:>15} -> {hop.new.value:<15} "
-            f"panic ratio {hop.panic_ratio:6.1%}  ({hop.trigger})"
+            f"panic ratio {shown}  ({hop.trigger})"
         )
 
     breaker.subscribe(show)

@@ -24,7 +24,11 @@ from vix_ttl.status import VixStatus
 __all__ = [
     "BUILT_IN",
     "DEFAULT_CHANGE_EVERY",
+    "DEFAULT_TOLERANCE",
+    "MAX_IN_FLIGHT",
+    "MAX_REQUESTS",
     "MAX_SECONDS",
+    "MAX_STEPS",
     "Scenario",
     "calm_day",
     "flash_crash",
@@ -34,6 +38,28 @@ __all__ = [
 
 MAX_SECONDS = 7 * 24 * 3600.0
 """The longest run simulated: its per-second series are held in memory."""
+
+# What a run can finish: each request is one real call, each step one turn of the loop.
+# Measured on a 2-core AMD EPYC, Python 3.11: 60,000 requests a CPU-second when every call
+# computes (bypass, all panic) to 240,000 when most are hits (the default run's strategies:
+# 160,000 to 240,000); 230,000 steps a second with no traffic; about 3 KB per call waiting on
+# the backend. The limits sit far above any run one waits for (the default run: 6.3 million
+# requests, 201,600 steps) and far below the runs that never end (--rate 1e9 for the default
+# 1 h 45 min is 6.3e12 requests: a year).
+MAX_REQUESTS = 1e9
+"""The most requests one strategy simulates (rate times duration): 1.2 to 5 hours of work, as measured."""
+MAX_STEPS = 1e9
+"""The most steps a run takes (duration / step): over an hour of work at the 230,000 a second measured."""
+MAX_IN_FLIGHT = 1e6
+"""The most calls waiting on the backend at once (rate times simulated latency): about 3 GB a strategy."""
+
+DEFAULT_TOLERANCE = 0.005
+"""A replayed file of observed values: the relative move of a value that changes the truth.
+
+0.5 %: one price tick of 0.01 on odds of 2.0. A smaller move is the feed's noise, not a
+new price a caller would act on; counted, each wobble of a calm feed (0.1 % a second in
+tests/data/odds.json) made a value cached for a second "wrong".
+"""
 
 DEFAULT_CHANGE_EVERY = {"normal": 300.0, "warning": 30.0, "panic": 2.0}
 """Mean seconds between two changes of a key's true value, by the status in force."""
@@ -67,6 +93,8 @@ class Scenario:
     """The truth model: status -> mean seconds between two changes of a key's true value."""
     truth_changes: tuple[float, ...] | None = None
     """Observed values' own truth (a replayed file): every key changes at these times."""
+    truth_tolerance: float | None = None
+    """Observed values: the relative move that counted as a change of the truth (None: no values)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -93,6 +121,7 @@ class Scenario:
                 or not ok
             ):
                 raise ValueError(f"scenario {name} must be a finite number {allowed}, got {value!r}")
+        self._check_work()
         if set(self.change_every) != {s.value for s in VixStatus} or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= self.step
             for v in self.change_every.values()
@@ -107,6 +136,32 @@ class Scenario:
             raise ValueError("scenario changes must start at time 0")
         for _, status in self.changes:
             VixStatus.coerce(status)
+
+    def _check_work(self) -> None:
+        """Refuse a run that cannot finish, before it starts: each limit says why it is there."""
+        requests = self.rate * self.duration
+        if requests > MAX_REQUESTS:
+            raise ValueError(
+                f"scenario rate {self.rate:g}/s for {self.duration:g} s is {requests:.3g} requests per "
+                f"strategy, over the limit of {MAX_REQUESTS:.0e} requests: each is a real call, and the "
+                f"simulator runs 60,000 to 240,000 a second (measured), so {MAX_REQUESTS:.0e} already "
+                f"takes 1.2 to 5 hours; lower rate or shorten the run"
+            )
+        steps = self.duration / self.step
+        if steps > MAX_STEPS:
+            raise ValueError(
+                f"scenario step {self.step:g} s over {self.duration:g} s is {steps:.3g} steps, over the "
+                f"limit of {MAX_STEPS:.0e}: the simulator runs about 230,000 steps a second (measured), "
+                f"so {MAX_STEPS:.0e} already takes over an hour; lengthen step or shorten the run"
+            )
+        waiting = self.rate * self.latency_steps * self.step
+        if waiting > MAX_IN_FLIGHT:
+            raise ValueError(
+                f"scenario rate {self.rate:g}/s with a backend of {self.latency_steps * self.step:g} s "
+                f"is up to {waiting:.3g} calls waiting at once, over the limit of {MAX_IN_FLIGHT:.0e}: "
+                f"without coalescing every panic call computes, and each waiting call holds about "
+                f"3 KB (measured), 3 GB for {MAX_IN_FLIGHT:.0e}; lower rate or the backend's latency"
+            )
 
     @property
     def latency_steps(self) -> int:
@@ -176,33 +231,26 @@ BUILT_IN: dict[str, Callable[..., Scenario]] = {
 """The bundled scenarios, by the name ``--scenario`` takes."""
 
 
-def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> Scenario:
+def load_scenario(
+    path: Path, *, end: float | None = None, tolerance: float = DEFAULT_TOLERANCE, **settings: Any
+) -> Scenario:
     """A scenario replayed from a file of timestamped statuses or observed values.
 
     CSV with a header, or JSON (a list of objects), with ``t`` (seconds from
-    the start) and either ``status`` or ``value`` (plus an optional ``series``,
-    default one series): observed values go through a ``VolatilityDetector``,
-    and each new value of a series changes the truth of every key.
+    the start) and either ``status`` or ``value``, never both (plus an optional
+    ``series``, default one series): observed values go through a
+    ``VolatilityDetector``, and a value of a series that moved by more than
+    *tolerance* (relative, default 0.5 %) from the last one that did changes the
+    truth of every key: smaller moves add up until they count.
     Rows must come in time order. The run ends at *end* seconds from the first
     row (default: one second after the last row, whose status holds until then).
 
     Raises:
         ValueError: The file cannot be read as such rows; the message says why.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's export may begin with a BOM
-    except OSError as exc:
-        raise ValueError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"scenario {path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        rows = json.loads(text) if path.suffix.lower() == ".json" else _csv_rows(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"scenario {path.name}: not valid JSON ({exc})") from None
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise ValueError(
-            f"scenario {path.name}: expected a non-empty list of rows with 't' and 'status' or 'value'"
-        )
+    rows = _rows(path)
+    if isinstance(tolerance, bool) or not (isinstance(tolerance, int | float) and 0 <= tolerance < math.inf):
+        raise ValueError(f"scenario tolerance must be a finite number >= 0, got {tolerance!r}")
     detector = VolatilityDetector()
     changes: list[tuple[float, str]] = []
     last_values: dict[str, float] = {}
@@ -226,7 +274,8 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
                     f"scenario {path.name}, row {number}: 'series' must be a name, got {series!r}"
                 )
             series = str(series)
-            if last_values.setdefault(series, value) != value:
+            reference = last_values.setdefault(series, value)  # the value the truth holds
+            if abs(value - reference) > tolerance * abs(reference):
                 truth.append(t)
                 last_values[series] = value
             try:
@@ -240,6 +289,7 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
     changes = [(t - start, s) for t, s in changes]
     if last_values:
         settings["truth_changes"] = tuple(t - start for t in truth)
+        settings["truth_tolerance"] = tolerance
     duration = changes[-1][0] + 1 if end is None else end
     if end is not None and not (math.isfinite(end) and end > changes[-1][0]):
         raise ValueError(
@@ -250,6 +300,31 @@ def load_scenario(path: Path, *, end: float | None = None, **settings: Any) -> S
             f"scenario {path.name}: the run would last {duration:g} s, more than a week ({MAX_SECONDS:g} s)"
         )
     return Scenario(name=path.name, changes=tuple(changes), duration=duration, **settings)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of the scenario file *path*, each a dict, with statuses or values, not both."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's export may begin with a BOM
+    except OSError as exc:
+        raise ValueError(f"cannot read scenario {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"scenario {path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        rows = json.loads(text) if path.suffix.lower() == ".json" else _csv_rows(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"scenario {path.name}: not valid JSON ({exc})") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(
+            f"scenario {path.name}: expected a non-empty list of rows with 't' and 'status' or 'value'"
+        )
+    if any("status" in row for row in rows) and any("value" in row for row in rows):
+        raise ValueError(
+            f"scenario {path.name}: has both a 'status' and a 'value' column: drop 'value' to replay "
+            "the statuses as given, or 'status' to have a VolatilityDetector judge the values, "
+            "which are then the truth"
+        )
+    return rows
 
 
 def _csv_rows(text: str) -> list[dict[str, Any]]:

@@ -37,14 +37,18 @@ import functools
 import gc
 import logging
 import math
+import multiprocessing
 import queue
 import random
+import signal
 import sys
+import threading
+import traceback
+import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import Manager
 from typing import Any
 
 from vix_ttl._checks import missing_extra
@@ -177,7 +181,11 @@ class _RecordingBreaker(VIXCircuitBreaker):
 def simulate(
     scenario: Scenario, strategy: str, progress: Callable[[float], None] | None = None
 ) -> StrategyResult:
-    """Run *scenario* through *strategy*; *progress* is told the simulated seconds done."""
+    """Run *scenario* through *strategy*; *progress* is told the simulated seconds done.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C; the run stops between two steps, its calls dropped quietly.
+    """
     check_strategy(strategy)
     loop = VirtualTimeLoop()
     # Millions of short-lived coroutines and futures, all freed by reference
@@ -185,11 +193,64 @@ def simulate(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Run(scenario, strategy, loop, progress).run()
+        with _ctrl_c_between_steps() as ctrl_c:
+            return _until_interrupted(_Run(scenario, strategy, loop, progress, ctrl_c), loop)
     finally:
         loop.close()
         if collecting:
             gc.enable()
+
+
+class _CtrlC:
+    """Whether Ctrl-C was pressed during a run: the run stops at its next step."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.pressed:  # pressed again: the run did not stop, stop it where it is
+            raise KeyboardInterrupt
+        self.pressed = True
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps() -> Iterator[_CtrlC]:
+    """Ctrl-C noted, not raised, while a run goes on (in the main thread, under Python's own
+    handler): raised wherever the run is, it lands in the middle of a call being made, and
+    the call, dropped half made, warns that it was never awaited."""
+    ctrl_c = _CtrlC()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield ctrl_c
+        return
+    signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _until_interrupted(run: _Run, loop: VirtualTimeLoop) -> StrategyResult:
+    """*run*'s result; on Ctrl-C, its calls dropped unfinished, quietly, and KeyboardInterrupt raised.
+
+    Dropped, the calls still waiting on the backend are closed, and a pending task is
+    reported destroyed: noise about a run its user stopped. A KeyboardInterrupt raised
+    inside the run (not through ``_ctrl_c_between_steps``) may also leave a call made and
+    never started.
+    """
+    try:
+        return run.run()
+    except KeyboardInterrupt as interrupt:
+        loop.set_exception_handler(lambda loop, context: None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            traceback.clear_frames(interrupt.__traceback__)  # the calls being made when it landed
+            del run
+            loop.close()  # the calls its timers hold
+            gc.collect()
+        raise
 
 
 class _Run:
@@ -199,8 +260,10 @@ class _Run:
         strategy: str,
         loop: VirtualTimeLoop,
         progress: Callable[[float], None] | None,
+        ctrl_c: _CtrlC | None = None,
     ) -> None:
         self.scenario, self.loop, self.progress = scenario, loop, progress
+        self.ctrl_c = ctrl_c or _CtrlC()
         self.result = StrategyResult(strategy)
         self.truth = Truth(scenario)
         self.wrong = [0, 0]  # calls served a moved value: in calm, in panic
@@ -287,6 +350,9 @@ class _Run:
         carry = 0.0
 
         def tick(index: int) -> None:
+            if self.ctrl_c.pressed:  # between two steps: no call is half made
+                finished.set_result(None)
+                return
             try:
                 step(index)
             except Exception as exc:  # end the run: the loop would only log it (Ctrl-C stops it anyway)
@@ -311,6 +377,8 @@ class _Run:
 
         loop.call_at(0.0, tick, 0)
         loop.run_until_complete(finished)
+        if self.ctrl_c.pressed:
+            raise KeyboardInterrupt
         result = self.result
         infos = [process.cache_info().counts for process in self.processes]
         result.cache_info = {field: sum(info[field] for info in infos) for field in infos[0]}
@@ -426,7 +494,8 @@ class _Run:
                 "at_seconds": round(hop.at, 3),
                 "old": hop.old.value,
                 "new": hop.new.value,
-                "panic_ratio": round(hop.panic_ratio, 4),
+                # Unrounded: rounded, a ratio just below its exit threshold (0.59996) reads as it.
+                "panic_ratio": hop.panic_ratio,
                 "trigger": hop.trigger,
             }
         )
@@ -461,24 +530,46 @@ def run(
     try:
         if workers == 1:
             return {s: simulate(scenario, s, lambda t, s=s: advance(s, t)) for s in strategies}  # type: ignore[misc]
-        with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(strategies))) as pool:
-            updates = manager.Queue()
-            futures = {s: pool.submit(_simulate_quietly, scenario, s, updates) for s in strategies}
-            try:
-                while not all(f.done() for f in futures.values()):
-                    with contextlib.suppress(queue.Empty):
-                        advance(*updates.get(timeout=0.2))
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)  # the workers got the Ctrl-C too
-                raise
-            return {s: f.result() for s, f in futures.items()}
+        others = set(multiprocessing.active_children())
+        updates: multiprocessing.Queue[tuple[str, float]] = multiprocessing.Queue()
+        try:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(strategies)), initializer=_worker, initargs=(updates,)
+            ) as pool:
+                futures = {s: pool.submit(_simulate_quietly, scenario, s) for s in strategies}
+                try:
+                    while not all(f.done() for f in futures.values()):
+                        with contextlib.suppress(queue.Empty):
+                            advance(*updates.get(timeout=0.2))
+                except BaseException:  # Ctrl-C: the workers ignore it, and end here
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for worker in set(multiprocessing.active_children()) - others:
+                        worker.terminate()
+                    raise
+                return {s: f.result() for s, f in futures.items()}
+        finally:
+            updates.close()
     finally:
         bar.close()
 
 
-def _simulate_quietly(scenario: Scenario, strategy: str, updates: Any) -> StrategyResult:
-    """A worker process: its transitions are in the result, not in the log."""
+_PROGRESS: dict[str, Any] = {}
+"""A worker process's queue of progress reports (``strategy, simulated seconds``), set as it starts."""
+
+
+def _worker(updates: multiprocessing.Queue[tuple[str, float]]) -> None:
+    """A worker process starts: Ctrl-C at a terminal reaches it too, but the command's process
+    ends the run and ends it (a worker that took the Ctrl-C would print its traceback, or a
+    half-made call's warning); its transitions are in its results, not in the log."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("vix_ttl").setLevel(logging.CRITICAL + 1)
+    updates.cancel_join_thread()  # progress left unread when the run ends is not waited on
+    _PROGRESS["updates"] = updates
+
+
+def _simulate_quietly(scenario: Scenario, strategy: str) -> StrategyResult:
+    """A strategy run in a worker process, its progress reported to the command's."""
+    updates = _PROGRESS["updates"]
     return simulate(scenario, strategy, lambda seconds: updates.put((strategy, seconds)))
 
 
