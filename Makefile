@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vix-ttl simulate
 
+# The hooks of .pre-commit-config.yaml (ruff, ruff format, mypy, codespell, validate-pyproject)
+# on every file, with the tools of the project's venv.
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files
 
 # aiocache's own suite first: the project's pytest run, the whole suite, closes the log.
 test: lint
