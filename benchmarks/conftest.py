@@ -17,6 +17,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +82,28 @@ def compare(
     verdict = "ok" if ratio <= target else "OVER TARGET"
     report(f"{label}: {ratio:.2f}x (target <= {target}x) {verdict}")
     return ratio
+
+
+# make test measures the tests' coverage (pytest --cov) in the same run as these: a benchmark
+# is never measured, in this process (pytest-cov's no_cover) nor in the processes it starts.
+# Coverage's tracing made them five times slower and skewed the ratios, and they reach no
+# line of vix_ttl that the tests miss.
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "no_cover: pytest-cov does not measure this test")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.fixture(autouse=True)
+def _processes_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The processes a benchmark starts are not measured either (coverage's patch = subprocess)."""
+    monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)
+    monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
 
 
 @pytest.fixture

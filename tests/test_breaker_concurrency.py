@@ -56,6 +56,40 @@ def test_threads_lose_no_update_and_publish_every_transition_once() -> None:
     assert_one_chain(events, Mode.NORMAL, breaker.mode)
 
 
+def test_a_transition_held_up_on_its_way_out_is_not_overtaken() -> None:
+    """A thread whose transitions are still going out (a slow listener) when another thread
+    changes the mode again: listeners see the later hop after the earlier ones, never before
+    (two threads publishing at once delivered them swapped)."""
+    breaker = VIXCircuitBreaker(min_samples=0, clock=FakeClock())
+    held, go_on = threading.Event(), threading.Event()
+    seen: list[Transition] = []
+
+    def slow(hop: Transition) -> None:
+        if not held.is_set():  # the first hop: held up until the later one is applied
+            held.set()
+            assert go_on.wait(10)
+
+    breaker.subscribe(slow)
+    breaker.subscribe(seen.append)
+    first = threading.Thread(target=breaker.record, args=("panic",))  # NORMAL up to CIRCUIT_OPEN
+    first.start()
+    assert held.wait(10)
+    applied = breaker.metrics()["mode_changes_total"]
+
+    def calm_down() -> None:
+        while breaker.metrics()["mode_changes_total"] == applied:
+            breaker.record("normal")
+
+    later = threading.Thread(target=calm_down)
+    later.start()
+    later.join(0.5)  # its hop is applied; before the fix, it went out here
+    go_on.set()
+    first.join(10)
+    later.join(10)
+    assert breaker.metrics()["mode_changes_total"] == len(seen) > applied
+    assert_one_chain(seen, Mode.NORMAL, breaker.mode)
+
+
 def test_threads_with_a_moving_clock_keep_the_window_consistent() -> None:
     clock = FakeClock()
     breaker = VIXCircuitBreaker(window_seconds=10, min_samples=0, clock=clock)

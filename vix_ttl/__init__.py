@@ -27,4 +27,5 @@ __all__ = [
     "get_breaker",
     "vix_cached",
 ]
+# The one place the version is written: pyproject.toml reads it (dynamic version).
 __version__ = "0.2.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -146,6 +147,10 @@ class VIXCircuitBreaker:
         # A shared window (fleet mode) brings the lock its flusher takes too.
         self._lock = window.lock or threading.Lock()
         self._listeners: tuple[Listener, ...] = ()
+        # Transitions applied and not yet published, in the order they were applied; one
+        # thread at a time publishes them (re-entrant: a listener may record).
+        self._unpublished: deque[Transition] = deque()
+        self._publishing = threading.RLock()
         self._reset_state()
 
     @property
@@ -412,6 +417,7 @@ class VIXCircuitBreaker:
         self._time_in_mode[hops[0].old] += last.at - self._mode_since
         self._mode_since = last.at
         self._set_floors(last.new)
+        self._unpublished.extend(hops)
 
     def _set_floors(self, mode: Mode) -> None:
         """Put *mode*'s floors in the rows the hot path reads, learned ones as learned so far."""
@@ -425,28 +431,37 @@ class VIXCircuitBreaker:
             )
 
     def _publish(self, hops: list[Transition]) -> None:
+        """Publish every transition applied so far, *hops* among them, once each and in the
+        order they were applied: outside the lock, one thread at a time. A thread that applied
+        some returns once they have gone out, by its hand or an earlier one's (two threads
+        publishing at once could deliver a later hop before an earlier one)."""
+        with self._publishing:
+            unpublished = self._unpublished
+            while unpublished:
+                self._deliver(unpublished.popleft())
+
+    def _deliver(self, hop: Transition) -> None:
         listeners = self._listeners
-        for hop in hops:
-            self._log(
-                _LOG_LEVEL[hop.new],
-                "breaker_mode_changed",
-                old_mode=hop.old.value,
-                new_mode=hop.new.value,
-                panic_ratio_pct=round(hop.panic_ratio * 100, 2),
-                trigger=hop.trigger,
-            )
-            for listener in listeners:
-                try:
-                    listener(hop)
-                except Exception:
-                    with self._lock:
-                        self._listener_errors += 1
-                    self._log(
-                        "exception",
-                        "breaker_listener_failed",
-                        listener=repr(listener),
-                        new_mode=hop.new.value,
-                    )
+        self._log(
+            _LOG_LEVEL[hop.new],
+            "breaker_mode_changed",
+            old_mode=hop.old.value,
+            new_mode=hop.new.value,
+            panic_ratio_pct=round(hop.panic_ratio * 100, 2),
+            trigger=hop.trigger,
+        )
+        for listener in listeners:
+            try:
+                listener(hop)
+            except Exception:
+                with self._lock:
+                    self._listener_errors += 1
+                self._log(
+                    "exception",
+                    "breaker_listener_failed",
+                    listener=repr(listener),
+                    new_mode=hop.new.value,
+                )
 
     def _log(self, level: str, event: str, **fields: object) -> None:
         try:
