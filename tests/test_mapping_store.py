@@ -3,6 +3,7 @@ the store's clock, read and written as the engine's ``Store``."""
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import threading
@@ -332,3 +333,20 @@ def test_functions_sharing_one_cachetools_cache_share_its_lock() -> None:
         sys.setswitchinterval(switching)
     assert not [log for log in logs if log["event"].startswith("cache_backend")]
     assert sum(function.cache_info().errors for function in functions) == 0
+
+
+def test_a_store_dropped_while_its_thread_takes_the_lock_table_does_not_deadlock() -> None:
+    """A store's lock is released by a finalizer, which the collector may run in the middle of
+    another store's set-up, on the same thread, while it holds the lock table."""
+    from vix_ttl._stores import mapping
+
+    def set_up_while_one_is_collected() -> None:
+        function = vix_cached(60, status=lambda x: "normal", cache={}, namespace="dropped")(lambda x: x)
+        with mapping._locks_lock:  # what _lock_of holds when an allocation runs the collector
+            del function
+            gc.collect()
+
+    worker = threading.Thread(target=set_up_while_one_is_collected, daemon=True)
+    worker.start()
+    worker.join(10)  # a thread, not a deadline: a deadlock must fail the test, not hang the run
+    assert not worker.is_alive()

@@ -155,7 +155,7 @@ class MappingStore:
 _locks: dict[int, list[Any]] = {}
 """id(mapping) -> [its lock, how many stores use it]: one lock per mapping while a store of
 it lives (each holds the mapping, so its id is not reused meanwhile)."""
-_locks_lock = threading.Lock()
+_locks_lock = threading.RLock()  # re-entrant: a finalizer may run (GC) while it is held
 
 
 def _lock_of(store: MappingStore, mapping: object) -> threading.Lock:
