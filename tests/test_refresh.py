@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests import test_stale
 from tests.logs import captured_logs
+from tests.test_stale import Backend
 from vix_ttl import VIXCircuitBreaker, vix_cached
 from vix_ttl._refresh import MAX_REFRESHES, NotKept, Refreshes, as_task, in_thread
 from vix_ttl.testing import FakeClock
@@ -126,33 +128,7 @@ async def test_a_coroutine_functions_refresh_is_a_task_of_the_running_loop() -> 
 
 # -- through the decorator: stale-while-revalidate's refresh -------------------------------------
 
-
-class Backend:
-    """A computation the test controls: its version, whether it fails, whether it blocks."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self.failing = False
-        self.gate = threading.Event()
-        self.gate.set()
-        self.computes = 0
-
-    def __call__(self, key: int) -> str:
-        self.computes += 1
-        self.gate.wait(30)
-        if self.failing:
-            raise ConnectionError("the odds feed is down")
-        return f"v{self.version}"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1000.0)
-
-
-@pytest.fixture
-def breaker(clock: FakeClock) -> VIXCircuitBreaker:
-    return VIXCircuitBreaker(window_seconds=3600, clock=clock)
+clock, breaker = test_stale.clock, test_stale.breaker  # the stale tests' fixtures
 
 
 def test_refreshes_are_one_per_key_and_their_failures_are_logged(
