@@ -95,9 +95,10 @@ def rows(report: dict[str, Any], learned: dict[str, Any] | None) -> tuple[list[s
         curve = fixed_curve(points, p["computes"])
         gap = curve - p["wrong_served"]
         dominators = dominated_by(p, points)
+        in_panic = f"{p['wrong_served_in_panic']:.1%}" if panic else "-"
         lines.append(
             f"{name:<22} {policy:<8} {p['computes']:>9,} {p['wrong_served']:>7.1%} "
-            f"{p['wrong_served_in_calm']:>7.1%} {p['wrong_served_in_panic'] if panic else math.nan:>7.1%} "
+            f"{p['wrong_served_in_calm']:>7.1%} {in_panic:>7} "
             f"{curve:>7.1%} {gap * 100:>+7.1f}  {', '.join(dominators) or '-'}"
         )
     learned_p, default_p = by_policy.get("learned"), by_policy.get("default")
