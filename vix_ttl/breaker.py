@@ -323,10 +323,11 @@ class VIXCircuitBreaker:
         recomputation (never on a hit) when the policy has ``Learned`` cells; without
         them, a ``TypeError``.
         """
-        rates, keys = self._rates, self._keys
-        if rates is None or keys is None:
+        if not self.policy.learns:
             raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
         with self._lock:
+            rates, keys = self._rates, self._keys
+            assert rates is not None and keys is not None  # a learning policy's breaker has both
             seen = expected = 0.0
             if interval is not None and changed is not None:
                 before = rates.rate(status)
