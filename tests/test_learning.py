@@ -365,3 +365,25 @@ def test_changes_over_intervals_too_short_to_measure_are_the_fastest_rate() -> N
     assert rate.interval(PANIC) == 0.0
     rate.observe(PANIC, 5e-324, False)  # a mean that underflows to 0 when divided
     assert 0 <= rate.interval(PANIC) < 1e-300
+
+
+async def test_calls_that_join_a_computation_are_calls_of_its_key() -> None:
+    clock = FakeClock(1000.0)
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock, min_samples=10**9)  # NORMAL
+    for n in range(400):
+        breaker.learn(PANIC, 2.0, n % 2 == 0)  # half the 2 s intervals moved: a change every ~2.9 s
+    cache: dict[Any, Any] = {}
+
+    @vix_cached(60, status=lambda key: "panic", breaker=breaker, cache=cache, clock=clock)
+    async def odds(key: str) -> str:
+        for _ in range(3):
+            await asyncio.sleep(0)  # the others join meanwhile
+        clock.advance(0.05)  # a 50 ms computation
+        return key
+
+    await asyncio.gather(*(odds("hot") for _ in range(100)), odds("cold"))
+    assert odds.cache_info().coalesced == 99
+    ttls = {args[0]: entry.ttl for (_, args), entry in cache.items()}
+    # 99 calls joined in 50 ms: about 2,000 a second, kept ~0.11 s; one call alone: the long bound.
+    assert 0.1 <= ttls["hot"] < 0.2
+    assert ttls["cold"] == 5

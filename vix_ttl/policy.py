@@ -200,19 +200,20 @@ class TTLPolicy:
     def learned(cls) -> TTLPolicy:
         """Every cell learned per key by the square-root rule, within bounds each mode sets (opt-in).
 
-        | mode            | panic              | warning           | normal            |
-        |-----------------|--------------------|-------------------|-------------------|
-        | NORMAL          | Learned(0.1, 5)    | Learned(0.5)      | Learned(0.5)      |
-        | HIGH_VOLATILITY | Learned(0.25, 5)   | Learned(0.5, 10)  | Learned(0.5)      |
-        | CIRCUIT_OPEN    | Learned(0.5, 10)   | Learned(1, 30)    | Learned(1, 60)    |
+        | mode            | panic           | warning          | normal         |
+        |-----------------|-----------------|------------------|----------------|
+        | NORMAL          | Learned(0.1, 5) | Learned(0.5)     | Learned(0.5)   |
+        | HIGH_VOLATILITY | Learned(1, 5)   | Learned(0.5, 10) | Learned(0.5)   |
+        | CIRCUIT_OPEN    | Learned(1, 10)  | Learned(1, 30)   | Learned(1, 60) |
 
-        The long bounds are the default table's: a key nothing is known of, or a cold
-        one, is kept as the default policy would keep it (in NORMAL and for normal values
-        in HIGH_VOLATILITY, the caller's TTL, never longer); a key called often enough
-        for its TTL to matter is kept shorter, ``TTL ~ 1/sqrt(requests x changes)``
+        The long bounds are the default table's floors (and 5 s for a panic in NORMAL,
+        which is never bypassed): a key nothing is known of, or a cold one, is kept as
+        the default policy would keep it (in NORMAL, and for normal values in
+        HIGH_VOLATILITY, the caller's TTL, never longer). A key called often enough for
+        its TTL to matter is kept shorter, ``TTL ~ 1/sqrt(requests x changes)``
         (``Learned.ttl``), never shorter than the low bound: at most ``1 / low``
-        computations per key a second, however many requests. A panic is never
-        bypassed.
+        computations per key a second, however many requests, one once the breaker has
+        seen sustained panic.
         """
         return cls(
             {
@@ -222,12 +223,12 @@ class TTLPolicy:
                     VixStatus.NORMAL: Learned(0.5),
                 },
                 Mode.HIGH_VOLATILITY: {
-                    VixStatus.PANIC: Learned(0.25, 5),
+                    VixStatus.PANIC: Learned(1, 5),
                     VixStatus.WARNING: Learned(0.5, 10),
                     VixStatus.NORMAL: Learned(0.5),
                 },
                 Mode.CIRCUIT_OPEN: {
-                    VixStatus.PANIC: Learned(0.5, 10),
+                    VixStatus.PANIC: Learned(1, 10),
                     VixStatus.WARNING: Learned(1, 30),
                     VixStatus.NORMAL: Learned(1, 60),
                 },
