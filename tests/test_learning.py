@@ -200,7 +200,7 @@ def test_a_full_table_of_keys_holds_under_a_megabyte() -> None:
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert len(table) == KEYS
-    assert held < 1_000_000, held
+    assert held < 1_000_000, held  # about 0.75 MB
 
 
 @pytest.mark.parametrize("bad", [{"size": 0}, {"halflife": 0}, {"prior": -1}, {"prior": math.inf}])
