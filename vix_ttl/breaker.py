@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
 from vix_ttl._log import get_logger
-from vix_ttl.learning import ChangeRate
+from vix_ttl.learning import ChangeRate, KeyRates
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
 from vix_ttl.policy import Decision, Learned, Strategy, TTLPolicy, floor_ttl
 from vix_ttl.status import VixStatus
@@ -264,10 +265,7 @@ class VIXCircuitBreaker:
         try:
             hops = self._settle()
             mode, row = self._machine.mode, self._rows[status]
-            if self._rates is None:
-                decision = self.policy.decision(mode, status, base)
-            else:  # a learned floor moves: the row holds the current one
-                decision = Decision(*floor_ttl(row[0], base), mode, status)
+            decision = self.policy.decision(mode, status, base)
             row[_COUNT[decision.strategy]] += 1
         finally:
             lock.release()
@@ -299,16 +297,53 @@ class VIXCircuitBreaker:
     def learn(self, status: VixStatus, interval: float, changed: bool) -> None:
         """A recomputation under *status*, *interval* seconds after the one before: did the value change?
 
-        Called by a cache when the policy has ``Learned`` cells (``policy.learns``); moves
-        their floors. Without them, a ``TypeError``.
+        Teaches the rate of change pooled by status (``learned_intervals``); a cache
+        calls ``learn_key``, which does this and more. Without ``Learned`` cells in the
+        policy, a ``TypeError``.
         """
         if self._rates is None:
             raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
         with self._lock:
-            learned = self._rates.observe(status, interval, changed)
+            self._rates.observe(status, interval, changed)
+
+    def learn_key(
+        self,
+        key: Hashable,
+        status: VixStatus,
+        ttl: float,
+        *,
+        arrivals: float,
+        watched: float,
+        interval: float | None = None,
+        changed: bool | None = None,
+    ) -> float:
+        """One recomputation of *key* under *status*, whose call was decided *ttl*: what it
+        teaches, and the TTL to keep its value for.
+
+        It saw *arrivals* calls of the key over *watched* seconds (its request rate) and,
+        when the value it replaces could be compared, whether it *changed* over the
+        *interval* seconds since that one was computed (the status's rate and the key's
+        own). Returns *ttl*, or the key's shorter TTL by the square-root rule when the
+        current mode's cell for *status* is ``Learned``. Called by a cache at each
+        recomputation (never on a hit) when the policy has ``Learned`` cells; without
+        them, a ``TypeError``.
+        """
+        if not self.policy.learns:
+            raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
+        with self._lock:
+            rates, keys = self._rates, self._keys
+            assert rates is not None and keys is not None  # a learning policy's breaker has both
+            seen = expected = 0.0
+            if interval is not None and changed is not None:
+                before = rates.rate(status)
+                rates.observe(status, interval, changed)
+                if 0 < before < math.inf:  # what the status's rate predicted, against what was seen
+                    seen, expected = float(changed), -math.expm1(-before * interval)
+            requests, relative = keys.observe(hash(key), arrivals, watched, seen, expected)
             rule = self.policy.rule(self._machine.mode, status)
             if isinstance(rule, Learned):
-                self._rows[status][0] = rule.floor(learned)
+                ttl = rule.ttl(requests, relative * rates.rate(status), ttl)
+        return ttl
 
     @property
     def learned_intervals(self) -> dict[str, float]:
@@ -382,6 +417,7 @@ class VIXCircuitBreaker:
 
     def _reset_state(self) -> None:
         self._rates = ChangeRate() if self.policy.learns else None
+        self._keys = KeyRates() if self.policy.learns else None
         self._rows: dict[VixStatus, list[Any]] = {status: [None, 0, 0, 0] for status in VixStatus}
         self._set_floors(Mode.NORMAL)
         self._transitions = dict.fromkeys(_TRANSITION_KEYS, 0)
@@ -420,15 +456,9 @@ class VIXCircuitBreaker:
         self._unpublished.extend(hops)
 
     def _set_floors(self, mode: Mode) -> None:
-        """Put *mode*'s floors in the rows the hot path reads, learned ones as learned so far."""
-        rates = self._rates
+        """Put *mode*'s floors in the rows the hot path reads (a ``Learned`` cell's: its long bound)."""
         for status, floor in self.policy.floors(mode).items():
-            rule = self.policy.rule(mode, status)
-            self._rows[status][0] = (
-                rule.floor(rates.interval(status))
-                if rates is not None and isinstance(rule, Learned)
-                else floor
-            )
+            self._rows[status][0] = floor
 
     def _publish(self, hops: list[Transition]) -> None:
         """Publish every transition applied so far, *hops* among them, once each and in the

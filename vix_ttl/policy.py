@@ -36,37 +36,55 @@ PANIC_BASE_TTL = 0.0
 
 @dataclass(frozen=True, slots=True)
 class Learned:
-    """A floor learned from the data's own change rate: *fraction* of the mean interval between
-    two changes, learned from recomputations (``vix_ttl.learning``), kept within [*low*, *high*].
+    """A TTL learned per key: the square-root rule, between *low* and the long bound.
 
-    Like a number, it is a floor: the TTL is ``max(base_ttl, floor)``, so it shortens
-    nothing the caller asked for, and it matters where the caller's TTL is 0, for
-    PANIC. Until a change has been seen under a status, the floor is *high*.
+    The decision for a call (``decide``, ``observe``: no key) is the long bound:
+    *high* as a floor, ``max(base_ttl, high)``, like a number of seconds; with *high*
+    ``None``, the caller's TTL itself (never longer than what the caller asked). Each
+    recomputed value is then kept for its key's own TTL within [*low*, long bound]
+    (``ttl``), written with its entry: the hit path reads it as any entry's TTL.
+
+    The rule minimises wrong serves plus *price* wrong serves per computation (the
+    Lagrange form of minimising wrong serves under a compute budget, the budget's price
+    fixed): a key called *r* times a second whose value changes *c* times a second is
+    kept ``(2 price / c) / (sqrt(1 + 2 price r / c) + 1)`` seconds, which is
+    ``sqrt(2 price / (r c))`` (TTL ~ 1/sqrt(requests x changes)) for a key called many
+    times per change, and the long bound for one called fewer than ``price - 1`` times
+    per change (caching it longer costs nothing that recomputing it would save). A key
+    nothing is known of yet gets the long bound.
 
     Raises:
         ValueError: a bound is not a finite number of seconds, ``low`` is 0 (nothing
-            would be stored to learn from) or above ``high``, or *fraction* is not > 0.
+            would be stored to learn from) or above ``high``, or *price* is not > 0.
     """
 
     low: float
-    high: float
-    fraction: float = 0.6
+    high: float | None = None
+    price: float = 4.0
 
     def __post_init__(self) -> None:
-        for name in ("low", "high", "fraction"):
+        for name in ("low", "high", "price"):
             value = getattr(self, name)
+            if value is None and name == "high":
+                continue
             if not math.isfinite(as_float(f"Learned {name}", value, "a finite number")):
                 raise ValueError(f"Learned {name} must be a finite number, got {value!r}")
-        if not 0 < self.low <= self.high:
+        if not 0 < self.low <= (self.low if self.high is None else self.high):
             raise ValueError(
                 f"Learned needs 0 < low <= high seconds, got low={self.low!r}, high={self.high!r}"
             )
-        if not self.fraction > 0:
-            raise ValueError(f"Learned fraction must be > 0, got {self.fraction!r}")
+        if not self.price > 0:
+            raise ValueError(f"Learned price must be > 0, got {self.price!r}")
 
-    def floor(self, interval: float) -> float:
-        """The floor for a learned mean *interval* between changes (``inf``: nothing learned yet)."""
-        return float(min(self.high, max(self.low, self.fraction * interval)))
+    def ttl(self, requests: float, changes: float, longest: float) -> float:
+        """The TTL of a key called *requests* times a second whose value changes *changes*
+        times a second, within [``low``, *longest*] (*longest*: the call's decided TTL, the
+        long bound; below ``low``, it wins)."""
+        price = self.price
+        if not (requests > 0 and 0 < changes < math.inf) or requests / changes + 1 <= price:
+            return longest  # nothing learned, or a cold key: the long bound
+        seconds = 2 * price / changes / (math.sqrt(1 + 2 * price * requests / changes) + 1)
+        return float(min(longest, max(self.low, seconds)))
 
 
 RuleLike: TypeAlias = Rule | float | str | Learned
@@ -111,8 +129,9 @@ class TTLPolicy:
     """Maps (mode, status) to a rule: ``BYPASS``, ``BASE`` or a floor in seconds.
 
     A number of seconds is a floor: the TTL becomes ``max(base_ttl, n)``, so the
-    policy never lowers the caller's TTL; only ``BYPASS`` does. A ``Learned`` cell
-    is a floor that follows how fast the data changes (``TTLPolicy.learned()``).
+    policy never lowers the caller's TTL; only ``BYPASS`` does, and a ``Learned``
+    cell, whose decision is its long bound and each key's entry kept for the key's
+    own TTL within it (``TTLPolicy.learned()``).
 
     Args:
         cells: mode -> status -> rule, with modes and statuses as members or
@@ -146,11 +165,12 @@ class TTLPolicy:
             raise ValueError(f"TTLPolicy is missing cells: {', '.join(missing)}; all nine are required")
         self._rules = rules
         # Compiled: None bypasses, BASE is a floor of 0 (max(base, 0) == base), a
-        # Learned cell its high bound until its breaker has learned something.
+        # Learned cell its long bound (its high, or BASE): each key's own TTL is within it.
         self._floors: dict[Mode, dict[VixStatus, float | None]] = {
             m: {s: _compiled(r) for s, r in row.items()} for m, row in rules.items()
         }
-        # A Learned cell makes its breaker learn from recomputations.
+        # A Learned cell makes its breaker learn from recomputations, and its caches ask it
+        # for each recomputed key's TTL.
         self.learns = any(isinstance(r, Learned) for row in rules.values() for r in row.values())
         # The longest TTL a cell gives whatever the base TTL (a Learned cell's high).
         self.longest_floor = max((f for row in self._floors.values() for f in row.values() if f), default=0.0)
@@ -178,36 +198,39 @@ class TTLPolicy:
 
     @classmethod
     def learned(cls) -> TTLPolicy:
-        """The default policy with the PANIC column learned from the data's change rate (opt-in).
+        """Every cell learned per key by the square-root rule, within bounds each mode sets (opt-in).
 
-        | mode            | panic           | warning | normal |
-        |-----------------|-----------------|---------|--------|
-        | NORMAL          | Learned(0.5, 5) | BASE    | BASE   |
-        | HIGH_VOLATILITY | Learned(1, 5)   | 10      | BASE   |
-        | CIRCUIT_OPEN    | Learned(1, 10)  | 30      | 60     |
+        | mode            | panic           | warning          | normal         |
+        |-----------------|-----------------|------------------|----------------|
+        | NORMAL          | Learned(0.1, 5) | Learned(0.5)     | Learned(0.5)   |
+        | HIGH_VOLATILITY | Learned(1, 5)   | Learned(0.5, 10) | Learned(0.5)   |
+        | CIRCUIT_OPEN    | Learned(1, 10)  | Learned(1, 30)   | Learned(1, 60) |
 
-        A panic value is cached for 0.6 of the mean interval between changes learned
-        under panic, never longer than the default table's floor, and never shorter
-        than 1 s once the breaker has tripped: at most one computation per key a
-        second, however many requests. Instead of bypassing the first minutes of a
-        panic at full price, it caches for half a second or more from the start.
+        The long bounds are the default table's floors (and 5 s for a panic in NORMAL,
+        which is never bypassed): a key nothing is known of, or a cold one, is kept as
+        the default policy would keep it (in NORMAL, and for normal values in
+        HIGH_VOLATILITY, the caller's TTL, never longer). A key called often enough for
+        its TTL to matter is kept shorter, ``TTL ~ 1/sqrt(requests x changes)``
+        (``Learned.ttl``), never shorter than the low bound: at most ``1 / low``
+        computations per key a second, however many requests, one once the breaker has
+        seen sustained panic.
         """
         return cls(
             {
                 Mode.NORMAL: {
-                    VixStatus.PANIC: Learned(0.5, 5),
-                    VixStatus.WARNING: BASE,
-                    VixStatus.NORMAL: BASE,
+                    VixStatus.PANIC: Learned(0.1, 5),
+                    VixStatus.WARNING: Learned(0.5),
+                    VixStatus.NORMAL: Learned(0.5),
                 },
                 Mode.HIGH_VOLATILITY: {
                     VixStatus.PANIC: Learned(1, 5),
-                    VixStatus.WARNING: 10,
-                    VixStatus.NORMAL: BASE,
+                    VixStatus.WARNING: Learned(0.5, 10),
+                    VixStatus.NORMAL: Learned(0.5),
                 },
                 Mode.CIRCUIT_OPEN: {
                     VixStatus.PANIC: Learned(1, 10),
-                    VixStatus.WARNING: 30,
-                    VixStatus.NORMAL: 60,
+                    VixStatus.WARNING: Learned(1, 30),
+                    VixStatus.NORMAL: Learned(1, 60),
                 },
             }
         )
@@ -255,7 +278,9 @@ def _compiled(rule: Rule | float | Learned) -> float | None:
         return None
     if rule is BASE:
         return 0.0
-    return float(rule.high) if isinstance(rule, Learned) else float(rule)
+    if isinstance(rule, Learned):
+        return 0.0 if rule.high is None else float(rule.high)
+    return float(rule)
 
 
 def _check_rule(mode: Mode, status: VixStatus, rule: object) -> Rule | float | Learned:

@@ -145,8 +145,8 @@ class Engine:
         self._swr, self._sie = options.stale_while_revalidate, options.stale_if_error
         self._stale_ok = options.stale_ok
         self._beta = options.early_refresh
-        # A policy with Learned cells learns from recomputations that replace an entry.
-        self._learn = self.breaker.learn if self.breaker.policy.learns else None
+        # A policy with Learned cells learns from every recomputation, and gives its key's TTL.
+        self._learn = self.breaker.learn_key if self.breaker.policy.learns else None
         coalescer = ThreadCoalescer if self._sync else AsyncCoalescer
         self._coalescer: Any = coalescer() if options.coalesce else None
         self.refreshes = Refreshes(self.name, clock=self.clock)
@@ -341,9 +341,11 @@ class Engine:
         store, key, entry_ttl = self.store, why.key, self._entry_ttl
         ttl = why.ttl or self.through_ttl(args, kwargs)
         status = (why.status or VixStatus.NORMAL).value
+        learned = self.learning(why)
 
         async def keep(value: Any, started: float, ended: float, finished: int) -> bool:
-            kept = ttl if entry_ttl is None else entry_ttl(value, ttl)
+            kept = ttl if learned is None else learned(value, started, ended, ttl)
+            kept = kept if entry_ttl is None else entry_ttl(value, kept)
             written = Written(ended, max(0.0, ended - started), finished, why.base, status)
             return await store.write(key, value, kept, written, budget)
 
@@ -361,8 +363,7 @@ class Engine:
         ``stale_while_revalidate``; within ``stale_if_error``, it is served instead of
         the computation's exception. *budget*: what the call's store commands have left.
         """
-        outcome, ttl, key, expired, status, _ = why
-        keep = self.learning(keep, expired, status)
+        outcome, ttl, key, expired, _, _ = why
         if outcome is EARLY:  # a hit, counted already, that refreshes ahead of its expiry
             self._refresh_behind(key, produce, keep, ttl)
             return expired.value  # type: ignore[union-attr]
@@ -435,27 +436,46 @@ class Engine:
         launch = in_thread(lambda: drive(refresh())) if self._sync else as_task(refresh)
         return self.refreshes.start(key, launch)
 
-    def learning(self, keep: Keep, expired: Expired | None, status: VixStatus | None) -> Keep:
-        """*keep*, first telling a learning policy whether the value it keeps changed from *expired*'s.
+    def learning(self, why: Computation) -> Callable[[Any, float, float, float], float] | None:
+        """What a learning policy learns from the recomputation of *why*, as a function of its
+        value, start and end and the TTL decided, which returns the TTL to keep it for (None:
+        the policy learns nothing, or the call bypassed).
 
-        Every recomputation that replaces an entry goes through its write: in the
-        foreground or a background refresh, sync or async; a result received from
-        another process is not this one's to learn from.
+        Every recomputation that writes goes through it: in the foreground or a background
+        refresh, sync or async; a result received from another process is not this one's to
+        learn from. It is told the calls of the key it saw: the one that found the entry
+        expired, if it came within one TTL of the expiry (the gap since is watched time),
+        and those that joined the computation while it ran; and whether the value changed
+        from the one it replaces (``==``; values that cannot be compared teach no change).
+        Nothing is learned on a hit.
         """
-        if self._learn is None or expired is None or status is None:
-            return keep
-        learn, old, since = self._learn, expired.value, expired.stored_at
+        learn, status, expired = self._learn, why.status, why.expired
+        if learn is None or not why.ttl or status is None:
+            return None
+        coalescer, key, scope = self._coalescer, why.key, (id(self), why.key)
 
-        async def keep_and_learn(value: Any, started: float, ended: float, finished: int) -> bool:
-            try:
-                changed = bool(value != old)
-            except Exception:  # a value that cannot be compared (an array's ==) teaches nothing
-                pass
-            else:
-                learn(status, max(0.0, started - since), changed)
-            return await keep(value, started, ended, finished)
+        def learned(value: Any, started: float, ended: float, ttl: float) -> float:
+            arrivals = 0 if coalescer is None else coalescer.waiting(key)
+            watched = max(0.0, ended - started)
+            interval = changed = None
+            if expired is not None:
+                gap = started - (expired.stored_at + expired.fresh_for)
+                if gap >= 0:  # not an early refresh: the entry had expired, watched since
+                    if gap < expired.fresh_for:
+                        arrivals, watched = arrivals + 1, watched + gap
+                    else:  # cut at one TTL: a cold key, or an entry a shorter decision cut short
+                        watched += expired.fresh_for
+                try:
+                    changed = bool(value != expired.value)
+                except Exception:  # a value that cannot be compared (an array's ==) teaches no change
+                    pass
+                else:
+                    interval = max(0.0, started - expired.stored_at)
+            return learn(
+                scope, status, ttl, arrivals=arrivals, watched=watched, interval=interval, changed=changed
+            )
 
-        return keep_and_learn
+        return learned
 
     def _servable(self, expired: Expired | None, allowance: Allowance) -> TypeGuard[Expired]:
         """Whether *expired* may be served now, within *allowance*, if its value allows it at all."""
