@@ -1,4 +1,4 @@
-"""Issue 24's goals, read off ``vix-ttl frontier --json``: how far below the fixed-TTL curve vix_ttl is.
+"""The learned policy's goals, read off ``vix-ttl frontier --json``: how far below the fixed curve it is.
 
 For every vix_ttl point of a report: its computes and wrong served, the fixed-TTL curve at
 its computes (wrong served interpolated linearly in log(computes) between the two

@@ -3,7 +3,7 @@
 Runs ``vix-ttl frontier --ttls 0,1,2,5,10,30,60`` (seven fixed TTLs, vix_ttl's default and
 learned policies: 9 points, about 57 million real ``@vix_cached`` calls) through the
 command's own entry point, the way a user runs it, and prints the frontier and the wall
-time against the 3-minute budget of issue 12. A benchmark, not a test: it asserts nothing.
+time against its 3-minute budget. A benchmark, not a test: it asserts nothing.
 
 Run it with ``make bench-frontier``, or ``.venv/bin/python benchmarks/frontier_speed.py``.
 """

@@ -53,7 +53,7 @@ def test_sync_hit_vs_cachetools(benchmark: BenchmarkFixture) -> None:
 @pytest.mark.benchmark(group="hit")
 def test_sync_hit_learned_vs_default(benchmark: BenchmarkFixture) -> None:
     """The learned policy's hit is the default's: each key's TTL is written with its entry
-    at recomputation, and the hit path reads it as any entry's (issue 24: <= 1.1x)."""
+    at recomputation, and the hit path reads it as any entry's (goal: <= 1.1x)."""
     compare(
         benchmark,
         "@vix_cached sync hit, TTLPolicy.learned() / TTLPolicy.default()",

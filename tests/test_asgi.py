@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from tests.harness import rewrite_entry
-from vix_ttl import Mode, VIXCircuitBreaker
+from vix_ttl import Mode, TTLPolicy, VIXCircuitBreaker
 from vix_ttl.asgi import VixCacheMiddleware
 from vix_ttl.testing import FakeClock
 
@@ -630,3 +631,27 @@ def test_the_middleware_takes_vix_cacheds_options_and_names_itself_in_their_erro
             VixCacheMiddleware(app, ttl=60, **own)
     with pytest.raises(ValueError, match=r"^VixCacheMiddleware: .*early_refresh"):
         VixCacheMiddleware(app, ttl=60, early_refresh=-1)
+
+
+@pytest.mark.parametrize("moving", [False, True])
+async def test_a_learned_ttl_is_the_one_max_age_states_and_a_page_learns_from_its_body(
+    moving: bool, clock: FakeClock
+) -> None:
+    async def score(request: Request) -> Response:
+        return PlainTextResponse(f"score {clock() // 10 if moving else 0}")  # moves every 10 s, or never
+
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock, min_samples=10**9)
+    app = VixCacheMiddleware(
+        Starlette(routes=[Route("/score", score)]), ttl=60, breaker=breaker, status=lambda scope: "normal"
+    )
+    computes = 0
+    async with client(app) as http:
+        for _ in range(1200):  # a request a second for 20 minutes
+            clock.advance(1)
+            response = await http.get("/score")
+            computes += response.headers["x-vix-cache"] != "hit"
+            max_age = int(response.headers["cache-control"].removeprefix("max-age="))
+    if moving:  # ten calls a change: about 8 s by the square-root rule, and a cache in front is told so
+        assert computes > 100 and 4 <= max_age <= 12
+    else:  # the same body whenever it is stored: no change learned, your TTL
+        assert computes == 20 and max_age == 60 and breaker.learned_intervals["normal"] == math.inf

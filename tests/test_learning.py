@@ -231,7 +231,7 @@ def test_a_keys_learned_ttl_stays_within_its_modes_bounds(
     assert breaker.mode is mode
     for key, status, arrivals, seconds, changed in observations:
         decided = breaker.decide(status, base if status is not PANIC else 0).ttl
-        ttl = breaker.learn_key(
+        ttl = breaker.learn(
             key, status, decided, arrivals=arrivals, watched=seconds, interval=seconds, changed=changed
         )
         rule = breaker.policy.rule(mode, status)
@@ -251,13 +251,13 @@ def test_a_hot_key_is_kept_shorter_than_a_cold_one_and_hits_teach_nothing() -> N
         changes.append(changes[-1] + truth.expovariate(1 / 2))  # a value moving every 2 s on average
     cache: dict[Any, Any] = {}
     taught = []
-    learn_key = breaker.learn_key
+    learn = breaker.learn
 
     def spy(*args: Any, **kwargs: Any) -> float:
         taught.append(args[0])
-        return learn_key(*args, **kwargs)
+        return learn(*args, **kwargs)
 
-    breaker.learn_key = spy  # type: ignore[method-assign]
+    breaker.learn = spy  # type: ignore[method-assign]
 
     @vix_cached(ttl=60, status=lambda key: "panic", breaker=breaker, cache=cache, clock=clock)
     def odds(key: int) -> int:
@@ -313,15 +313,15 @@ def test_a_custom_table_can_learn_in_any_cell() -> None:
     breaker = VIXCircuitBreaker(policy=policy, clock=FakeClock())
     assert breaker.decide("panic", 0).ttl == 8 and breaker.decide("normal", 30).ttl == 30
     for _ in range(200):
-        breaker.learn(PANIC, 4.0, True)  # moved in every 4 s interval: faster than every 4 s
+        breaker.learn("other", PANIC, 8, arrivals=0, watched=0.0, interval=4.0, changed=True)  # moved
     assert breaker.learned_intervals["panic"] < 4
-    hot = breaker.learn_key("k", PANIC, 8, arrivals=1000, watched=1.0)
+    hot = breaker.learn("k", PANIC, 8, arrivals=1000, watched=1.0)
     assert hot == 2  # a thousand calls a second: held at the low bound
-    assert breaker.learn_key("cold", PANIC, 8, arrivals=0, watched=10.0) == 8
-    assert breaker.learn_key("k", VixStatus.WARNING, 30, arrivals=1000, watched=1.0) == 30  # BASE: as decided
+    assert breaker.learn("cold", PANIC, 8, arrivals=0, watched=10.0) == 8
+    assert breaker.learn("k", VixStatus.WARNING, 30, arrivals=1000, watched=1.0) == 30  # BASE: as decided
     assert "Learned(low=2, high=8, price=1)" in repr(policy)
     with pytest.raises(TypeError, match="learns nothing"):
-        VIXCircuitBreaker().learn_key("k", PANIC, 8, arrivals=1, watched=1.0)
+        VIXCircuitBreaker().learn("k", PANIC, 8, arrivals=1, watched=1.0)
 
 
 @pytest.mark.parametrize(
@@ -371,7 +371,7 @@ async def test_calls_that_join_a_computation_are_calls_of_its_key() -> None:
     clock = FakeClock(1000.0)
     breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock, min_samples=10**9)  # NORMAL
     for n in range(400):
-        breaker.learn(PANIC, 2.0, n % 2 == 0)  # half the 2 s intervals moved: a change every ~2.9 s
+        breaker.learn(n, PANIC, 5, arrivals=0, watched=0.0, interval=2.0, changed=n % 2 == 0)  # 2.9 s
     cache: dict[Any, Any] = {}
 
     @vix_cached(60, status=lambda key: "panic", breaker=breaker, cache=cache, clock=clock)

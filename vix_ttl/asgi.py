@@ -223,7 +223,10 @@ class VixCacheMiddleware:
             # A response is kept for its own TTL: within the app's freshness, nothing if too large.
             # Without status=, statuses come with responses: recorded when stored, not per request.
             decorator = decorator.replace(
-                entry_ttl=self._entry_ttl, stale_ok=_may_serve_stale, records=status is not None
+                entry_ttl=self._entry_ttl,
+                stale_ok=_may_serve_stale,
+                same=_same_response,
+                records=status is not None,
             )
             self._cached = decorator(self._compute)
         except (TypeError, ValueError) as exc:  # said of the middleware, the name its user wrote
@@ -426,8 +429,10 @@ class VixCacheMiddleware:
     def _entry_ttl(self, value: Any, decided: float) -> float:
         """How long a response is kept: its TTL (header mode: its own status's; else the call's),
         within what its application allows; 0, nothing, when it allows none or is too large."""
-        ttl = float(value["ttl"]) if self._scope_status is None else decided
-        return min(ttl, float(value["cap"]))
+        if self._scope_status is not None:
+            # Restated in max-age: a learned policy keeps each key for a TTL of its own.
+            value["ttl"] = decided
+        return min(float(value["ttl"]), float(value["cap"]))
 
     async def _capture(self, scope: Scope, request: _Request) -> _http.Response:
         """The application's response to *scope*; a streamed one goes on to the client as it comes.
@@ -643,6 +648,12 @@ def _key_bytes(parts: tuple[Any, ...]) -> int:
 def _whole(seconds: float) -> int:
     """Seconds as a header states them: whole; "forever" as a year."""
     return math.floor(seconds) if seconds != math.inf else _http.FOREVER
+
+
+def _same_response(value: Any, before: Any) -> bool:
+    """Whether a response is the one it replaces, as a learning policy counts changes: the
+    same status and body (its ETag), whenever each was stored."""
+    return bool(value["status"] == before["status"] and value["etag"] == before["etag"])
 
 
 def _may_serve_stale(value: Any) -> bool:

@@ -294,19 +294,7 @@ class VIXCircuitBreaker:
             self._publish(hops)
         return floor_ttl(floor, base_ttl)[0], mode
 
-    def learn(self, status: VixStatus, interval: float, changed: bool) -> None:
-        """A recomputation under *status*, *interval* seconds after the one before: did the value change?
-
-        Teaches the rate of change pooled by status (``learned_intervals``); a cache
-        calls ``learn_key``, which does this and more. Without ``Learned`` cells in the
-        policy, a ``TypeError``.
-        """
-        if self._rates is None:
-            raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
-        with self._lock:
-            self._rates.observe(status, interval, changed)
-
-    def learn_key(
+    def learn(
         self,
         key: Hashable,
         status: VixStatus,

@@ -15,6 +15,7 @@ agrees with ``prepare`` and ``MappingStore.read``.
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
@@ -144,9 +145,10 @@ class Engine:
         self._entry_ttl = options.entry_ttl
         self._swr, self._sie = options.stale_while_revalidate, options.stale_if_error
         self._stale_ok = options.stale_ok
+        self._same = options.same or operator.eq
         self._beta = options.early_refresh
         # A policy with Learned cells learns from every recomputation, and gives its key's TTL.
-        self._learn = self.breaker.learn_key if self.breaker.policy.learns else None
+        self._learn = self.breaker.learn if self.breaker.policy.learns else None
         coalescer = ThreadCoalescer if self._sync else AsyncCoalescer
         self._coalescer: Any = coalescer() if options.coalesce else None
         self.refreshes = Refreshes(self.name, clock=self.clock)
@@ -446,13 +448,14 @@ class Engine:
         learn from. It is told the calls of the key it saw: the one that found the entry
         expired, if it came within one TTL of the expiry (the gap since is watched time),
         and those that joined the computation while it ran; and whether the value changed
-        from the one it replaces (``==``; values that cannot be compared teach no change).
+        from the one it replaces (the options' ``same``, else ``==``; values that cannot be
+        compared teach no change).
         Nothing is learned on a hit.
         """
         learn, status, expired = self._learn, why.status, why.expired
         if learn is None or not why.ttl or status is None:
             return None
-        coalescer, key, scope = self._coalescer, why.key, (id(self), why.key)
+        coalescer, same, key, scope = self._coalescer, self._same, why.key, (self.name, why.key)
 
         def learned(value: Any, started: float, ended: float, ttl: float) -> float:
             arrivals = 0 if coalescer is None else coalescer.waiting(key)
@@ -466,7 +469,7 @@ class Engine:
                     else:  # cut at one TTL: a cold key, or an entry a shorter decision cut short
                         watched += expired.fresh_for
                 try:
-                    changed = bool(value != expired.value)
+                    changed = not same(value, expired.value)
                 except Exception:  # a value that cannot be compared (an array's ==) teaches no change
                     pass
                 else:

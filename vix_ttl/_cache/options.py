@@ -91,6 +91,9 @@ class Options:
     stale_ok: Callable[[Any], bool] | None = None
     """Whether a value may be served past its fresh TTL at all (None: every one may, within
     the allowances): an HTTP response that says ``must-revalidate`` may not."""
+    same: Callable[[Any, Any], bool] | None = None
+    """Whether a recomputed value is its key's previous one, for a learning policy (None:
+    ``==``): an HTTP response is by its status and body, not the time it was stored."""
     wire_key: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None
     """A shared store's key of one call, from its arguments (None: vix_ttl's stable keys)."""
 
