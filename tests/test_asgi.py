@@ -655,3 +655,19 @@ async def test_a_learned_ttl_is_the_one_max_age_states_and_a_page_learns_from_it
         assert computes > 100 and 4 <= max_age <= 12
     else:  # the same body whenever it is stored: no change learned, your TTL
         assert computes == 20 and max_age == 60 and breaker.learned_intervals["normal"] == math.inf
+
+
+async def test_max_age_restates_warning_ttl_in_either_mode(service: Service, clock: FakeClock) -> None:
+    async with client(middleware(service, clock, warning_ttl=5)) as http:
+        assert (await http.get("/odds/1")).headers["cache-control"] == "max-age=60"
+        clock.advance(2)
+        service.status = "warning"  # the calm page is judged by warning's TTL now: 3 s left, not 58
+        hit = await http.get("/odds/1")
+        assert hit.headers["x-vix-cache"] == "hit" and fresh_left(hit) == 3
+    async with client(middleware(service, clock, warning_ttl=5, status=None)) as http:
+        stated = await http.get("/stated/warning")  # the app says warning: kept 5 s, and says so
+        assert stated.headers["cache-control"] == "max-age=5"
+        clock.advance(2)
+        assert fresh_left(await http.get("/stated/warning")) == 3
+    with pytest.raises(TypeError, match="VixCacheMiddleware warning_ttl must be a number"):
+        middleware(service, clock, warning_ttl=lambda: 5)

@@ -164,7 +164,7 @@ def test_a_keys_relative_change_rate_is_shrunk_toward_its_status() -> None:
     assert slow < 0.01
 
 
-@given(keys=st.lists(st.integers(min_value=-5, max_value=40), max_size=300), size=st.integers(1, 16))
+@given(keys=st.lists(st.integers(min_value=0, max_value=40), max_size=300), size=st.integers(1, 16))
 def test_the_key_table_is_bounded_and_keeps_what_it_just_learned(keys: list[int], size: int) -> None:
     table = KeyRates(size=size)
     for n, key in enumerate(keys):
@@ -196,7 +196,7 @@ def test_a_full_table_of_keys_holds_under_a_megabyte() -> None:
     before = tracemalloc.get_traced_memory()[0]
     table = KeyRates()
     for key in range(10 * KEYS):
-        table.observe(hash(("function", key)), 1, 1.0, 1.0, 0.5)
+        table.observe(("function", key), 1, 1.0, changed=1.0, expected=0.5)
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert len(table) == KEYS
@@ -387,3 +387,73 @@ async def test_calls_that_join_a_computation_are_calls_of_its_key() -> None:
     # 99 calls joined in 50 ms: about 2,000 a second, kept ~0.11 s; one call alone: the long bound.
     assert 0.1 <= ttls["hot"] < 0.2
     assert ttls["cold"] == 5
+
+
+def test_a_key_that_never_changes_is_kept_longer_and_longer_beside_one_that_moves() -> None:
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=clock)
+    cache: dict[Any, Any] = {}
+    computes = {"still": 0, "moving": 0}
+
+    @vix_cached(ttl=60, status=lambda key: "normal", breaker=breaker, cache=cache, clock=clock)
+    def page(key: str) -> int:
+        computes[key] += 1
+        return 0 if key == "still" else int(clock() // 30)  # a page that moves every 30 s, one never
+
+    per_twelve_minutes: list[int] = []
+    for tick in range(720_000):  # two hours, 50 calls a second to each
+        page("moving" if tick % 2 else "still")
+        clock.advance(0.01)
+        if tick % 72_000 == 71_999:
+            per_twelve_minutes.append(computes["still"] - sum(per_twelve_minutes))
+    # The evidence that it is still grows with the time watched: its TTL with it.
+    assert per_twelve_minutes[-1] < per_twelve_minutes[0] / 2
+    assert computes["moving"] > 5 * computes["still"]
+    assert {args[0]: entry.ttl for (_, args), entry in cache.items()}["still"] > 12
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "said"),
+    [
+        ({"ttl": -5.0}, ValueError, "learn ttl must be >= 0"),
+        ({"ttl": math.nan}, ValueError, "learn ttl must be >= 0"),
+        ({"arrivals": -1}, ValueError, "learn arrivals must be a finite number of calls >= 0"),
+        ({"arrivals": math.nan}, ValueError, "learn arrivals must be a finite number"),
+        ({"watched": math.inf}, ValueError, "learn watched must be a finite number of seconds >= 0"),
+        ({"interval": -3.0}, ValueError, "learn interval must be a finite number of seconds >= 0"),
+        ({"interval": math.nan}, ValueError, "learn interval must be a finite number"),
+        ({"changed": "no"}, TypeError, "learn changed must be True, False or None"),
+        ({"key": ["a list"]}, TypeError, "learn key must be hashable"),
+        ({"status": "calm"}, ValueError, "calm"),
+    ],
+)
+def test_learn_refuses_bad_input_and_learns_nothing_from_it(
+    bad: dict[str, Any], error: type[Exception], said: str
+) -> None:
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=FakeClock())
+    call: dict[str, Any] = {"key": "k", "status": "normal", "ttl": 60.0, "arrivals": 1, "watched": 1.0}
+    call |= {"interval": 1.0, "changed": True} | bad
+    with pytest.raises(error, match=said):
+        breaker.learn(call.pop("key"), call.pop("status"), call.pop("ttl"), **call)
+    assert breaker.learned_intervals["normal"] == math.inf  # nothing half-learned
+
+
+def test_a_ttl_that_never_expires_is_never_shortened() -> None:
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=FakeClock())
+    for n in range(100):
+        breaker.learn(n, "normal", 60, arrivals=0, watched=0.0, interval=5.0, changed=True)
+    assert breaker.learn("hot", "normal", None, arrivals=1000, watched=1.0) == math.inf
+    assert breaker.learn("hot", "normal", 60, arrivals=1000, watched=1.0) < 60
+
+
+def test_a_key_table_stays_whole_after_a_bad_observation_and_refuses_a_size_beyond_reason() -> None:
+    table = KeyRates(size=2)
+    table.observe(1, 1, 1.0)
+    table.observe(2, 1, 1.0)
+    with pytest.raises(TypeError):
+        table.observe(3, "many", 1.0)  # type: ignore[arg-type]
+    table.observe(4, 1, 1.0)
+    table.observe(5, 1, 1.0)  # still two keys, each where the index says
+    assert len(table) == 2 and table.rates(4)[0] == table.rates(5)[0] == 1.0
+    with pytest.raises(ValueError, match="size must be at most 4,194,304 keys"):
+        KeyRates(size=10**12)

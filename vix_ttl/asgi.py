@@ -205,6 +205,15 @@ class VixCacheMiddleware:
             )
         self.app = app
         self._base = check_ttl("VixCacheMiddleware ttl", ttl)
+        warning_ttl = options.get("warning_ttl")
+        # Per status, the base TTL max-age restates (a callable's would need the request).
+        self._bases = {
+            VixStatus.NORMAL: self._base,
+            VixStatus.WARNING: self._base
+            if warning_ttl is None
+            else check_ttl("VixCacheMiddleware warning_ttl", warning_ttl),
+            VixStatus.PANIC: PANIC_BASE_TTL,
+        }
         self._scope_status = status
         self._revalidation = client_revalidation
         self._revalidations = AsyncCoalescer()  # requests asking for a fresh response share its computation
@@ -539,7 +548,7 @@ class VixCacheMiddleware:
             raise ValueError(f"VixCacheMiddleware: {where} gave {exc}") from None
 
     def _base_of(self, status: VixStatus) -> float:
-        return PANIC_BASE_TTL if status is VixStatus.PANIC else self._base
+        return self._bases[status]
 
     # -- the response: headers a CDN computes the same freshness from -------------------
 

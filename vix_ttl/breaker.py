@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from vix_ttl._checks import check_clock, check_count, check_name, check_seconds, check_ttl
+from vix_ttl._checks import as_float, check_clock, check_count, check_name, check_seconds, check_ttl
 from vix_ttl._log import get_logger
 from vix_ttl.learning import ChangeRate, KeyRates
 from vix_ttl.mode import Mode, ModeMachine, Thresholds, Transition
@@ -297,8 +297,8 @@ class VIXCircuitBreaker:
     def learn(
         self,
         key: Hashable,
-        status: VixStatus,
-        ttl: float,
+        status: VixStatus | str,
+        ttl: float | None,
         *,
         arrivals: float,
         watched: float,
@@ -315,9 +315,26 @@ class VIXCircuitBreaker:
         current mode's cell for *status* is ``Learned``. Called by a cache at each
         recomputation (never on a hit) when the policy has ``Learned`` cells; without
         them, a ``TypeError``.
+
+        Raises:
+            TypeError: the policy learns nothing, or an argument is of the wrong type.
+            ValueError: *ttl* is negative or NaN, or *arrivals*, *watched* or *interval*
+                is not a finite number >= 0.
         """
         if not self.policy.learns:
             raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
+        if status.__class__ is not VixStatus:
+            status = VixStatus.coerce(status)
+        if not isinstance(key, Hashable):
+            raise TypeError(f"learn key must be hashable, got {key!r}")
+        ttl = check_ttl("learn ttl", ttl)
+        check_seconds("learn watched", watched)
+        if not math.isfinite(as_float("learn arrivals", arrivals, "a number of calls")) or arrivals < 0:
+            raise ValueError(f"learn arrivals must be a finite number of calls >= 0, got {arrivals!r}")
+        if interval is not None:
+            check_seconds("learn interval", interval)
+        if changed is not None and not isinstance(changed, bool):
+            raise TypeError(f"learn changed must be True, False or None (not compared), got {changed!r}")
         with self._lock:
             rates, keys = self._rates, self._keys
             assert rates is not None and keys is not None  # a learning policy's breaker has both
@@ -327,7 +344,9 @@ class VIXCircuitBreaker:
                 rates.observe(status, interval, changed)
                 if 0 < before < math.inf:  # what the status's rate predicted, against what was seen
                     seen, expected = float(changed), -math.expm1(-before * interval)
-            requests, relative = keys.observe(hash(key), arrivals, watched, seen, expected)
+            requests, relative = keys.observe(
+                key, arrivals, watched, changed=seen, expected=expected, interval=interval or 0.0
+            )
             rule = self.policy.rule(self._machine.mode, status)
             if isinstance(rule, Learned):
                 ttl = rule.ttl(requests, relative * rates.rate(status), ttl)

@@ -36,7 +36,9 @@ a hit:
 - how fast its value moves against its status's pooled rate: the changes it showed over
   the changes its status's rate predicts for the same intervals (an observed-to-expected
   ratio, shrunk toward 1 by a prior of a few observations: a key seen a few times moves as
-  its status does).
+  its status does). That evidence fades with time, an hour's half-life, not with
+  recomputations: a key that never changes is kept short at first, and gathers less
+  evidence a recomputation the shorter it is kept.
 
 The table is bounded: at most *size* keys, by hash (it holds no key of the caller's),
 in arrays allocated once; a full table forgets a key by the CLOCK rule (a hand sweeps
@@ -47,14 +49,17 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Hashable
 
-from vix_ttl._checks import as_float, check_count
+from vix_ttl._checks import as_float, check_count, check_seconds
 from vix_ttl.status import VixStatus
 
-__all__ = ["KEYS", "ChangeRate", "KeyRates"]
+__all__ = ["KEYS", "MAX_KEYS", "ChangeRate", "KeyRates"]
 
 KEYS = 4096
 """How many keys a breaker's ``KeyRates`` learns about at most, unless told."""
+MAX_KEYS = 1 << 22
+"""The most keys a ``KeyRates`` may be sized for (about 0.75 GB)."""
 
 
 def first_change(interval: float, rate: float) -> float:
@@ -117,26 +122,44 @@ class ChangeRate:
 class KeyRates:
     """Per key: its calls per second, and how fast its value moves relative to its status's rate.
 
-    Each observation is one recomputation of a key; old ones fade with a half-life
-    counted in the key's own observations. At most *size* keys are kept: a slot of
-    four floats, a hash and a bit in arrays allocated when built, and an entry of the
-    index from hash to slot (about 180 bytes a key in all: 0.75 MB for 4,096, 0.18 MB of
-    it allocated up front); a full table forgets the key its CLOCK hand finds first
-    unobserved since the hand's last pass. Not thread-safe on its own: the breaker
-    calls it under its lock.
+    Each observation is one recomputation of a key. Its calls fade with a half-life
+    counted in the key's own observations (a key's traffic shifts fast); its changes with
+    a half-life in seconds (how a key moves against its status is a slow trait of the
+    key: counted in recomputations, a key kept short gathers too little evidence to ever
+    be kept long). At most *size* keys are kept: a slot of four floats, a hash and a bit
+    in arrays allocated when built, and an entry of the index from hash to slot (about
+    180 bytes a key in all: 0.75 MB for 4,096, 0.18 MB of it allocated up front); a full
+    table forgets the key its CLOCK hand finds first unobserved since the hand's last
+    pass. Not thread-safe on its own: the breaker calls it under its lock.
 
     Args:
-        size: The most keys kept.
-        halflife: A key's observations after which one weighs half as much.
+        size: The most keys kept (at most ``MAX_KEYS``).
+        halflife: A key's observations after which its calls seen weigh half as much.
+        change_halflife: Seconds after which a key's changes seen weigh half as much.
         prior: Pseudo-observations of a key moving exactly as its status does: how
             much evidence of its own a key needs before its rate counts.
     """
 
-    __slots__ = ("_decay", "_hand", "_hashes", "_index", "_prior", "_seen", "_size", "_sums")
+    __slots__ = (
+        "_change_halflife",
+        "_decay",
+        "_hand",
+        "_hashes",
+        "_index",
+        "_prior",
+        "_seen",
+        "_size",
+        "_sums",
+    )
 
-    def __init__(self, size: int = KEYS, halflife: int = 8, prior: float = 2.0) -> None:
+    def __init__(
+        self, size: int = KEYS, halflife: int = 8, change_halflife: float = 3600.0, prior: float = 1.0
+    ) -> None:
         self._size = check_count("size", size, minimum=1)
+        if size > MAX_KEYS:
+            raise ValueError(f"size must be at most {MAX_KEYS:,} keys, got {size!r}")
         check_count("halflife", halflife, minimum=1)
+        self._change_halflife = check_seconds("change_halflife", change_halflife, positive=True)
         if not as_float("prior", prior, "a number >= 0") >= 0 or not math.isfinite(prior):
             raise ValueError(f"prior must be a finite number >= 0, got {prior!r}")
         self._decay = 0.5 ** (1 / halflife)
@@ -149,36 +172,46 @@ class KeyRates:
         self._hand = 0
 
     def observe(
-        self, key: int, arrivals: float, watched: float, changed: float = 0.0, expected: float = 0.0
+        self,
+        key: Hashable,
+        arrivals: float,
+        watched: float,
+        *,
+        changed: float = 0.0,
+        expected: float = 0.0,
+        interval: float = 0.0,
     ) -> tuple[float, float]:
-        """One recomputation of the key of hash *key*: *arrivals* calls seen over *watched* seconds,
-        and *changed* (0 or 1) against the *expected* changes its status's rate predicted for
-        its interval.
+        """One recomputation of *key*: *arrivals* calls seen over *watched* seconds, and
+        *changed* (0 or 1) against the *expected* changes its status's rate predicted for
+        the *interval* seconds since its previous computation.
 
         Returns its request rate (calls per second: 0 when none seen, ``inf`` when calls
         came over no measurable time) and its relative change rate (1: as its status).
         """
-        slot = self._index.get(key)
-        sums, decay = self._sums, self._decay
+        code = hash(key)
+        slot = self._index.get(code)
+        sums = self._sums
         if slot is None:
+            first = array("d", (arrivals, watched, changed, expected))  # before a victim is forgotten
             slot = self._free()
-            self._index[key] = slot
-            self._hashes[slot] = key
             at = 4 * slot
-            sums[at : at + 4] = array("d", (arrivals, watched, changed, expected))
+            sums[at : at + 4] = first
+            self._hashes[slot] = code
+            self._index[code] = slot
         else:
             at = 4 * slot
+            decay, fade = self._decay, 0.5 ** (interval / self._change_halflife)
             sums[at] = sums[at] * decay + arrivals
             sums[at + 1] = sums[at + 1] * decay + watched
-            sums[at + 2] = sums[at + 2] * decay + changed
-            sums[at + 3] = sums[at + 3] * decay + expected
+            sums[at + 2] = sums[at + 2] * fade + changed
+            sums[at + 3] = sums[at + 3] * fade + expected
         self._seen[slot] = 1
         return self._rates(at)
 
-    def rates(self, key: int) -> tuple[float, float]:
-        """The request rate and relative change rate learned for the key of hash *key*
-        (``(0.0, 1.0)``: never seen, or forgotten)."""
-        slot = self._index.get(key)
+    def rates(self, key: Hashable) -> tuple[float, float]:
+        """The request rate and relative change rate learned for *key* (``(0.0, 1.0)``: never
+        seen, or forgotten)."""
+        slot = self._index.get(hash(key))
         return (0.0, 1.0) if slot is None else self._rates(4 * slot)
 
     def __len__(self) -> int:

@@ -79,10 +79,12 @@ class Learned:
     def ttl(self, requests: float, changes: float, longest: float) -> float:
         """The TTL of a key called *requests* times a second whose value changes *changes*
         times a second, within [``low``, *longest*] (*longest*: the call's decided TTL, the
-        long bound; below ``low``, it wins)."""
+        long bound; below ``low``, it wins; ``inf``, never expires, is never shortened)."""
         price = self.price
-        if not (requests > 0 and 0 < changes < math.inf) or requests / changes + 1 <= price:
-            return longest  # nothing learned, or a cold key: the long bound
+        if longest == math.inf or not (requests > 0 and 0 < changes < math.inf):
+            return longest  # never expires, or nothing learned: the long bound
+        if requests / changes + 1 <= price:
+            return longest  # a cold key: caching it longer costs nothing recomputing would save
         seconds = 2 * price / changes / (math.sqrt(1 + 2 * price * requests / changes) + 1)
         return float(min(longest, max(self.low, seconds)))
 
