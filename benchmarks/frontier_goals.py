@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vix_ttl.sim.frontier import dominates
 from vix_ttl.sim.report import frontier_report
 from vix_ttl.sim.scenario import lineup_leak
 
@@ -62,14 +63,7 @@ def fixed_curve(points: list[dict[str, Any]], computes: float) -> float:
 
 def dominated_by(point: dict[str, Any], points: list[dict[str, Any]]) -> list[str]:
     """The fixed points no worse than *point* on both counts and better on one."""
-    return [
-        p["name"]
-        for p in points
-        if p["kind"] == "fixed"
-        and p["computes"] <= point["computes"]
-        and p["wrong_served"] <= point["wrong_served"]
-        and (p["computes"] < point["computes"] or p["wrong_served"] < point["wrong_served"])
-    ]
+    return [p["name"] for p in points if p["kind"] == "fixed" and dominates(p, point)]
 
 
 def learned_point(path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from vix_ttl.sim.simulate import FIXED, StrategyResult
 
-__all__ = ["DEFAULT_TTLS", "POLICIES", "build_frontier", "frontier_strategies"]
+__all__ = ["DEFAULT_TTLS", "POLICIES", "build_frontier", "dominates", "frontier_strategies"]
 
 DEFAULT_TTLS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 """The fixed TTLs ``vix-ttl frontier`` compares with, unless ``--ttls`` says otherwise."""
@@ -52,7 +52,7 @@ def build_frontier(results: dict[str, StrategyResult], base_ttl: float) -> dict[
         )
     points.sort(key=lambda p: (p["kind"] != "fixed", p["computes"]))
     for point in points:
-        point["dominated_by"] = [other["name"] for other in points if _dominates(other, point)]
+        point["dominated_by"] = [other["name"] for other in points if dominates(other, point)]
     default = next((p for p in points if p["policy"] == "default"), None)
     dominated_by = [] if default is None else default["dominated_by"]
     return {"points": points, "dominated": bool(dominated_by), "dominated_by": dominated_by}
@@ -64,7 +64,7 @@ def _seconds(ttl: float) -> str:
     return short if float(short) == ttl else repr(ttl)
 
 
-def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """*a* is no worse than *b* on both counts and better on one."""
     no_worse: bool = a["computes"] <= b["computes"] and a["wrong_served"] <= b["wrong_served"]
     return no_worse and (a["computes"] < b["computes"] or a["wrong_served"] < b["wrong_served"])
