@@ -671,3 +671,13 @@ async def test_max_age_restates_warning_ttl_in_either_mode(service: Service, clo
         assert fresh_left(await http.get("/stated/warning")) == 3
     with pytest.raises(TypeError, match="VixCacheMiddleware warning_ttl must be a number"):
         middleware(service, clock, warning_ttl=lambda: 5)
+
+
+async def test_a_huge_ttl_is_stated_as_a_year_like_one_that_never_expires(
+    service: Service, clock: FakeClock
+) -> None:
+    for ttl in (1e308, None):
+        app = VixCacheMiddleware(service.app, ttl=ttl, stale_if_error=1e308, status=lambda scope: "normal")
+        async with client(app) as http:
+            said = (await http.get("/odds/1")).headers["cache-control"]
+        assert said == "max-age=31536000, stale-if-error=31536000"

@@ -424,6 +424,7 @@ def test_a_key_that_never_changes_is_kept_longer_and_longer_beside_one_that_move
         ({"interval": math.nan}, ValueError, "learn interval must be a finite number"),
         ({"changed": "no"}, TypeError, "learn changed must be True, False or None"),
         ({"key": ["a list"]}, TypeError, "learn key must be hashable"),
+        ({"key": ("k", ["a list inside"])}, TypeError, "learn key must be hashable"),
         ({"status": "calm"}, ValueError, "calm"),
     ],
 )
@@ -447,6 +448,14 @@ def test_a_ttl_that_never_expires_is_never_shortened() -> None:
 
 
 def test_a_key_table_stays_whole_after_a_bad_observation_and_refuses_a_size_beyond_reason() -> None:
+    known = KeyRates()
+    known.observe("k", 10, 1.0)
+    with pytest.raises(TypeError):
+        known.observe("k", 5, "x")  # type: ignore[arg-type]
+    for bad in ({"changed": math.nan}, {"expected": -1.0}, {"interval": -3.0}, {"interval": math.inf}):
+        with pytest.raises(ValueError, match=r"KeyRates\.observe takes finite numbers >= 0"):
+            known.observe("k", 5, 1.0, **bad)
+    assert known.rates("k") == (10.0, 1.0)  # as before any of them
     table = KeyRates(size=2)
     table.observe(1, 1, 1.0)
     table.observe(2, 1, 1.0)
@@ -457,3 +466,24 @@ def test_a_key_table_stays_whole_after_a_bad_observation_and_refuses_a_size_beyo
     assert len(table) == 2 and table.rates(4)[0] == table.rates(5)[0] == 1.0
     with pytest.raises(ValueError, match="size must be at most 4,194,304 keys"):
         KeyRates(size=10**12)
+
+
+def test_one_key_left_alone_for_a_day_does_not_teach_its_status_to_be_still() -> None:
+    rate = ChangeRate()
+    for n in range(50):
+        rate.observe(VixStatus.NORMAL, 30.0, n % 2 == 0)  # a feed moving about every 40 s
+    before = rate.interval(VixStatus.NORMAL)
+    rate.observe(VixStatus.NORMAL, 86_400.0, False)  # a still key, recomputed after a day
+    assert before < rate.interval(VixStatus.NORMAL) < 1.2 * before
+
+
+def test_absurd_but_finite_observations_fade_like_any_other() -> None:
+    breaker = VIXCircuitBreaker(policy=TTLPolicy.learned(), clock=FakeClock())
+    for _ in range(2):
+        breaker.learn("k", "normal", 60, arrivals=1e308, watched=1e-300, interval=1e308, changed=False)
+    for n in range(3000):
+        breaker.learn(n, "normal", 60, arrivals=1, watched=1.0, interval=10.0, changed=True)
+    assert 1 < breaker.learned_intervals["normal"] < 10  # learned again: moving in each 10 s
+    for _ in range(200):
+        ttl = breaker.learn("k", "normal", 60, arrivals=1, watched=1.0, interval=10.0, changed=True)
+    assert 1 < ttl < 60  # the key's own absurd calls faded too

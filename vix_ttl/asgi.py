@@ -247,7 +247,7 @@ class VixCacheMiddleware:
         # Per mode, the RFC 5861 directives that follow max-age (the allowances of that mode).
         self._allowances = {
             mode: "".join(
-                f", {name}={math.floor(allowance[mode])}"
+                f", {name}={_whole(allowance[mode])}"
                 for name, allowance in (
                     ("stale-while-revalidate", checked.stale_while_revalidate),
                     ("stale-if-error", checked.stale_if_error),
@@ -655,8 +655,9 @@ def _key_bytes(parts: tuple[Any, ...]) -> int:
 
 
 def _whole(seconds: float) -> int:
-    """Seconds as a header states them: whole; "forever" as a year."""
-    return math.floor(seconds) if seconds != math.inf else _http.FOREVER
+    """Seconds as a header states them: whole, a year at most ("forever" is a year: a longer
+    number says no more to a cache, and 1e308 would take 309 digits)."""
+    return math.floor(min(seconds, _http.FOREVER))
 
 
 def _same_response(value: Any, before: Any) -> bool:

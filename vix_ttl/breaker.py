@@ -316,17 +316,21 @@ class VIXCircuitBreaker:
         recomputation (never on a hit) when the policy has ``Learned`` cells; without
         them, a ``TypeError``.
 
+        *interval* and *changed* go together: either alone teaches no change.
+
         Raises:
             TypeError: the policy learns nothing, or an argument is of the wrong type.
-            ValueError: *ttl* is negative or NaN, or *arrivals*, *watched* or *interval*
-                is not a finite number >= 0.
+            ValueError: *status* is not a status, *ttl* is negative or NaN, or
+                *arrivals*, *watched* or *interval* is not a finite number >= 0.
         """
         if not self.policy.learns:
             raise TypeError(f"breaker {self.name!r}: its policy learns nothing (no Learned cells)")
         if status.__class__ is not VixStatus:
             status = VixStatus.coerce(status)
-        if not isinstance(key, Hashable):
-            raise TypeError(f"learn key must be hashable, got {key!r}")
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"learn key must be hashable, got {key!r}") from None
         ttl = check_ttl("learn ttl", ttl)
         check_seconds("learn watched", watched)
         if not math.isfinite(as_float("learn arrivals", arrivals, "a number of calls")) or arrivals < 0:

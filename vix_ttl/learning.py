@@ -54,10 +54,16 @@ from collections.abc import Hashable
 from vix_ttl._checks import as_float, check_count, check_seconds
 from vix_ttl.status import VixStatus
 
-__all__ = ["KEYS", "MAX_KEYS", "ChangeRate", "KeyRates"]
+__all__ = ["KEYS", "LONGEST", "MAX_KEYS", "MOST_CALLS", "UNCHANGED_MEANS", "ChangeRate", "KeyRates"]
 
 KEYS = 4096
 """How many keys a breaker's ``KeyRates`` learns about at most, unless told."""
+LONGEST = 86_400.0
+"""The most seconds one observation counts for, a day: longer says no more, and sums stay finite."""
+MOST_CALLS = 1e9
+"""The most calls one observation counts for."""
+UNCHANGED_MEANS = 4.0
+"""The most mean intervals between changes one unchanged interval counts for."""
 MAX_KEYS = 1 << 22
 """The most keys a ``KeyRates`` may be sized for (about 0.75 GB)."""
 
@@ -90,14 +96,20 @@ class ChangeRate:
         self._sums: dict[VixStatus, list[float]] = {status: [0.0, 0.0] for status in VixStatus}
 
     def observe(self, status: VixStatus, interval: float, changed: bool) -> float:
-        """Add one recomputation under *status*; return the new mean interval for it."""
+        """Add one recomputation under *status*; return the new mean interval for it.
+
+        An unchanged interval counts at most ``UNCHANGED_MEANS`` mean intervals: one key
+        left alone for a day says that key is still, not that its status is (its hours
+        would outweigh every other key's evidence), and none more than ``LONGEST``.
+        """
         sums, decay = self._sums[status], self._decay
         changes, watched = sums
+        rate = changes / watched if watched > 0 else (math.inf if changes else 0.0)
+        interval = min(interval, LONGEST)
         if changed:
-            rate = changes / watched if watched > 0 else (math.inf if changes else 0.0)
             watched_now = 0.0 if rate == math.inf else first_change(interval, rate)
         else:
-            watched_now = interval
+            watched_now = min(interval, UNCHANGED_MEANS / rate) if rate else interval
         sums[0] = changes * decay + changed
         sums[1] = watched * decay + watched_now
         return self.interval(status)
@@ -182,13 +194,22 @@ class KeyRates:
         interval: float = 0.0,
     ) -> tuple[float, float]:
         """One recomputation of *key*: *arrivals* calls seen over *watched* seconds, and
-        *changed* (0 or 1) against the *expected* changes its status's rate predicted for
-        the *interval* seconds since its previous computation.
+        *changed* (0 or 1) against the chance of a change, *expected*, its status's rate
+        gave the *interval* seconds since its previous computation. Each counts at most
+        ``MOST_CALLS`` calls, ``LONGEST`` seconds, one change.
 
         Returns its request rate (calls per second: 0 when none seen, ``inf`` when calls
         came over no measurable time) and its relative change rate (1: as its status).
         """
         code = hash(key)
+        seen = array("d", (arrivals, watched, changed, expected, interval))  # all checked before any is kept
+        if not all(0 <= number < math.inf for number in seen):
+            raise ValueError(
+                f"KeyRates.observe takes finite numbers >= 0, got arrivals={arrivals!r}, "
+                f"watched={watched!r}, changed={changed!r}, expected={expected!r}, interval={interval!r}"
+            )
+        arrivals, changed, expected = min(arrivals, MOST_CALLS), min(changed, 1.0), min(expected, 1.0)
+        watched, interval = min(watched, LONGEST), min(interval, LONGEST)
         slot = self._index.get(code)
         sums = self._sums
         if slot is None:
