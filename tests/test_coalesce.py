@@ -31,6 +31,20 @@ def breaker() -> VIXCircuitBreaker:
     return VIXCircuitBreaker(clock=FakeClock())
 
 
+def all_join_one(
+    call: Callable[[], None], price: Any, release: threading.Event, callers: int = CALLERS
+) -> None:
+    """*callers* threads run *call* at once; once every one but the leader waits on the
+    leader's computation of key 1, *release* lets it finish, and they all end."""
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: price.in_flight(1) == callers - 1)
+    release.set()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.mark.parametrize("status", ["normal", "panic"])  # panic: coalesced while bypassing too
 def test_threads_on_one_key_share_one_computation(status: str) -> None:
     release = threading.Event()
@@ -43,13 +57,7 @@ def test_threads_on_one_key_share_one_computation(status: str) -> None:
         return f"price-{x}"
 
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(price(1))) for _ in range(CALLERS)]
-    for thread in threads:
-        thread.start()
-    wait_until(lambda: price.in_flight(1) == CALLERS - 1)
-    release.set()
-    for thread in threads:
-        thread.join()
+    all_join_one(lambda: results.append(price(1)), price, release)
     assert computes == [1]
     assert results == ["price-1"] * CALLERS
     info = price.cache_info()
@@ -106,13 +114,7 @@ def test_an_exception_reaches_every_waiter_as_its_own_and_is_not_cached() -> Non
         except QuoteError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(CALLERS)]
-    for thread in threads:
-        thread.start()
-    wait_until(lambda: price.in_flight(1) == CALLERS - 1)
-    release.set()
-    for thread in threads:
-        thread.join()
+    all_join_one(call, price, release)
     assert len({id(error) for error in errors}) == CALLERS  # never one object raised N times
     for error in errors:
         assert type(error) is QuoteError and (error.match, error.reason) == (1, "backend down")
@@ -307,13 +309,7 @@ def test_an_interrupt_in_the_computation_stays_in_its_thread_and_the_others_comp
         except KeyboardInterrupt as interrupt:
             interrupted.append(interrupt)
 
-    threads = [threading.Thread(target=call) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    wait_until(lambda: price.in_flight(1) == 9)
-    release.set()
-    for thread in threads:
-        thread.join()
+    all_join_one(call, price, release, callers=10)
     assert len(interrupted) == 1 and results == [42] * 9
 
 

@@ -273,18 +273,11 @@ def test_a_key_function_returning_an_unhashable_key_is_the_callers_error() -> No
         store.key((7,), {})
 
 
-class _Frozen(dict[Any, Any]):
-    """A mapping that stopped taking writes and deletes (a read-only replica, a full disk)."""
-
-    frozen = False
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if self.frozen:
-            raise OSError("read-only")
-        super().__setitem__(key, value)
+class _Frozen(FlakyStore):
+    """A mapping that, refusing, takes no writes and no deletes (a read-only replica, a full disk)."""
 
     def pop(self, key: Any, default: Any = None) -> Any:
-        if self.frozen:
+        if self.refuse:
             raise OSError("read-only")
         return super().pop(key, default)
 
@@ -298,7 +291,7 @@ def test_a_value_older_than_one_served_never_comes_back_from_a_store_that_refuse
         return next(computed)
 
     assert odds(1) == 1.5
-    store.frozen = True  # 1.5 stays in it, whatever is computed after it
+    store.refuse = True  # 1.5 stays in it, whatever is computed after it
     status["now"] = "panic"
     with captured_logs():
         assert [odds(1), odds(1)] == [3.0, 3.4]
